@@ -2,7 +2,6 @@
 //!
 //! Every check that can fail happens here, so that `expand` is infallible.
 
-use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Error, Ident, Member, Path, Result, Type};
 
 use crate::attr::{self, Errors, FieldForm};
@@ -79,8 +78,8 @@ impl Container {
                         .iter()
                         .map(|v| {
                             if let Some((_, expr)) = &v.discriminant {
-                                errors.push(Error::new(
-                                    expr.span(),
+                                errors.push(Error::new_spanned(
+                                    expr,
                                     "explicit discriminants are not used on the wire; \
                                      the tag is the variant's position",
                                 ));
@@ -146,10 +145,9 @@ impl MessageDef {
         if attr.id.is_none() && errors.is_empty() {
             let message_attr = input.attrs.iter().find(|a| a.path().is_ident("message"));
             errors.push(match message_attr {
-                Some(a) => Error::new(
-                    a.span(),
-                    "`#[message(..)]` needs `id = N` with N in 20..=255",
-                ),
+                Some(a) => {
+                    Error::new_spanned(a, "`#[message(..)]` needs `id = N` with N in 20..=255")
+                }
                 None => Error::new(
                     input.ident.span(),
                     "missing `#[message(id = N)]`: every message needs a type id in 20..=255",
@@ -167,6 +165,9 @@ impl MessageDef {
     }
 }
 
+const SET_VARIANT: &str =
+    "each MessageSet variant wraps exactly one message type, as in `Chat(Chat)`";
+
 impl SetDef {
     pub(crate) fn from_input(input: &DeriveInput) -> Result<Self> {
         let mut errors = Errors::default();
@@ -180,11 +181,9 @@ impl SetDef {
                         syn::Fields::Unnamed(f) if f.unnamed.len() == 1 => {
                             variants.push((v.ident.clone(), f.unnamed[0].ty.clone()));
                         }
-                        _ => errors.push(Error::new(
-                            v.span(),
-                            "each MessageSet variant wraps exactly one message type, \
-                             as in `Chat(Chat)`",
-                        )),
+                        // Spanned on the fields, or on the name of a unit variant.
+                        syn::Fields::Unit => errors.push(Error::new(v.ident.span(), SET_VARIANT)),
+                        fields => errors.push(Error::new_spanned(fields, SET_VARIANT)),
                     }
                 }
             }
@@ -204,8 +203,8 @@ impl SetDef {
 
 fn reject_generics(input: &DeriveInput, errors: &mut Errors) {
     if !input.generics.params.is_empty() {
-        errors.push(Error::new(
-            input.generics.span(),
+        errors.push(Error::new_spanned(
+            &input.generics,
             "legume derives do not support generic parameters",
         ));
     }
@@ -233,8 +232,8 @@ fn check_type(ty: &Type, errors: &mut Errors) {
         Type::Tuple(t) => return t.elems.iter().for_each(|e| check_type(e, errors)),
         _ => return,
     };
-    errors.push(Error::new(
-        ty.span(),
+    errors.push(Error::new_spanned(
+        ty,
         format!("unsupported field type: {reason}"),
     ));
 }

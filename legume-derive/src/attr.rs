@@ -3,8 +3,8 @@
 //! Each parser returns `syn::Result`, with every error spanned on the
 //! offending token; several errors on one item are combined.
 
+use quote::ToTokens;
 use syn::meta::ParseNestedMeta;
-use syn::spanned::Spanned;
 use syn::{Attribute, Error, LitInt, LitStr, Path, Result};
 
 /// The `#[message(id = N, name = "..")]` container attribute.
@@ -149,8 +149,8 @@ fn parse_width(meta: &ParseNestedMeta<'_>, key: &str) -> Result<usize> {
 
 fn set_once<T>(meta: &ParseNestedMeta<'_>, slot: &mut Option<T>, value: T) -> Result<()> {
     if slot.is_some() {
-        let name = meta.path.span();
-        return Err(Error::new(name, "duplicate message attribute"));
+        let key = meta.path.to_token_stream();
+        return Err(meta.error(format!("duplicate `{key}` in `#[message(..)]`")));
     }
     *slot = Some(value);
     Ok(())

@@ -83,15 +83,17 @@ pub(crate) fn message_set(def: &SetDef) -> TokenStream {
     for (i, (va, ta)) in variants.iter().enumerate() {
         for (vb, tb) in &variants[i + 1..] {
             let msg = format!("MessageSet {ident}: variants {va} and {vb} have the same type id");
-            clashes.push(quote! {
-                if <#ta as #krate::Message>::TYPE_ID == <#tb as #krate::Message>::TYPE_ID {
+            // One check per pair, spanned on the later variant, so that every
+            // clash is reported where it is.
+            clashes.push(quote_spanned! {vb.span()=>
+                const _: () = if <#ta as #krate::Message>::TYPE_ID == <#tb as #krate::Message>::TYPE_ID {
                     ::core::panic!(#msg);
-                }
+                };
             });
         }
     }
     quote! {
-        const _: () = { #(#clashes)* };
+        #(#clashes)*
 
         #[automatically_derived]
         impl #krate::MessageSet for #ident {

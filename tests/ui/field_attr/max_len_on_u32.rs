@@ -1,0 +1,10 @@
+use legume::prelude::*;
+
+#[derive(Debug, Message)]
+#[message(id = 21)]
+struct Chat {
+    #[field(max_len = 4)]
+    seq: u32,
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use legume::prelude::*;
+
+#[derive(Debug, Message)]
+struct Ping {
+    seq: u32,
+}
+
+fn main() {}

@@ -1,0 +1,12 @@
+use legume::prelude::*;
+
+#[derive(Debug, Message)]
+#[message(id = 21)]
+struct Ping;
+
+#[derive(Debug, MessageSet)]
+enum Inbox {
+    Ping(Ping, Ping),
+}
+
+fn main() {}
