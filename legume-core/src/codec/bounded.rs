@@ -5,7 +5,7 @@
 //! The derive macro calls the free functions here; they are public so that
 //! hand-written [`Encode`]/[`Decode`] impls can use the same forms.
 
-use super::collections::decode_utf8;
+use super::collections::{decode_elements, decode_utf8};
 use super::{Decode, Encode, Reader, Writer};
 use crate::error::{DecodeError, EncodeError};
 use crate::varint::read_varint;
@@ -47,8 +47,7 @@ impl<T: Encode + Decode> LenBounded for Vec<T> {
         if count > max {
             return Err(DecodeError::TooLong { len: count, max });
         }
-        r.check_count(count, T::MIN_LEN)?;
-        T::decode_vec(r, count)
+        decode_elements(r, count)
     }
 }
 

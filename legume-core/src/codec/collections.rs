@@ -71,7 +71,19 @@ impl<T: Encode> Encode for [T] {
             max: u32::MAX as usize,
         })?;
         write_varint(w, count)?;
-        T::encode_slice(self, w)
+        let start = w.position();
+        T::encode_slice(self, w)?;
+        // The decoder charges every element at least one byte (see
+        // `Reader::check_count`), so a sequence of zero-length elements longer
+        // than its own bytes could not be read back.
+        let used = w.position() - start;
+        if used < self.len() {
+            return Err(EncodeError::TooLong {
+                len: self.len(),
+                max: used,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -92,9 +104,31 @@ impl<T: Decode> Decode for Vec<T> {
 
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let count = read_varint(r)? as usize;
-        r.check_count(count, T::MIN_LEN)?;
-        T::decode_vec(r, count)
+        decode_elements(r, count)
     }
+}
+
+/// Reads the `count` elements of a sequence whose prefix has been read.
+///
+/// The count is checked against the input before anything is allocated, with
+/// every element charged at least one byte. The elements must then have
+/// used at least `count` bytes, the rule the encoder applies: a sequence of
+/// zero-length elements is never longer than its bytes, whatever follows it.
+pub(crate) fn decode_elements<T: Decode>(
+    r: &mut Reader<'_>,
+    count: usize,
+) -> Result<Vec<T>, DecodeError> {
+    r.check_count(count, T::MIN_LEN)?;
+    let before = r.remaining();
+    let items = T::decode_vec(r, count)?;
+    let used = before - r.remaining();
+    if used < count {
+        return Err(DecodeError::LengthOverrun {
+            len: count,
+            remaining: used,
+        });
+    }
+    Ok(items)
 }
 
 /// A tag byte (0 = `None`, 1 = `Some`), then the value when present.

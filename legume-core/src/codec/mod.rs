@@ -229,6 +229,8 @@ impl<'a> Reader<'a> {
     pub fn check_count(&self, count: usize, min_len: usize) -> Result<(), DecodeError> {
         // Zero-sized elements still cost a loop iteration each, so they are
         // charged one byte: a count can never exceed the bytes that remain.
+        // The encoder refuses such sequences to match, so every encoded
+        // sequence passes this check.
         let needed = count.checked_mul(min_len.max(1));
         match needed {
             Some(n) if n <= self.buf.len() => Ok(()),
