@@ -1,25 +1,28 @@
 //! Connections for legume-rs: reliable UDP messaging between a `Server` and
 //! its `Client`s.
 //!
-//! **Status:** this crate is a skeleton. Its module layout is planned below
-//! and filled in by the issues "Sans-IO connection core" and "Client and
-//! Server over UDP"; today it exports only [`MTU`] and [`Delivery`].
+//! This crate holds the protocol as a **sans-IO** state machine: a
+//! [`Connection`] (one peer) and a [`ServerEndpoint`] (many peers behind one
+//! address, with a stateless handshake) take datagrams and the current time
+//! in and give datagrams, events and the next wake-up time out. They never
+//! read a clock or touch a socket, so every protocol test runs on a simulated
+//! clock over the seeded lossy network of [`sim`]. The UDP driver, `Client`
+//! and `Server` over real sockets are the next layer (in progress).
 //!
-//! # Planned layout
+//! The wire format, timers and state machine are specified in
+//! `docs/PROTOCOL.md`.
 //!
 //! | module | job |
 //! |---|---|
-//! | `packet` | packet header view and representation: protocol id, version, sequence, ack, ack bits |
-//! | `ack` | 16-bit sequence arithmetic across wraparound and the received-sequence window |
-//! | `channel` | unreliable, reliable and reliable-ordered message channels, fragmentation |
-//! | `timer` | the connection's timers (resend, keep-alive, ping, timeout) |
-//! | `connection` | the sans-IO state machine: `handle_datagram(now, bytes)`, `handle_timeout(now)`, `poll_transmit`, `poll_event`, `poll_timeout` |
-//! | `server` | many connections keyed by address, the stateless handshake |
-//! | `udp` | the socket2 driver that runs the state machine over real sockets |
-//!
-//! The protocol never reads a clock or touches a socket; time is passed in,
-//! so every protocol test runs on a simulated clock over a seeded lossy link.
-//! The wire format is specified in `docs/PROTOCOL.md`.
+//! | `packet` | datagram and frame layouts: parse and emit |
+//! | `seq` | 16-bit sequence arithmetic across wraparound, sequence rings |
+//! | `ack` | received packets: duplicates, ack fields, ack scheduling |
+//! | `recovery` | sent packets: loss detection, probe timeout, RTT, congestion |
+//! | `channel` | unreliable queue; reliable and ordered send and receive sides, fragmentation |
+//! | `connection` | one peer's state machine |
+//! | `handshake` | stateless challenge cookies |
+//! | `server` | the server endpoint: handshake, peers keyed by address, timer heap |
+//! | [`sim`] | a deterministic in-memory lossy network for tests and benchmarks |
 //!
 //! # Example
 //!
@@ -31,6 +34,28 @@
 //! ```
 #![warn(missing_docs, unreachable_pub)]
 #![doc(test(attr(deny(warnings))))]
+
+mod ack;
+mod channel;
+mod config;
+mod congestion;
+mod connection;
+mod event;
+mod handshake;
+mod packet;
+mod recovery;
+mod rtt;
+mod seq;
+mod server;
+pub mod sim;
+
+pub use config::Config;
+pub use connection::Connection;
+pub use event::{DisconnectReason, Event, MessageError, SendError, State, Stats};
+pub use packet::PacketError;
+pub use server::{
+    ConnectHook, ConnectRequest, Decision, EndpointStats, ServerEndpoint, ServerEvent,
+};
 
 /// The default largest UDP payload, in bytes, as in legume.
 pub const MTU: usize = 1400;

@@ -1,0 +1,346 @@
+//! The receive side of a reliable channel: duplicate suppression over a
+//! 1024-id window, in-order release for the ordered channel, and bounded
+//! reassembly of fragments.
+
+use legume_core::{AnyMessage, MessageFactory};
+
+use super::send::WINDOW;
+use crate::event::MessageError;
+use crate::seq::seq_diff;
+
+/// A message the channel has completed, in delivery order.
+pub(crate) type Received = Result<Box<dyn AnyMessage>, MessageError>;
+
+/// Limits on reassembly, shared by a connection's channels.
+#[derive(Debug)]
+pub(crate) struct Reassembly {
+    pub(crate) max_message_size: usize,
+    pub(crate) max_bytes: usize,
+    pub(crate) in_use: usize,
+}
+
+/// What happened to an incoming message or fragment.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub(crate) enum Arrival {
+    /// New data, accepted.
+    New,
+    /// Already received: dropped.
+    Duplicate,
+    /// Outside the receive window; a correct peer never sends it.
+    OutOfWindow,
+}
+
+#[derive(Default)]
+enum Slot {
+    #[default]
+    Empty,
+    /// Delivered, or (ordered) released; remembered to drop duplicates.
+    Done,
+    /// Ordered only: complete, waiting for earlier ids.
+    Buffered(Received),
+    Partial(Partial),
+}
+
+struct Partial {
+    count: u16,
+    frags: Vec<Option<Vec<u8>>>,
+    received: u16,
+    bytes: usize,
+    /// Bytes charged to the reassembly budget, including bookkeeping.
+    charged: usize,
+}
+
+/// The receive side of one reliable channel.
+pub(crate) struct RecvChannel {
+    ordered: bool,
+    /// The oldest id not yet delivered (ordered) or not yet received (unordered).
+    base: u16,
+    slots: Vec<(u16, Slot)>,
+    buffered: usize,
+}
+
+impl RecvChannel {
+    pub(crate) fn new(ordered: bool) -> Self {
+        RecvChannel {
+            ordered,
+            base: 0,
+            slots: (0..WINDOW).map(|_| (0, Slot::Empty)).collect(),
+            buffered: 0,
+        }
+    }
+
+    /// Ordered messages complete but waiting for earlier ones.
+    pub(crate) fn reorder_queue(&self) -> usize {
+        self.buffered
+    }
+
+    /// A whole message with id `id` arrived.
+    pub(crate) fn on_message(
+        &mut self,
+        id: u16,
+        bytes: &[u8],
+        factory: &MessageFactory,
+        out: &mut Vec<Received>,
+    ) -> Arrival {
+        match self.check(id) {
+            Ok(()) => {}
+            Err(arrival) => return arrival,
+        }
+        let slot = self.slot_mut(id);
+        if !matches!(slot, Slot::Empty) {
+            return Arrival::Duplicate;
+        }
+        let msg = factory.decode(bytes).map_err(MessageError::Decode);
+        self.complete(id, msg, out);
+        Arrival::New
+    }
+
+    /// A fragment of message `id` arrived.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn on_fragment(
+        &mut self,
+        id: u16,
+        index: u16,
+        count: u16,
+        bytes: &[u8],
+        factory: &MessageFactory,
+        limits: &mut Reassembly,
+        out: &mut Vec<Received>,
+    ) -> Arrival {
+        match self.check(id) {
+            Ok(()) => {}
+            Err(arrival) => return arrival,
+        }
+        let slot = self.slot_mut(id);
+        match slot {
+            Slot::Done | Slot::Buffered(_) => return Arrival::Duplicate,
+            Slot::Empty => {
+                // Bookkeeping for `count` fragments is charged up front.
+                let charged = usize::from(count) * std::mem::size_of::<Option<Vec<u8>>>();
+                if limits.in_use + charged > limits.max_bytes {
+                    self.complete(id, Err(MessageError::ReassemblyFull), out);
+                    return Arrival::New;
+                }
+                limits.in_use += charged;
+                *slot = Slot::Partial(Partial {
+                    count,
+                    frags: vec![None; usize::from(count)],
+                    received: 0,
+                    bytes: 0,
+                    charged,
+                });
+            }
+            Slot::Partial(_) => {}
+        }
+        let Slot::Partial(p) = self.slot_mut(id) else {
+            return Arrival::Duplicate;
+        };
+        if p.count != count {
+            let charged = p.charged;
+            limits.in_use -= charged;
+            self.complete(id, Err(MessageError::BadFragment), out);
+            return Arrival::New;
+        }
+        if p.frags[usize::from(index)].is_some() {
+            return Arrival::Duplicate;
+        }
+        let too_big = p.bytes + bytes.len() > limits.max_message_size;
+        let no_room = limits.in_use + bytes.len() > limits.max_bytes;
+        if too_big || no_room {
+            let charged = p.charged;
+            limits.in_use -= charged;
+            let err = if too_big {
+                MessageError::TooLarge
+            } else {
+                MessageError::ReassemblyFull
+            };
+            self.complete(id, Err(err), out);
+            return Arrival::New;
+        }
+        p.frags[usize::from(index)] = Some(bytes.to_vec());
+        p.received += 1;
+        p.bytes += bytes.len();
+        p.charged += bytes.len();
+        limits.in_use += bytes.len();
+        if p.received < p.count {
+            return Arrival::New;
+        }
+        let mut whole = Vec::with_capacity(p.bytes);
+        for frag in p.frags.iter().flatten() {
+            whole.extend_from_slice(frag);
+        }
+        limits.in_use -= p.charged;
+        let msg = factory.decode(&whole).map_err(MessageError::Decode);
+        self.complete(id, msg, out);
+        Arrival::New
+    }
+
+    /// Window check: duplicate below the base, violation past the window.
+    fn check(&self, id: u16) -> Result<(), Arrival> {
+        let d = seq_diff(id, self.base);
+        if d < 0 {
+            Err(Arrival::Duplicate)
+        } else if d >= i32::from(WINDOW) {
+            Err(Arrival::OutOfWindow)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The slot of an id inside the window, reset if it held an older id.
+    fn slot_mut(&mut self, id: u16) -> &mut Slot {
+        let entry = &mut self.slots[usize::from(id % WINDOW)];
+        if entry.0 != id {
+            *entry = (id, Slot::Empty);
+        }
+        &mut entry.1
+    }
+
+    /// Records a completed message and releases what can be delivered.
+    fn complete(&mut self, id: u16, msg: Received, out: &mut Vec<Received>) {
+        if self.ordered {
+            *self.slot_mut(id) = Slot::Buffered(msg);
+            self.buffered += 1;
+            self.release_ordered(out);
+        } else {
+            *self.slot_mut(id) = Slot::Done;
+            out.push(msg);
+            self.advance_done();
+        }
+    }
+
+    fn release_ordered(&mut self, out: &mut Vec<Received>) {
+        loop {
+            let base = self.base;
+            let entry = &mut self.slots[usize::from(base % WINDOW)];
+            if entry.0 != base || !matches!(entry.1, Slot::Buffered(_)) {
+                return;
+            }
+            if let Slot::Buffered(msg) = std::mem::take(&mut entry.1) {
+                out.push(msg);
+            }
+            self.buffered -= 1;
+            self.base = base.wrapping_add(1);
+        }
+    }
+
+    fn advance_done(&mut self) {
+        loop {
+            let base = self.base;
+            let entry = &mut self.slots[usize::from(base % WINDOW)];
+            if entry.0 != base || !matches!(entry.1, Slot::Done) {
+                return;
+            }
+            entry.1 = Slot::Empty;
+            self.base = base.wrapping_add(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use legume_core::{Decode, DecodeError, Encode, EncodeError, Message, Reader, Writer};
+
+    #[derive(Debug, PartialEq)]
+    struct Num(u8);
+    impl Encode for Num {
+        fn encoded_len(&self) -> usize {
+            1
+        }
+        fn encode(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+            w.put_u8(self.0)
+        }
+    }
+    impl Decode for Num {
+        const MIN_LEN: usize = 1;
+        fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            Ok(Num(r.read_u8()?))
+        }
+    }
+    impl Message for Num {
+        const TYPE_ID: u8 = 20;
+        const NAME: &'static str = "Num";
+    }
+
+    fn factory() -> MessageFactory {
+        let mut f = MessageFactory::new();
+        f.register::<Num>().unwrap();
+        f
+    }
+
+    fn nums(out: &mut Vec<Received>) -> Vec<u8> {
+        out.drain(..)
+            .map(|m| m.unwrap().downcast_ref::<Num>().unwrap().0)
+            .collect()
+    }
+
+    #[test]
+    fn ordered_releases_in_order_once() {
+        let f = factory();
+        let mut ch = RecvChannel::new(true);
+        let mut out = Vec::new();
+        assert_eq!(ch.on_message(2, &[20, 2], &f, &mut out), Arrival::New);
+        assert_eq!(ch.on_message(1, &[20, 1], &f, &mut out), Arrival::New);
+        assert_eq!(ch.reorder_queue(), 2);
+        assert!(out.is_empty());
+        assert_eq!(ch.on_message(2, &[20, 2], &f, &mut out), Arrival::Duplicate);
+        ch.on_message(0, &[20, 0], &f, &mut out);
+        assert_eq!(nums(&mut out), [0, 1, 2]);
+        assert_eq!(ch.on_message(1, &[20, 1], &f, &mut out), Arrival::Duplicate);
+        assert_eq!(
+            ch.on_message(3 + WINDOW, &[20, 9], &f, &mut out),
+            Arrival::OutOfWindow
+        );
+    }
+
+    #[test]
+    fn unordered_delivers_at_once_and_dedups_across_wrap() {
+        let f = factory();
+        let mut ch = RecvChannel::new(false);
+        let mut out = Vec::new();
+        for id in 0..70_000u32 {
+            let id = id as u16;
+            ch.on_message(id, &[20, id as u8], &f, &mut out);
+            assert_eq!(
+                ch.on_message(id, &[20, 0], &f, &mut out),
+                Arrival::Duplicate
+            );
+        }
+        assert_eq!(out.len(), 70_000);
+        assert!(out.iter().all(Result::is_ok));
+    }
+
+    #[test]
+    fn fragments_reassemble_within_limits() {
+        let f = factory();
+        let mut ch = RecvChannel::new(true);
+        let mut limits = Reassembly {
+            max_message_size: 100,
+            max_bytes: 1000,
+            in_use: 0,
+        };
+        let mut out = Vec::new();
+        ch.on_fragment(0, 1, 2, &[7], &f, &mut limits, &mut out);
+        assert!(limits.in_use > 0);
+        assert_eq!(
+            ch.on_fragment(0, 1, 2, &[7], &f, &mut limits, &mut out),
+            Arrival::Duplicate
+        );
+        ch.on_fragment(0, 0, 2, &[20], &f, &mut limits, &mut out);
+        assert_eq!(nums(&mut out), [7]);
+        assert_eq!(limits.in_use, 0);
+
+        // A message over the size limit is dropped as an error, in its place.
+        ch.on_fragment(1, 0, 2, &[20; 60], &f, &mut limits, &mut out);
+        ch.on_fragment(1, 1, 2, &[0; 60], &f, &mut limits, &mut out);
+        assert!(matches!(out.pop(), Some(Err(MessageError::TooLarge))));
+        assert_eq!(limits.in_use, 0);
+        assert_eq!(
+            ch.on_fragment(1, 0, 2, &[20; 60], &f, &mut limits, &mut out),
+            Arrival::Duplicate
+        );
+        ch.on_message(2, &[20, 2], &f, &mut out);
+        assert_eq!(nums(&mut out), [2]);
+    }
+}

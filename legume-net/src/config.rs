@@ -1,0 +1,76 @@
+//! Connection and endpoint configuration, with legume's defaults.
+
+use std::time::Duration;
+
+/// Settings shared by a client and a server; `Config::default()` gives
+/// legume's values where legume has one.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Config {
+    /// App protocol id carried in the handshake; a server drops requests for
+    /// another id, so two games sharing a port never connect. Default 0.
+    pub protocol_id: u64,
+    /// Largest UDP payload sent, in bytes. Default 1400 (legume's `MTU`);
+    /// at least 576.
+    pub mtu: usize,
+    /// A connection with nothing received for this long closes with
+    /// `TimedOut`. Default 10 s (legume's `timeout`).
+    pub timeout: Duration,
+    /// A client whose handshake has not completed after this long gives up
+    /// with `ConnectTimedOut`. Default 10 s.
+    pub connect_timeout: Duration,
+    /// First delay between handshake retries; doubles up to 1 s. Default 100 ms.
+    pub connect_retry: Duration,
+    /// A PING is sent when nothing ack-eliciting was sent for this long; it
+    /// keeps the connection alive and samples the RTT. Default 2 s (legume's
+    /// ping interval).
+    pub ping_interval: Duration,
+    /// Longest wait before acking received data when there is nothing to
+    /// send back. Default 5 ms.
+    pub max_ack_delay: Duration,
+    /// RTT assumed before the first sample. Default 100 ms.
+    pub initial_rtt: Duration,
+    /// Largest message accepted by `send` or reassembled, in bytes. Default 1 MiB.
+    pub max_message_size: usize,
+    /// Bytes of messages a connection may hold queued or unacked; `send`
+    /// past it returns `QueueFull`. Default 16 MiB.
+    pub max_send_queue_bytes: usize,
+    /// Bytes a connection may hold in partly received fragmented messages.
+    /// Default 4 MiB.
+    pub max_reassembly_bytes: usize,
+    /// Upper bound of the congestion window, in bytes. Default 4 MiB.
+    pub max_congestion_window: usize,
+    /// How long a server accepts a challenge cookie. Default 10 s.
+    pub challenge_lifetime: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            protocol_id: 0,
+            mtu: 1400,
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+            connect_retry: Duration::from_millis(100),
+            ping_interval: Duration::from_secs(2),
+            max_ack_delay: Duration::from_millis(5),
+            initial_rtt: Duration::from_millis(100),
+            max_message_size: 1 << 20,
+            max_send_queue_bytes: 16 << 20,
+            max_reassembly_bytes: 4 << 20,
+            max_congestion_window: 4 << 20,
+            challenge_lifetime: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Config {
+    /// The smallest MTU accepted.
+    pub const MIN_MTU: usize = 576;
+
+    /// The MTU actually used: the configured one, at least [`Config::MIN_MTU`]
+    /// and at most 16,384 (so frame lengths fit in two varint bytes).
+    pub(crate) fn effective_mtu(&self) -> usize {
+        self.mtu.clamp(Self::MIN_MTU, 16_384)
+    }
+}

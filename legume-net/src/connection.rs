@@ -1,0 +1,686 @@
+//! The sans-IO connection: one peer's protocol state machine.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use legume_core::{AnyMessage, MessageFactory, Writer};
+
+use crate::ack::AckTracker;
+use crate::channel::{
+    Arrival, MsgRef, Reassembly, Received, RecvChannel, SendChannel, UnreliableQueue,
+};
+use crate::config::Config;
+use crate::congestion::Congestion;
+use crate::event::{DisconnectReason, Event, MessageError, SendError, State, Stats};
+use crate::packet::{
+    self, Channel, DataHeader, Frame, FrameKind, Frames, Packet, DATA_HEADER_LEN, FRAGMENT_OVERHEAD,
+};
+use crate::recovery::{Outcome, Recovery};
+use crate::Delivery;
+
+/// Copies of DISCONNECT sent on a local disconnect.
+const DISCONNECT_COPIES: u8 = 10;
+/// The longest delay between handshake retries.
+const MAX_CONNECT_RETRY: Duration = Duration::from_secs(1);
+
+/// One end of a connection, as a pure state machine.
+///
+/// A `Connection` never reads a clock or touches a socket. Drive it with four
+/// families of calls:
+///
+/// - **inputs**: [`handle_datagram`](Self::handle_datagram) for each datagram
+///   from the peer, [`handle_timeout`](Self::handle_timeout) when the instant
+///   from `poll_timeout` has passed;
+/// - **commands**: [`send`](Self::send), [`disconnect`](Self::disconnect);
+/// - **outputs**: [`poll_transmit`](Self::poll_transmit) until it returns
+///   `None`, then [`poll_event`](Self::poll_event) until it returns `None`;
+/// - **timer**: [`poll_timeout`](Self::poll_timeout), the next instant at
+///   which `handle_timeout` must be called.
+///
+/// After any input or command, poll transmits, then events, then the
+/// timeout. Clients are created with [`Connection::connect`]; servers get
+/// theirs from the server endpoint.
+pub struct Connection {
+    config: Config,
+    factory: Arc<MessageFactory>,
+    state: Phase,
+    nonce: u64,
+    session: u32,
+    frag_size: usize,
+    recovery: Recovery,
+    acks: AckTracker,
+    reliable: SendChannel,
+    ordered: SendChannel,
+    unreliable: UnreliableQueue,
+    recv_reliable: RecvChannel,
+    recv_ordered: RecvChannel,
+    reassembly: Reassembly,
+    events: VecDeque<Event>,
+    received: Vec<Received>,
+    scratch: Vec<u8>,
+    last_recv: Instant,
+    last_eliciting_sent: Instant,
+    ping_due: bool,
+    ordered_first: bool,
+    stats: Stats,
+}
+
+/// The handshake and lifetime phases.
+#[derive(Debug)]
+enum Phase {
+    /// Client: waiting for CHALLENGE (no cookie yet) or ACCEPT.
+    Connecting {
+        started: Instant,
+        next_retry: Instant,
+        retry: Duration,
+        send_now: bool,
+        challenge: Option<(u64, [u8; 16])>,
+        last_sent: Option<Instant>,
+    },
+    Connected,
+    /// Closed; `copies` DISCONNECT packets are still to be sent.
+    Closed {
+        reason: DisconnectReason,
+        copies: u8,
+    },
+}
+
+impl Connection {
+    /// A client connection that starts its handshake at `now`.
+    ///
+    /// `nonce` identifies this connection attempt; pass a random value (the
+    /// UDP driver draws one from the OS). Sends queued before the handshake
+    /// completes go out once it does.
+    pub fn connect(config: Config, factory: Arc<MessageFactory>, now: Instant, nonce: u64) -> Self {
+        let retry = config.connect_retry;
+        let phase = Phase::Connecting {
+            started: now,
+            next_retry: now,
+            retry,
+            send_now: true,
+            challenge: None,
+            last_sent: None,
+        };
+        Self::new(config, factory, now, nonce, 0, phase)
+    }
+
+    /// The server side of a connection the endpoint has just accepted.
+    pub(crate) fn accepted(
+        config: Config,
+        factory: Arc<MessageFactory>,
+        now: Instant,
+        nonce: u64,
+        session: u32,
+    ) -> Self {
+        let mut conn = Self::new(config, factory, now, nonce, session, Phase::Connected);
+        conn.events.push_back(Event::Connected);
+        conn
+    }
+
+    fn new(
+        config: Config,
+        factory: Arc<MessageFactory>,
+        now: Instant,
+        nonce: u64,
+        session: u32,
+        state: Phase,
+    ) -> Self {
+        let mtu = config.effective_mtu();
+        let frag_size = mtu - DATA_HEADER_LEN - FRAGMENT_OVERHEAD;
+        let cc = Congestion::new(mtu, config.max_congestion_window);
+        Connection {
+            recovery: Recovery::new(config.initial_rtt, config.max_ack_delay, cc),
+            acks: AckTracker::new(),
+            reliable: SendChannel::new(Channel::Reliable, frag_size),
+            ordered: SendChannel::new(Channel::Ordered, frag_size),
+            unreliable: UnreliableQueue::default(),
+            recv_reliable: RecvChannel::new(false),
+            recv_ordered: RecvChannel::new(true),
+            reassembly: Reassembly {
+                max_message_size: config.max_message_size,
+                max_bytes: config.max_reassembly_bytes,
+                in_use: 0,
+            },
+            events: VecDeque::new(),
+            received: Vec::new(),
+            scratch: Vec::new(),
+            last_recv: now,
+            last_eliciting_sent: now,
+            ping_due: false,
+            ordered_first: true,
+            stats: Stats::default(),
+            config,
+            factory,
+            state,
+            nonce,
+            session,
+            frag_size,
+        }
+    }
+
+    /// The connection's state.
+    pub fn state(&self) -> State {
+        match &self.state {
+            Phase::Connecting { .. } => State::Connecting,
+            Phase::Connected => State::Connected,
+            Phase::Closed { reason, .. } if reason.is_error() => State::Errored,
+            Phase::Closed { .. } => State::Disconnected,
+        }
+    }
+
+    /// Whether messages flow.
+    pub fn is_connected(&self) -> bool {
+        matches!(self.state, Phase::Connected)
+    }
+
+    /// Whether the connection has ended (it may still have DISCONNECT copies to send).
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, Phase::Closed { .. })
+    }
+
+    /// Whether the connection has ended and has nothing left to send.
+    pub fn is_drained(&self) -> bool {
+        matches!(self.state, Phase::Closed { copies: 0, .. })
+    }
+
+    /// This attempt's nonce.
+    pub fn nonce(&self) -> u64 {
+        self.nonce
+    }
+
+    /// The session id the server assigned (0 before the handshake completes).
+    pub fn session(&self) -> u32 {
+        self.session
+    }
+
+    /// The connection's metrics.
+    pub fn stats(&self) -> Stats {
+        let mut s = self.stats.clone();
+        s.latency_ms = self.recovery.rtt.srtt().as_secs_f64() * 1000.0;
+        s.latency_variation_ms = self.recovery.rtt.rttvar().as_secs_f64() * 1000.0;
+        s.packet_loss = self.recovery.loss_rate;
+        s.resends = self.reliable.resends + self.ordered.resends;
+        s.pending_acks = self.reliable.pending_acks() + self.ordered.pending_acks();
+        s.out_buffer_bytes = self.queued_bytes();
+        s.reorder_queue = self.recv_ordered.reorder_queue();
+        s.lost_packets = self.recovery.lost_packets;
+        s.congestion_window = self.recovery.cc.window();
+        s.bytes_in_flight = self.recovery.cc.in_flight();
+        s
+    }
+
+    /// The smoothed round-trip time.
+    pub fn rtt(&self) -> Duration {
+        self.recovery.rtt.srtt()
+    }
+
+    fn queued_bytes(&self) -> usize {
+        self.reliable.buffered_bytes()
+            + self.ordered.buffered_bytes()
+            + self.unreliable.buffered_bytes()
+    }
+
+    /// The largest unreliable message, which must fit in one packet.
+    pub fn max_unreliable_size(&self) -> usize {
+        let room = self.config.effective_mtu() - DATA_HEADER_LEN;
+        room - packet::frame_overhead(FrameKind::Unreliable, room)
+    }
+
+    /// Queues a message. Nothing is queued when it returns an error.
+    ///
+    /// Messages may be queued while connecting; they are sent once the
+    /// handshake completes.
+    pub fn send(&mut self, msg: &dyn AnyMessage, delivery: Delivery) -> Result<(), SendError> {
+        if self.is_closed() {
+            return Err(SendError::NotConnected);
+        }
+        let len = msg.message_len();
+        let max = match delivery {
+            Delivery::Unreliable => self.max_unreliable_size(),
+            _ => self.config.max_message_size,
+        };
+        if len > max {
+            return Err(SendError::TooLarge { len, max });
+        }
+        let queued = self.queued_bytes();
+        if queued + len > self.config.max_send_queue_bytes {
+            return Err(SendError::QueueFull {
+                queued,
+                max: self.config.max_send_queue_bytes,
+            });
+        }
+        self.scratch.resize(len, 0);
+        let n = msg.encode_message(&mut self.scratch)?;
+        let bytes = &self.scratch[..n];
+        match delivery {
+            Delivery::Unreliable => self.unreliable.push(bytes),
+            Delivery::Reliable => self.reliable.push(bytes),
+            Delivery::ReliableOrdered => self.ordered.push(bytes),
+        }
+        self.stats.out_messages += 1;
+        Ok(())
+    }
+
+    /// Closes the connection with `reason`, sending DISCONNECT to the peer
+    /// (several copies, so that one lost datagram does not turn it into a
+    /// timeout). Queued messages are dropped.
+    pub fn disconnect(&mut self, reason: &str) {
+        if self.is_closed() {
+            return;
+        }
+        let copies = if self.is_connected() {
+            DISCONNECT_COPIES
+        } else {
+            0
+        };
+        self.close(DisconnectReason::Local(reason.to_owned()), copies);
+    }
+
+    fn close(&mut self, reason: DisconnectReason, copies: u8) {
+        self.events.push_back(Event::Disconnected(reason.clone()));
+        self.state = Phase::Closed { reason, copies };
+    }
+
+    /// The next event, if any.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match &self.state {
+            Phase::Connecting {
+                started,
+                next_retry,
+                ..
+            } => Some((*next_retry).min(*started + self.config.connect_timeout)),
+            Phase::Connected => {
+                let mut t = self.last_recv + self.config.timeout;
+                let ping = self.last_eliciting_sent() + self.config.ping_interval;
+                t = t.min(ping);
+                for other in [self.acks.deadline(), self.recovery.timer()]
+                    .into_iter()
+                    .flatten()
+                {
+                    t = t.min(other);
+                }
+                Some(t)
+            }
+            Phase::Closed { .. } => None,
+        }
+    }
+
+    fn last_eliciting_sent(&self) -> Instant {
+        self.last_eliciting_sent
+    }
+
+    /// Runs the timers that are due at `now`: handshake retry and timeout,
+    /// idle timeout, loss detection and probes, keep-alive pings.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match &mut self.state {
+            Phase::Connecting {
+                started,
+                next_retry,
+                send_now,
+                ..
+            } => {
+                if now >= *started + self.config.connect_timeout {
+                    self.close(DisconnectReason::ConnectTimedOut, 0);
+                } else if now >= *next_retry {
+                    *send_now = true;
+                }
+            }
+            Phase::Connected => {
+                if now >= self.last_recv + self.config.timeout {
+                    self.close(DisconnectReason::TimedOut, 0);
+                    return;
+                }
+                let (reliable, ordered) = (&mut self.reliable, &mut self.ordered);
+                self.recovery
+                    .on_timeout(now, &mut |o| apply_outcome(reliable, ordered, o));
+                if now >= self.last_eliciting_sent + self.config.ping_interval {
+                    self.ping_due = true;
+                }
+            }
+            Phase::Closed { .. } => {}
+        }
+    }
+
+    /// Processes one datagram from the peer. Invalid datagrams are dropped
+    /// and counted; nothing the peer sends can make this panic.
+    pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
+        self.stats.in_bytes += datagram.len() as u64;
+        let Ok(packet) = Packet::parse(datagram) else {
+            self.stats.dropped_invalid += 1;
+            return;
+        };
+        match packet {
+            Packet::Data { header, frames } if self.is_connected() => {
+                self.handle_data(now, header, frames);
+            }
+            Packet::Disconnect { session, reason }
+                if session == self.session && self.is_connected() =>
+            {
+                self.stats.in_packets += 1;
+                self.close(DisconnectReason::Remote(reason.to_owned()), 0);
+            }
+            Packet::Challenge {
+                nonce,
+                issued_at,
+                cookie,
+            } if nonce == self.nonce => self.handle_challenge(now, issued_at, cookie),
+            Packet::Accept { nonce, session } if nonce == self.nonce => {
+                self.handle_accept(now, session);
+            }
+            Packet::Reject { nonce, reason } if nonce == self.nonce => {
+                if matches!(self.state, Phase::Connecting { .. }) {
+                    self.stats.in_packets += 1;
+                    self.events.push_back(Event::Rejected {
+                        reason: reason.to_owned(),
+                    });
+                    self.state = Phase::Closed {
+                        reason: DisconnectReason::Remote(reason.to_owned()),
+                        copies: 0,
+                    };
+                }
+            }
+            _ => self.stats.dropped_invalid += 1,
+        }
+    }
+
+    fn handle_challenge(&mut self, now: Instant, issued_at: u64, cookie: [u8; 16]) {
+        let Phase::Connecting {
+            challenge,
+            send_now,
+            retry,
+            last_sent,
+            ..
+        } = &mut self.state
+        else {
+            return;
+        };
+        self.stats.in_packets += 1;
+        if challenge.is_none() {
+            if let Some(sent) = *last_sent {
+                self.recovery
+                    .rtt
+                    .update(now.saturating_duration_since(sent), Duration::ZERO);
+            }
+        }
+        *challenge = Some((issued_at, cookie));
+        *send_now = true;
+        *retry = self.config.connect_retry;
+    }
+
+    fn handle_accept(&mut self, now: Instant, session: u32) {
+        if let Phase::Connecting { .. } = self.state {
+            self.stats.in_packets += 1;
+            self.session = session;
+            self.state = Phase::Connected;
+            self.last_recv = now;
+            self.last_eliciting_sent = now;
+            self.events.push_back(Event::Connected);
+        }
+    }
+
+    fn handle_data(&mut self, now: Instant, header: DataHeader, frames: &[u8]) {
+        if header.session != self.session {
+            self.stats.dropped_invalid += 1;
+            return;
+        }
+        if !self.acks.is_new(header.seq) {
+            self.stats.dropped_duplicate += 1;
+            return;
+        }
+        // Validate every frame before acting on any, so a malformed packet
+        // is dropped whole and never acked.
+        if Frames::new(frames).any(|f| f.is_err()) {
+            self.stats.dropped_invalid += 1;
+            return;
+        }
+        let ack_eliciting = !frames.is_empty();
+        self.acks
+            .record(header.seq, now, ack_eliciting, self.config.max_ack_delay);
+        self.last_recv = now;
+        self.stats.in_packets += 1;
+        let ack_delay = Duration::from_micros(u64::from(header.ack_delay) * 10);
+        let (reliable, ordered) = (&mut self.reliable, &mut self.ordered);
+        self.recovery
+            .on_ack(now, header.ack, header.ack_bits, ack_delay, &mut |o| {
+                apply_outcome(reliable, ordered, o)
+            });
+        for frame in Frames::new(frames).flatten() {
+            self.handle_frame(frame);
+        }
+        self.deliver_received();
+    }
+
+    fn handle_frame(&mut self, frame: Frame<'_>) {
+        let arrival = match frame {
+            Frame::Ping => {
+                self.stats.keepalive_count += 1;
+                Arrival::New
+            }
+            Frame::Unreliable(bytes) => {
+                let msg = self.factory.decode(bytes).map_err(MessageError::Decode);
+                self.received.push(msg);
+                Arrival::New
+            }
+            Frame::Message { channel, id, msg } => {
+                let ch = match channel {
+                    Channel::Reliable => &mut self.recv_reliable,
+                    Channel::Ordered => &mut self.recv_ordered,
+                };
+                ch.on_message(id, msg, &self.factory, &mut self.received)
+            }
+            Frame::Fragment {
+                channel,
+                id,
+                index,
+                count,
+                bytes,
+            } => {
+                let ch = match channel {
+                    Channel::Reliable => &mut self.recv_reliable,
+                    Channel::Ordered => &mut self.recv_ordered,
+                };
+                ch.on_fragment(
+                    id,
+                    index,
+                    count,
+                    bytes,
+                    &self.factory,
+                    &mut self.reassembly,
+                    &mut self.received,
+                )
+            }
+        };
+        if arrival == Arrival::OutOfWindow {
+            self.stats.dropped_invalid += 1;
+        }
+    }
+
+    fn deliver_received(&mut self) {
+        for msg in self.received.drain(..) {
+            match msg {
+                Ok(msg) => {
+                    self.stats.in_messages += 1;
+                    self.events.push_back(Event::Message(msg));
+                }
+                Err(e) => self.events.push_back(Event::Error(e)),
+            }
+        }
+    }
+
+    /// Writes the next datagram to send into `buf` and returns its length,
+    /// or `None` when there is nothing to send now. Call until `None`.
+    ///
+    /// `buf` should hold at least the configured MTU; a datagram never
+    /// exceeds `min(buf.len(), mtu)` bytes.
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        let len = match &mut self.state {
+            Phase::Closed { copies: 0, .. } => return None,
+            Phase::Closed { copies, .. } => {
+                *copies -= 1;
+                let reason = match &self.state {
+                    Phase::Closed {
+                        reason: DisconnectReason::Local(r),
+                        ..
+                    } => r.as_str(),
+                    _ => "",
+                };
+                Packet::Disconnect {
+                    session: self.session,
+                    reason,
+                }
+                .emit(buf)
+                .ok()?
+            }
+            Phase::Connecting {
+                send_now,
+                next_retry,
+                retry,
+                challenge,
+                last_sent,
+                ..
+            } => {
+                if !*send_now {
+                    return None;
+                }
+                *send_now = false;
+                *next_retry = now + *retry;
+                *retry = (*retry * 2).min(MAX_CONNECT_RETRY);
+                *last_sent = Some(now);
+                let protocol_id = self.config.protocol_id;
+                let packet = match *challenge {
+                    None => Packet::ConnectRequest {
+                        protocol_id,
+                        nonce: self.nonce,
+                    },
+                    Some((issued_at, cookie)) => Packet::ChallengeResponse {
+                        protocol_id,
+                        nonce: self.nonce,
+                        issued_at,
+                        cookie,
+                    },
+                };
+                packet.emit(buf).ok()?
+            }
+            Phase::Connected => return self.transmit_data(now, buf),
+        };
+        self.stats.out_packets += 1;
+        self.stats.out_bytes += len as u64;
+        Some(len)
+    }
+
+    fn has_data(&self) -> bool {
+        self.ping_due
+            || !self.unreliable.is_empty()
+            || self.reliable.has_sendable()
+            || self.ordered.has_sendable()
+    }
+
+    fn transmit_data(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        let mtu = self.config.effective_mtu().min(buf.len());
+        if mtu < DATA_HEADER_LEN + self.frag_size.min(64) {
+            return None;
+        }
+        let send_data = self.has_data() && self.recovery.can_send(mtu);
+        if !send_data && !self.acks.ack_due(now) {
+            return None;
+        }
+        let (ack, ack_bits, ack_delay) = self.acks.fields(now);
+        let header = DataHeader {
+            session: self.session,
+            seq: self.recovery.next_seq(),
+            ack,
+            ack_bits,
+            ack_delay,
+        };
+        let header_len = Packet::Data {
+            header,
+            frames: &[],
+        }
+        .emit(buf)
+        .ok()?;
+        let mut refs = self.recovery.take_refs();
+        let mut w = Writer::new(&mut buf[header_len..mtu]);
+        if send_data && self.write_frames(&mut w, header.seq, &mut refs).is_err() {
+            // Invariant: writers check room before each frame; an error here
+            // would be a bug, and sending nothing is the safe reaction.
+            self.recovery.recycle_refs(refs);
+            return None;
+        }
+        let ack_eliciting = w.position() > 0;
+        let len = header_len + w.position();
+        self.acks.on_ack_sent();
+        let (reliable, ordered) = (&mut self.reliable, &mut self.ordered);
+        self.recovery
+            .on_sent(now, len, refs, ack_eliciting, &mut |o| {
+                apply_outcome(reliable, ordered, o)
+            });
+        if ack_eliciting {
+            self.last_eliciting_sent = now;
+        }
+        self.stats.out_packets += 1;
+        self.stats.out_bytes += len as u64;
+        Some(len)
+    }
+
+    /// Fills a packet: a due ping, resends, unreliable messages, then new
+    /// reliable messages (the two channels take turns going first).
+    fn write_frames(
+        &mut self,
+        w: &mut Writer<'_>,
+        seq: u16,
+        refs: &mut Vec<MsgRef>,
+    ) -> Result<(), legume_core::EncodeError> {
+        if self.ping_due {
+            packet::write_ping(w)?;
+            self.ping_due = false;
+            self.stats.keepalive_count += 1;
+        }
+        self.reliable.write_frames(w, seq, refs, true)?;
+        self.ordered.write_frames(w, seq, refs, true)?;
+        self.unreliable.write_frames(w)?;
+        let (first, second) = if self.ordered_first {
+            (&mut self.ordered, &mut self.reliable)
+        } else {
+            (&mut self.reliable, &mut self.ordered)
+        };
+        first.write_frames(w, seq, refs, false)?;
+        second.write_frames(w, seq, refs, false)?;
+        self.ordered_first = !self.ordered_first;
+        Ok(())
+    }
+}
+
+/// Routes an ack or loss outcome to the channel that sent the part.
+fn apply_outcome(reliable: &mut SendChannel, ordered: &mut SendChannel, o: Outcome) {
+    let (r, lost_in) = match o {
+        Outcome::Acked(r) => (r, None),
+        Outcome::Lost(seq, r) => (r, Some(seq)),
+    };
+    let ch = match r.channel {
+        Channel::Reliable => reliable,
+        Channel::Ordered => ordered,
+    };
+    match lost_in {
+        None => ch.on_acked(r.id, r.frag),
+        Some(seq) => ch.on_lost(r.id, r.frag, seq),
+    }
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("state", &self.state())
+            .field("session", &self.session)
+            .field("rtt", &self.rtt())
+            .finish_non_exhaustive()
+    }
+}

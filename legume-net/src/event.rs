@@ -1,0 +1,156 @@
+//! What a connection reports to the app: events, reasons, errors, state and metrics.
+
+use legume_core::{AnyMessage, DecodeError, EncodeError};
+use thiserror::Error;
+
+/// Something that happened on a connection, drained with `poll_event`.
+///
+/// One variant per legume event: `Connected` is `OnConnectRequestAccepted`,
+/// `Rejected` is `OnConnectRequestRejected`, `Message` is `OnMessage`,
+/// `Disconnected` is `OnDisconnect` (and, for timeouts, `OnError`), and
+/// `Error` is `OnError` for a fault the connection survives.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// The handshake completed; messages can flow.
+    Connected,
+    /// The server refused the connection, with its reason.
+    Rejected {
+        /// The reason the server's app gave.
+        reason: String,
+    },
+    /// A message arrived (exactly once for reliable deliveries).
+    Message(Box<dyn AnyMessage>),
+    /// The connection ended.
+    Disconnected(DisconnectReason),
+    /// A received message was dropped; the connection goes on.
+    Error(MessageError),
+}
+
+/// Why a connection ended.
+#[derive(Clone, Debug, Eq, PartialEq)]
+#[non_exhaustive]
+pub enum DisconnectReason {
+    /// This side called `disconnect`.
+    Local(String),
+    /// The peer disconnected, with its reason.
+    Remote(String),
+    /// Nothing arrived from the peer within the timeout.
+    TimedOut,
+    /// The server never answered the handshake within the connect timeout.
+    ConnectTimedOut,
+}
+
+impl DisconnectReason {
+    /// Whether the connection ended in error (legume's `ERRORED` state).
+    pub fn is_error(&self) -> bool {
+        matches!(
+            self,
+            DisconnectReason::TimedOut | DisconnectReason::ConnectTimedOut
+        )
+    }
+}
+
+/// Why a received message was dropped.
+#[derive(Clone, Debug, Eq, Error, PartialEq)]
+#[non_exhaustive]
+pub enum MessageError {
+    /// The bytes did not decode (for example an unregistered type id).
+    #[error("undecodable message: {0}")]
+    Decode(#[from] DecodeError),
+    /// A fragmented message exceeded `max_message_size`.
+    #[error("fragmented message is over the maximum message size")]
+    TooLarge,
+    /// Reassembly would exceed `max_reassembly_bytes`.
+    #[error("reassembly buffer is full")]
+    ReassemblyFull,
+    /// Fragments of one message disagreed about their count.
+    #[error("inconsistent fragments")]
+    BadFragment,
+}
+
+/// Why `send` refused a message. Nothing was queued.
+#[derive(Clone, Debug, Eq, Error, PartialEq)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The connection is not connected (not yet, or no longer).
+    #[error("not connected")]
+    NotConnected,
+    /// The message is longer than `max_message_size`, or an unreliable
+    /// message does not fit in one packet.
+    #[error("message of {len} bytes is over the limit of {max}")]
+    TooLarge {
+        /// The encoded length.
+        len: usize,
+        /// The limit for this delivery kind.
+        max: usize,
+    },
+    /// The send queue is full (`max_send_queue_bytes`).
+    #[error("send queue is full ({queued} bytes queued, limit {max})")]
+    QueueFull {
+        /// Bytes already queued.
+        queued: usize,
+        /// The configured limit.
+        max: usize,
+    },
+    /// The message could not be encoded.
+    #[error("message does not encode: {0}")]
+    Encode(#[from] EncodeError),
+}
+
+/// A connection's state (legume's endpoint states).
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub enum State {
+    /// The handshake is in progress.
+    Connecting,
+    /// Messages flow.
+    Connected,
+    /// Closed normally, refused, or never connected.
+    Disconnected,
+    /// Closed by a timeout.
+    Errored,
+}
+
+/// A connection's metrics, all measured (legume's `Metrics` and more).
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Smoothed round-trip time in milliseconds (legume's `latency`).
+    pub latency_ms: f64,
+    /// Round-trip time variation in milliseconds (RFC 6298 `rttvar`), a jitter measure.
+    pub latency_variation_ms: f64,
+    /// Packets declared lost over packets sent, recent-weighted (0 to 1).
+    pub packet_loss: f64,
+    /// UDP payload bytes received.
+    pub in_bytes: u64,
+    /// UDP payload bytes sent.
+    pub out_bytes: u64,
+    /// Valid packets received.
+    pub in_packets: u64,
+    /// Packets sent.
+    pub out_packets: u64,
+    /// Messages delivered to the app.
+    pub in_messages: u64,
+    /// Messages accepted by `send`.
+    pub out_messages: u64,
+    /// Message (or fragment) retransmissions.
+    pub resends: u64,
+    /// Reliable messages sent and not yet acked.
+    pub pending_acks: usize,
+    /// Bytes queued to send or sent and awaiting an ack.
+    pub out_buffer_bytes: usize,
+    /// Keep-alive pings sent plus received.
+    pub keepalive_count: u64,
+    /// Ordered messages received early, waiting for earlier ones.
+    pub reorder_queue: usize,
+    /// Datagrams dropped as invalid (bad header, bad frames, wrong session).
+    pub dropped_invalid: u64,
+    /// Packets dropped as duplicates or too old.
+    pub dropped_duplicate: u64,
+    /// Packets declared lost.
+    pub lost_packets: u64,
+    /// The congestion window in bytes.
+    pub congestion_window: usize,
+    /// Bytes in flight (sent, neither acked nor lost).
+    pub bytes_in_flight: usize,
+}

@@ -1,0 +1,606 @@
+//! Packet and frame layouts of `docs/PROTOCOL.md`: parsing and emitting.
+//!
+//! # Panic contract
+//!
+//! Parsing never panics on any input; it returns [`PacketError`]. Emitting
+//! returns an error when the buffer is too small.
+
+use legume_core::varint::{read_varint, varint_len, write_varint};
+use legume_core::{DecodeError, EncodeError, Reader, Writer};
+use thiserror::Error;
+
+/// The first two bytes of every datagram.
+pub(crate) const MAGIC: [u8; 2] = *b"LG";
+/// The protocol version in byte 2.
+pub(crate) const VERSION: u8 = 1;
+/// The padded size of the client's handshake packets.
+pub(crate) const HANDSHAKE_LEN: usize = 300;
+/// The size of a DATA packet's header.
+pub(crate) const DATA_HEADER_LEN: usize = 18;
+/// The most bytes of a reason string (REJECT, DISCONNECT).
+pub(crate) const MAX_REASON_LEN: usize = 255;
+/// The frame overhead of a fragment: type, id, index, count, a 2-byte length.
+pub(crate) const FRAGMENT_OVERHEAD: usize = 9;
+
+const TYPE_CONNECT_REQUEST: u8 = 0x01;
+const TYPE_CHALLENGE: u8 = 0x02;
+const TYPE_CHALLENGE_RESPONSE: u8 = 0x03;
+const TYPE_ACCEPT: u8 = 0x04;
+const TYPE_REJECT: u8 = 0x05;
+const TYPE_DATA: u8 = 0x06;
+const TYPE_DISCONNECT: u8 = 0x07;
+
+const FRAME_PING: u8 = 0x01;
+const FRAME_UNRELIABLE: u8 = 0x02;
+const FRAME_RELIABLE: u8 = 0x03;
+const FRAME_ORDERED: u8 = 0x04;
+const FRAME_RELIABLE_FRAGMENT: u8 = 0x05;
+const FRAME_ORDERED_FRAGMENT: u8 = 0x06;
+
+/// Why a datagram was not a valid packet.
+#[derive(Clone, Debug, Eq, Error, PartialEq)]
+#[non_exhaustive]
+pub enum PacketError {
+    /// Not a legume-rs datagram.
+    #[error("bad magic")]
+    BadMagic,
+    /// Another protocol version.
+    #[error("unsupported protocol version {0}")]
+    BadVersion(u8),
+    /// An unknown packet type byte.
+    #[error("unknown packet type {0:#04x}")]
+    UnknownType(u8),
+    /// A handshake packet of the wrong size.
+    #[error("packet has the wrong length")]
+    BadLength,
+    /// An unknown frame type byte.
+    #[error("unknown frame type {0:#04x}")]
+    UnknownFrame(u8),
+    /// A fragment frame with an impossible index or count.
+    #[error("invalid fragment header")]
+    BadFragment,
+    /// A field failed to parse.
+    #[error("malformed packet: {0}")]
+    Malformed(#[from] DecodeError),
+}
+
+/// The two reliable channels.
+#[derive(Clone, Copy, Debug, Eq, Hash, PartialEq)]
+pub(crate) enum Channel {
+    Reliable,
+    Ordered,
+}
+
+/// The header of a DATA packet.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub(crate) struct DataHeader {
+    pub(crate) session: u32,
+    pub(crate) seq: u16,
+    pub(crate) ack: u16,
+    pub(crate) ack_bits: u32,
+    /// In units of 10 µs.
+    pub(crate) ack_delay: u16,
+}
+
+/// A parsed datagram, borrowing its variable parts from the input.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Packet<'a> {
+    ConnectRequest {
+        protocol_id: u64,
+        nonce: u64,
+    },
+    Challenge {
+        nonce: u64,
+        issued_at: u64,
+        cookie: [u8; 16],
+    },
+    ChallengeResponse {
+        protocol_id: u64,
+        nonce: u64,
+        issued_at: u64,
+        cookie: [u8; 16],
+    },
+    Accept {
+        nonce: u64,
+        session: u32,
+    },
+    Reject {
+        nonce: u64,
+        reason: &'a str,
+    },
+    Data {
+        header: DataHeader,
+        frames: &'a [u8],
+    },
+    Disconnect {
+        session: u32,
+        reason: &'a str,
+    },
+}
+
+impl<'a> Packet<'a> {
+    /// Parses a whole datagram.
+    pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, PacketError> {
+        let mut r = Reader::new(bytes);
+        if r.take(2)? != MAGIC {
+            return Err(PacketError::BadMagic);
+        }
+        let version = r.read_u8()?;
+        if version != VERSION {
+            return Err(PacketError::BadVersion(version));
+        }
+        let kind = r.read_u8()?;
+        let packet = match kind {
+            TYPE_CONNECT_REQUEST => {
+                if bytes.len() != HANDSHAKE_LEN {
+                    return Err(PacketError::BadLength);
+                }
+                Packet::ConnectRequest {
+                    protocol_id: r.read_u64()?,
+                    nonce: r.read_u64()?,
+                }
+            }
+            TYPE_CHALLENGE => Packet::Challenge {
+                nonce: r.read_u64()?,
+                issued_at: r.read_u64()?,
+                cookie: read_cookie(&mut r)?,
+            },
+            TYPE_CHALLENGE_RESPONSE => {
+                if bytes.len() != HANDSHAKE_LEN {
+                    return Err(PacketError::BadLength);
+                }
+                Packet::ChallengeResponse {
+                    protocol_id: r.read_u64()?,
+                    nonce: r.read_u64()?,
+                    issued_at: r.read_u64()?,
+                    cookie: read_cookie(&mut r)?,
+                }
+            }
+            TYPE_ACCEPT => Packet::Accept {
+                nonce: r.read_u64()?,
+                session: r.read_u32()?,
+            },
+            TYPE_REJECT => Packet::Reject {
+                nonce: r.read_u64()?,
+                reason: read_reason(&mut r)?,
+            },
+            TYPE_DATA => {
+                let header = DataHeader {
+                    session: r.read_u32()?,
+                    seq: r.read_u16()?,
+                    ack: r.read_u16()?,
+                    ack_bits: r.read_u32()?,
+                    ack_delay: r.read_u16()?,
+                };
+                return Ok(Packet::Data {
+                    header,
+                    frames: r.rest(),
+                });
+            }
+            TYPE_DISCONNECT => Packet::Disconnect {
+                session: r.read_u32()?,
+                reason: read_reason(&mut r)?,
+            },
+            other => return Err(PacketError::UnknownType(other)),
+        };
+        // Handshake packets carry zero padding; the others must end here.
+        if !matches!(
+            packet,
+            Packet::ConnectRequest { .. } | Packet::ChallengeResponse { .. }
+        ) {
+            r.finish()?;
+        }
+        Ok(packet)
+    }
+
+    /// Writes the packet (for DATA, the header only) and returns its length.
+    pub(crate) fn emit(&self, buf: &mut [u8]) -> Result<usize, EncodeError> {
+        let mut w = Writer::new(buf);
+        w.put_slice(&MAGIC)?;
+        w.put_u8(VERSION)?;
+        match *self {
+            Packet::ConnectRequest { protocol_id, nonce } => {
+                w.put_u8(TYPE_CONNECT_REQUEST)?;
+                w.put_u64(protocol_id)?;
+                w.put_u64(nonce)?;
+                pad_to(&mut w, HANDSHAKE_LEN)?;
+            }
+            Packet::Challenge {
+                nonce,
+                issued_at,
+                cookie,
+            } => {
+                w.put_u8(TYPE_CHALLENGE)?;
+                w.put_u64(nonce)?;
+                w.put_u64(issued_at)?;
+                w.put_slice(&cookie)?;
+            }
+            Packet::ChallengeResponse {
+                protocol_id,
+                nonce,
+                issued_at,
+                cookie,
+            } => {
+                w.put_u8(TYPE_CHALLENGE_RESPONSE)?;
+                w.put_u64(protocol_id)?;
+                w.put_u64(nonce)?;
+                w.put_u64(issued_at)?;
+                w.put_slice(&cookie)?;
+                pad_to(&mut w, HANDSHAKE_LEN)?;
+            }
+            Packet::Accept { nonce, session } => {
+                w.put_u8(TYPE_ACCEPT)?;
+                w.put_u64(nonce)?;
+                w.put_u32(session)?;
+            }
+            Packet::Reject { nonce, reason } => {
+                w.put_u8(TYPE_REJECT)?;
+                w.put_u64(nonce)?;
+                write_reason(&mut w, reason)?;
+            }
+            Packet::Data { header, .. } => {
+                w.put_u8(TYPE_DATA)?;
+                w.put_u32(header.session)?;
+                w.put_u16(header.seq)?;
+                w.put_u16(header.ack)?;
+                w.put_u32(header.ack_bits)?;
+                w.put_u16(header.ack_delay)?;
+            }
+            Packet::Disconnect { session, reason } => {
+                w.put_u8(TYPE_DISCONNECT)?;
+                w.put_u32(session)?;
+                write_reason(&mut w, reason)?;
+            }
+        }
+        Ok(w.position())
+    }
+}
+
+fn read_cookie(r: &mut Reader<'_>) -> Result<[u8; 16], DecodeError> {
+    let mut cookie = [0u8; 16];
+    cookie.copy_from_slice(r.take(16)?);
+    Ok(cookie)
+}
+
+fn read_reason<'a>(r: &mut Reader<'a>) -> Result<&'a str, DecodeError> {
+    let len = usize::from(r.read_u8()?);
+    std::str::from_utf8(r.take(len)?).map_err(|_| DecodeError::InvalidUtf8)
+}
+
+/// Writes a reason, cut at a character boundary to at most 255 bytes.
+fn write_reason(w: &mut Writer<'_>, reason: &str) -> Result<(), EncodeError> {
+    let reason = truncate_str(reason, MAX_REASON_LEN);
+    // Invariant: truncate_str returned at most 255 bytes.
+    w.put_u8(reason.len() as u8)?;
+    w.put_slice(reason.as_bytes())
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+pub(crate) fn truncate_str(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+fn pad_to(w: &mut Writer<'_>, len: usize) -> Result<(), EncodeError> {
+    let pad = len.saturating_sub(w.position());
+    w.put_zeros(pad)
+}
+
+/// One frame of a DATA packet, borrowing its bytes from the datagram.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Frame<'a> {
+    Ping,
+    Unreliable(&'a [u8]),
+    Message {
+        channel: Channel,
+        id: u16,
+        msg: &'a [u8],
+    },
+    Fragment {
+        channel: Channel,
+        id: u16,
+        index: u16,
+        count: u16,
+        bytes: &'a [u8],
+    },
+}
+
+/// Iterates over the frames of a DATA packet's payload.
+pub(crate) struct Frames<'a> {
+    r: Reader<'a>,
+}
+
+impl<'a> Frames<'a> {
+    pub(crate) fn new(payload: &'a [u8]) -> Self {
+        Frames {
+            r: Reader::new(payload),
+        }
+    }
+
+    fn next_frame(&mut self) -> Result<Frame<'a>, PacketError> {
+        let r = &mut self.r;
+        let kind = r.read_u8()?;
+        let frame = match kind {
+            FRAME_PING => Frame::Ping,
+            FRAME_UNRELIABLE => Frame::Unreliable(read_len_prefixed(r)?),
+            FRAME_RELIABLE | FRAME_ORDERED => Frame::Message {
+                channel: channel_of(kind == FRAME_ORDERED),
+                id: r.read_u16()?,
+                msg: read_len_prefixed(r)?,
+            },
+            FRAME_RELIABLE_FRAGMENT | FRAME_ORDERED_FRAGMENT => {
+                let channel = channel_of(kind == FRAME_ORDERED_FRAGMENT);
+                let id = r.read_u16()?;
+                let index = r.read_u16()?;
+                let count = r.read_u16()?;
+                let bytes = read_len_prefixed(r)?;
+                if count < 2 || index >= count || bytes.is_empty() {
+                    return Err(PacketError::BadFragment);
+                }
+                Frame::Fragment {
+                    channel,
+                    id,
+                    index,
+                    count,
+                    bytes,
+                }
+            }
+            other => return Err(PacketError::UnknownFrame(other)),
+        };
+        Ok(frame)
+    }
+}
+
+impl<'a> Iterator for Frames<'a> {
+    type Item = Result<Frame<'a>, PacketError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.r.is_empty() {
+            return None;
+        }
+        let item = self.next_frame();
+        if item.is_err() {
+            // Stop after the first error: the rest cannot be framed.
+            self.r = Reader::new(&[]);
+        }
+        Some(item)
+    }
+}
+
+fn channel_of(ordered: bool) -> Channel {
+    if ordered {
+        Channel::Ordered
+    } else {
+        Channel::Reliable
+    }
+}
+
+fn read_len_prefixed<'a>(r: &mut Reader<'a>) -> Result<&'a [u8], DecodeError> {
+    let len = read_varint(r)? as usize;
+    r.take(len)
+}
+
+/// The bytes a frame header takes before a message or fragment of `len` bytes.
+pub(crate) fn frame_overhead(kind: FrameKind, len: usize) -> usize {
+    let len_len = varint_len(u32::try_from(len).unwrap_or(u32::MAX));
+    match kind {
+        FrameKind::Unreliable => 1 + len_len,
+        FrameKind::Message => 3 + len_len,
+        FrameKind::Fragment => 7 + len_len,
+    }
+}
+
+/// The frame shapes that carry bytes, for sizing.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub(crate) enum FrameKind {
+    Unreliable,
+    Message,
+    Fragment,
+}
+
+/// Writes a PING frame.
+pub(crate) fn write_ping(w: &mut Writer<'_>) -> Result<(), EncodeError> {
+    w.put_u8(FRAME_PING)
+}
+
+/// Writes an UNRELIABLE frame header for a message of `len` bytes.
+pub(crate) fn write_unreliable_header(w: &mut Writer<'_>, len: usize) -> Result<(), EncodeError> {
+    w.put_u8(FRAME_UNRELIABLE)?;
+    write_len(w, len)
+}
+
+/// Writes a RELIABLE or ORDERED frame header for a message of `len` bytes.
+pub(crate) fn write_message_header(
+    w: &mut Writer<'_>,
+    channel: Channel,
+    id: u16,
+    len: usize,
+) -> Result<(), EncodeError> {
+    w.put_u8(match channel {
+        Channel::Reliable => FRAME_RELIABLE,
+        Channel::Ordered => FRAME_ORDERED,
+    })?;
+    w.put_u16(id)?;
+    write_len(w, len)
+}
+
+/// Writes a fragment frame header for `len` bytes of fragment `index` of `count`.
+pub(crate) fn write_fragment_header(
+    w: &mut Writer<'_>,
+    channel: Channel,
+    id: u16,
+    index: u16,
+    count: u16,
+    len: usize,
+) -> Result<(), EncodeError> {
+    w.put_u8(match channel {
+        Channel::Reliable => FRAME_RELIABLE_FRAGMENT,
+        Channel::Ordered => FRAME_ORDERED_FRAGMENT,
+    })?;
+    w.put_u16(id)?;
+    w.put_u16(index)?;
+    w.put_u16(count)?;
+    write_len(w, len)
+}
+
+fn write_len(w: &mut Writer<'_>, len: usize) -> Result<(), EncodeError> {
+    let len = u32::try_from(len).map_err(|_| EncodeError::TooLong {
+        len,
+        max: u32::MAX as usize,
+    })?;
+    write_varint(w, len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(p: Packet<'_>) -> Vec<u8> {
+        let mut buf = [0u8; 512];
+        let n = p.emit(&mut buf).unwrap();
+        assert_eq!(Packet::parse(&buf[..n]).unwrap(), p);
+        buf[..n].to_vec()
+    }
+
+    #[test]
+    fn handshake_packets_are_padded_and_roundtrip() {
+        let req = roundtrip(Packet::ConnectRequest {
+            protocol_id: 7,
+            nonce: 0x0102_0304_0506_0708,
+        });
+        assert_eq!(req.len(), HANDSHAKE_LEN);
+        assert_eq!(&req[..4], b"LG\x01\x01");
+        let resp = roundtrip(Packet::ChallengeResponse {
+            protocol_id: 7,
+            nonce: 1,
+            issued_at: 99,
+            cookie: [5; 16],
+        });
+        assert_eq!(resp.len(), HANDSHAKE_LEN);
+        assert_eq!(
+            roundtrip(Packet::Challenge {
+                nonce: 1,
+                issued_at: 2,
+                cookie: [9; 16]
+            })
+            .len(),
+            36
+        );
+        assert_eq!(
+            roundtrip(Packet::Accept {
+                nonce: 1,
+                session: 2
+            })
+            .len(),
+            16
+        );
+        let reject = roundtrip(Packet::Reject {
+            nonce: 1,
+            reason: "server full",
+        });
+        assert_eq!(reject.len(), 13 + 11);
+    }
+
+    #[test]
+    fn replies_never_exceed_the_request() {
+        let long = "é".repeat(200);
+        let mut buf = [0u8; 512];
+        let n = Packet::Reject {
+            nonce: 1,
+            reason: &long,
+        }
+        .emit(&mut buf)
+        .unwrap();
+        assert!(n <= HANDSHAKE_LEN, "{n}");
+        assert!(Packet::parse(&buf[..n]).is_ok(), "cut at a char boundary");
+    }
+
+    #[test]
+    fn data_header_layout() {
+        let header = DataHeader {
+            session: 0xAABB_CCDD,
+            seq: 0x0102,
+            ack: 0x0304,
+            ack_bits: 0x0506_0708,
+            ack_delay: 0x090A,
+        };
+        let mut buf = [0u8; 64];
+        let n = Packet::Data {
+            header,
+            frames: &[],
+        }
+        .emit(&mut buf)
+        .unwrap();
+        assert_eq!(n, DATA_HEADER_LEN);
+        assert_eq!(
+            &buf[..n],
+            &[b'L', b'G', 1, 6, 0xAA, 0xBB, 0xCC, 0xDD, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+        );
+    }
+
+    #[test]
+    fn frames_roundtrip() {
+        let mut buf = [0u8; 128];
+        let mut w = Writer::new(&mut buf);
+        write_ping(&mut w).unwrap();
+        write_unreliable_header(&mut w, 3).unwrap();
+        w.put_slice(&[20, 1, 2]).unwrap();
+        write_message_header(&mut w, Channel::Ordered, 65535, 1).unwrap();
+        w.put_slice(&[21]).unwrap();
+        write_fragment_header(&mut w, Channel::Reliable, 9, 1, 3, 2).unwrap();
+        w.put_slice(&[7, 7]).unwrap();
+        let frames: Vec<_> = Frames::new(w.written()).collect::<Result<_, _>>().unwrap();
+        assert_eq!(
+            frames,
+            vec![
+                Frame::Ping,
+                Frame::Unreliable(&[20, 1, 2]),
+                Frame::Message {
+                    channel: Channel::Ordered,
+                    id: 65535,
+                    msg: &[21]
+                },
+                Frame::Fragment {
+                    channel: Channel::Reliable,
+                    id: 9,
+                    index: 1,
+                    count: 3,
+                    bytes: &[7, 7]
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        assert_eq!(Packet::parse(b"XX\x01\x06"), Err(PacketError::BadMagic));
+        assert_eq!(
+            Packet::parse(b"LG\x02\x06"),
+            Err(PacketError::BadVersion(2))
+        );
+        assert_eq!(
+            Packet::parse(b"LG\x01\x09"),
+            Err(PacketError::UnknownType(9))
+        );
+        assert_eq!(Packet::parse(b"LG\x01\x01"), Err(PacketError::BadLength));
+        assert!(Packet::parse(b"LG\x01\x06\0\0").is_err());
+        assert!(Packet::parse(b"L").is_err());
+        let bad: Vec<_> = Frames::new(&[0x03, 0, 1, 5, 1]).collect();
+        assert_eq!(bad.len(), 1);
+        assert!(bad[0].is_err());
+        assert_eq!(
+            Frames::new(&[0x05, 0, 1, 0, 3, 0, 3, 1, 9]).next(),
+            Some(Err(PacketError::BadFragment))
+        );
+        assert_eq!(
+            Frames::new(&[0x7F]).next(),
+            Some(Err(PacketError::UnknownFrame(0x7F)))
+        );
+    }
+}

@@ -1,0 +1,372 @@
+//! The sending side of packet acks: the ring of sent packets, loss detection
+//! (packet threshold, time threshold, probe timeout), RTT and congestion.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::channel::MsgRef;
+use crate::congestion::Congestion;
+use crate::rtt::RttEstimator;
+use crate::seq::{seq_diff, seq_newer, SeqRing};
+
+/// Sent packets remembered for acks; also the most ack-eliciting packets in flight.
+pub(crate) const SENT_WINDOW: usize = 1024;
+/// A packet is lost when one sent this many sequence numbers later is acked.
+const PACKET_THRESHOLD: i32 = 3;
+/// The probe timeout doubles at most this many times.
+const MAX_PTO_BACKOFF: u32 = 6;
+
+/// What became of a message part when its packet's fate was decided.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Outcome {
+    Acked(MsgRef),
+    /// Lost in the packet with this sequence number.
+    Lost(u16, MsgRef),
+}
+
+#[derive(Debug)]
+struct SentPacket {
+    sent_at: Instant,
+    size: usize,
+    refs: Vec<MsgRef>,
+    in_flight: bool,
+}
+
+/// Loss recovery and congestion control for one connection.
+#[derive(Debug)]
+pub(crate) struct Recovery {
+    sent: SeqRing<SentPacket>,
+    /// Ack-eliciting packets in send order; entries no longer in flight are
+    /// skipped lazily.
+    in_flight: VecDeque<u16>,
+    next_seq: u16,
+    largest_acked: Option<u16>,
+    pub(crate) rtt: RttEstimator,
+    pub(crate) cc: Congestion,
+    max_ack_delay: Duration,
+    pto_count: u32,
+    last_eliciting_sent: Option<Instant>,
+    loss_time: Option<Instant>,
+    spare_refs: Vec<Vec<MsgRef>>,
+    pub(crate) lost_packets: u64,
+    /// Recent-weighted fraction of packets lost.
+    pub(crate) loss_rate: f64,
+}
+
+impl Recovery {
+    pub(crate) fn new(initial_rtt: Duration, max_ack_delay: Duration, cc: Congestion) -> Self {
+        Recovery {
+            sent: SeqRing::new(SENT_WINDOW),
+            in_flight: VecDeque::new(),
+            next_seq: 0,
+            largest_acked: None,
+            rtt: RttEstimator::new(initial_rtt),
+            cc,
+            max_ack_delay,
+            pto_count: 0,
+            last_eliciting_sent: None,
+            loss_time: None,
+            spare_refs: Vec::new(),
+            lost_packets: 0,
+            loss_rate: 0.0,
+        }
+    }
+
+    /// The sequence number the next packet will carry.
+    pub(crate) fn next_seq(&self) -> u16 {
+        self.next_seq
+    }
+
+    /// An empty vector for the refs of the next packet.
+    pub(crate) fn take_refs(&mut self) -> Vec<MsgRef> {
+        let mut refs = self.spare_refs.pop().unwrap_or_default();
+        refs.clear();
+        refs
+    }
+
+    /// Returns an unused refs vector.
+    pub(crate) fn recycle_refs(&mut self, refs: Vec<MsgRef>) {
+        self.spare_refs.push(refs);
+    }
+
+    /// Bytes in flight are below the window by at least `size`.
+    pub(crate) fn can_send(&self, size: usize) -> bool {
+        self.cc.in_flight() == 0 || self.cc.can_send(size)
+    }
+
+    /// A packet with sequence `next_seq()` was sent.
+    pub(crate) fn on_sent(
+        &mut self,
+        now: Instant,
+        size: usize,
+        refs: Vec<MsgRef>,
+        ack_eliciting: bool,
+        outcome: &mut impl FnMut(Outcome),
+    ) {
+        let seq = self.next_seq;
+        self.next_seq = seq.wrapping_add(1);
+        if !ack_eliciting {
+            self.recycle_refs(refs);
+            return;
+        }
+        // The slot's previous packet is 1024 sequence numbers old: if it is
+        // still in flight, it is long lost.
+        if let Some((old_seq, old)) = self.sent.slot_mut(seq).take() {
+            if old.in_flight {
+                self.declare_lost(old_seq, old, now, outcome);
+            } else {
+                self.recycle_refs(old.refs);
+            }
+        }
+        self.sent.insert(
+            seq,
+            SentPacket {
+                sent_at: now,
+                size,
+                refs,
+                in_flight: true,
+            },
+        );
+        self.in_flight.push_back(seq);
+        self.cc.on_sent(size);
+        self.last_eliciting_sent = Some(now);
+    }
+
+    /// Processes a received header's ack fields.
+    pub(crate) fn on_ack(
+        &mut self,
+        now: Instant,
+        ack: u16,
+        ack_bits: u32,
+        ack_delay: Duration,
+        outcome: &mut impl FnMut(Outcome),
+    ) {
+        // An ack of a sequence number never sent is ignored entirely.
+        if seq_diff(ack, self.next_seq.wrapping_sub(1)) > 0 || self.last_eliciting_sent.is_none() {
+            return;
+        }
+        let mut newly_acked = false;
+        for n in 0..=32u16 {
+            if n > 0 && ack_bits & (1 << (n - 1)) == 0 {
+                continue;
+            }
+            let seq = ack.wrapping_sub(n);
+            let Some(p) = self.sent.get_mut(seq) else {
+                continue;
+            };
+            if !p.in_flight {
+                continue;
+            }
+            p.in_flight = false;
+            if n == 0 {
+                self.rtt
+                    .update(now.saturating_duration_since(p.sent_at), ack_delay);
+            }
+            let (size, sent_at) = (p.size, p.sent_at);
+            self.cc.on_acked(size, sent_at);
+            self.loss_rate -= self.loss_rate / 64.0;
+            let refs = std::mem::take(&mut p.refs);
+            for r in &refs {
+                outcome(Outcome::Acked(*r));
+            }
+            self.recycle_refs(refs);
+            newly_acked = true;
+        }
+        if !newly_acked {
+            return;
+        }
+        if self.largest_acked.is_none_or(|l| seq_newer(ack, l)) {
+            self.largest_acked = Some(ack);
+        }
+        self.pto_count = 0;
+        self.detect_lost(now, outcome);
+    }
+
+    /// Declares lost the in-flight packets that the packet or time threshold condemns.
+    fn detect_lost(&mut self, now: Instant, outcome: &mut impl FnMut(Outcome)) {
+        self.drop_settled_front();
+        self.loss_time = None;
+        let Some(largest) = self.largest_acked else {
+            return;
+        };
+        let loss_delay = self.rtt.loss_delay();
+        let mut i = 0;
+        while i < self.in_flight.len() {
+            let seq = self.in_flight[i];
+            let behind = seq_diff(largest, seq);
+            if behind <= 0 {
+                break;
+            }
+            i += 1;
+            let Some(p) = self.sent.get(seq) else {
+                continue;
+            };
+            if !p.in_flight {
+                continue;
+            }
+            let deadline = p.sent_at + loss_delay;
+            if behind >= PACKET_THRESHOLD || deadline <= now {
+                if let Some(p) = self.sent.remove(seq) {
+                    self.declare_lost(seq, p, now, outcome);
+                }
+            } else {
+                self.loss_time = Some(self.loss_time.map_or(deadline, |t| t.min(deadline)));
+            }
+        }
+        self.drop_settled_front();
+    }
+
+    fn declare_lost(
+        &mut self,
+        seq: u16,
+        p: SentPacket,
+        now: Instant,
+        outcome: &mut impl FnMut(Outcome),
+    ) {
+        self.cc.on_lost(p.size, p.sent_at, now);
+        self.lost_packets += 1;
+        self.loss_rate += (1.0 - self.loss_rate) / 64.0;
+        for r in &p.refs {
+            outcome(Outcome::Lost(seq, *r));
+        }
+        self.recycle_refs(p.refs);
+    }
+
+    fn drop_settled_front(&mut self) {
+        while let Some(&seq) = self.in_flight.front() {
+            if self.sent.get(seq).is_some_and(|p| p.in_flight) {
+                break;
+            }
+            self.in_flight.pop_front();
+        }
+    }
+
+    /// The probe timeout with its current backoff.
+    fn pto(&self) -> Duration {
+        self.rtt.pto(self.max_ack_delay) * (1 << self.pto_count)
+    }
+
+    /// When `on_timeout` must run next.
+    pub(crate) fn timer(&self) -> Option<Instant> {
+        if self.cc.in_flight() == 0 {
+            return None;
+        }
+        let pto = self.last_eliciting_sent.map(|t| t + self.pto());
+        match (self.loss_time, pto) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Runs the time-threshold loss check and, when it expires, the probe timeout.
+    pub(crate) fn on_timeout(&mut self, now: Instant, outcome: &mut impl FnMut(Outcome)) {
+        if self.loss_time.is_some_and(|t| t <= now) {
+            self.detect_lost(now, outcome);
+        }
+        let pto_due = self
+            .last_eliciting_sent
+            .is_some_and(|t| t + self.pto() <= now);
+        if !pto_due || self.cc.in_flight() == 0 {
+            return;
+        }
+        // Tail loss: nothing acked for a whole PTO. Everything in flight is
+        // resent, and the next probe waits twice as long.
+        while let Some(seq) = self.in_flight.pop_front() {
+            if let Some(p) = self.sent.remove(seq) {
+                if p.in_flight {
+                    self.declare_lost(seq, p, now, outcome);
+                } else {
+                    self.recycle_refs(p.refs);
+                }
+            }
+        }
+        self.pto_count = (self.pto_count + 1).min(MAX_PTO_BACKOFF);
+        self.loss_time = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::Channel;
+
+    fn r(id: u16) -> MsgRef {
+        MsgRef {
+            channel: Channel::Reliable,
+            id,
+            frag: 0,
+        }
+    }
+
+    fn recovery() -> Recovery {
+        Recovery::new(
+            Duration::from_millis(100),
+            Duration::from_millis(5),
+            Congestion::new(1000, 1 << 20),
+        )
+    }
+
+    #[test]
+    fn packet_threshold_declares_loss() {
+        let t = Instant::now();
+        let mut rec = recovery();
+        let mut log = Vec::new();
+        let mut cb = |o: Outcome| log.push(o);
+        for id in 0..5 {
+            let mut refs = rec.take_refs();
+            refs.push(r(id));
+            rec.on_sent(t, 100, refs, true, &mut cb);
+        }
+        // Ack 1..=4 but not 0: packet 0 is 4 behind the largest.
+        rec.on_ack(
+            t + Duration::from_millis(30),
+            4,
+            0b0111,
+            Duration::ZERO,
+            &mut cb,
+        );
+        let lost: Vec<_> = log
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Lost(seq, m) => Some((*seq, m.id)),
+                Outcome::Acked(_) => None,
+            })
+            .collect();
+        assert_eq!(lost, [(0, 0)]);
+        assert_eq!(log.len(), 5);
+        assert_eq!(rec.cc.in_flight(), 0);
+        assert_eq!(rec.rtt.srtt(), Duration::from_millis(30));
+    }
+
+    #[test]
+    fn tail_loss_is_caught_by_the_probe_timeout() {
+        let t = Instant::now();
+        let mut rec = recovery();
+        let mut lost = 0;
+        let mut cb = |o: Outcome| {
+            if matches!(o, Outcome::Lost(..)) {
+                lost += 1;
+            }
+        };
+        let refs = vec![r(0)];
+        rec.on_sent(t, 100, refs, true, &mut cb);
+        let deadline = rec.timer().expect("a packet is in flight");
+        assert!(deadline > t);
+        rec.on_timeout(deadline - Duration::from_millis(1), &mut cb);
+        rec.on_timeout(deadline, &mut cb);
+        assert_eq!(lost, 1);
+        assert_eq!(rec.timer(), None);
+    }
+
+    #[test]
+    fn acks_of_unsent_packets_are_ignored() {
+        let t = Instant::now();
+        let mut rec = recovery();
+        let mut calls = 0;
+        let mut cb = |_| calls += 1;
+        rec.on_ack(t, 5, u32::MAX, Duration::ZERO, &mut cb);
+        rec.on_sent(t, 100, vec![r(0)], true, &mut cb);
+        rec.on_ack(t, 40, u32::MAX, Duration::ZERO, &mut cb);
+        assert_eq!(calls, 0);
+    }
+}

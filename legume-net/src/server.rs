@@ -1,0 +1,445 @@
+//! The sans-IO server endpoint: the stateless handshake and many
+//! connections keyed by address.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use legume_core::{AnyMessage, MessageFactory};
+
+use crate::config::Config;
+use crate::connection::Connection;
+use crate::event::{Event, SendError};
+use crate::handshake::CookieKey;
+use crate::packet::{Packet, HANDSHAKE_LEN};
+use crate::sim::Rng;
+use crate::Delivery;
+
+/// Handshake replies waiting to be sent, at most.
+const MAX_PENDING_REPLIES: usize = 4096;
+
+/// What the app decided about a connect request.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub enum Decision {
+    /// Let the client in.
+    Accept,
+    /// Refuse, telling the client why (at most 255 bytes are sent).
+    Reject(String),
+}
+
+/// A client asking to connect, as the connect-request hook sees it.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct ConnectRequest {
+    /// The client's address (proven: it received the challenge there).
+    pub addr: SocketAddr,
+    /// Peers connected now.
+    pub peer_count: usize,
+}
+
+/// Decides on connect requests (legume's `OnConnectRequest`).
+pub type ConnectHook = Box<dyn FnMut(&ConnectRequest) -> Decision + Send>;
+
+/// An event on one peer's connection.
+#[derive(Debug)]
+pub struct ServerEvent {
+    /// The peer.
+    pub peer: SocketAddr,
+    /// What happened.
+    pub event: Event,
+}
+
+/// Counters of the endpoint itself (per-peer metrics are in each connection's stats).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EndpointStats {
+    /// Datagrams from unknown addresses that were not valid handshake packets.
+    pub dropped_invalid: u64,
+    /// Challenges sent.
+    pub challenges_sent: u64,
+    /// Challenge responses refused (bad or expired cookie, other protocol id).
+    pub bad_cookies: u64,
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Connect requests rejected (by the hook, the peer limit or the accept switch).
+    pub rejected: u64,
+    /// Handshake replies dropped because too many were waiting.
+    pub dropped_replies: u64,
+}
+
+struct Peer {
+    conn: Connection,
+    scheduled: Option<Instant>,
+    dirty: bool,
+}
+
+/// A server: many [`Connection`]s behind one address, sans-IO.
+///
+/// The same four method families as `Connection`, with addresses:
+/// [`handle_datagram`](Self::handle_datagram), [`handle_timeout`](Self::handle_timeout),
+/// [`poll_transmit`](Self::poll_transmit), [`poll_event`](Self::poll_event),
+/// [`poll_timeout`](Self::poll_timeout). Timers live in a heap, so an update
+/// costs work for the peers whose timers are due, not for every peer.
+pub struct ServerEndpoint {
+    config: Config,
+    factory: Arc<MessageFactory>,
+    key: CookieKey,
+    epoch: Instant,
+    rng: Rng,
+    peers: HashMap<SocketAddr, Peer>,
+    timers: BinaryHeap<Reverse<(Instant, SocketAddr)>>,
+    dirty: VecDeque<SocketAddr>,
+    replies: VecDeque<(SocketAddr, Vec<u8>)>,
+    events: VecDeque<ServerEvent>,
+    hook: Option<ConnectHook>,
+    accept_new: bool,
+    max_peers: usize,
+    stats: EndpointStats,
+}
+
+impl ServerEndpoint {
+    /// A server endpoint whose clock starts at `now`.
+    ///
+    /// `seed` keys the challenge cookies and draws session ids: it must be
+    /// unpredictable on a real network (the UDP driver takes it from the OS);
+    /// tests pass a fixed seed for repeatable runs.
+    pub fn new(config: Config, factory: Arc<MessageFactory>, now: Instant, seed: u64) -> Self {
+        let mut rng = Rng::new(seed);
+        let mut key = [0u8; 16];
+        rng.fill_bytes(&mut key);
+        ServerEndpoint {
+            config,
+            factory,
+            key: CookieKey::new(key),
+            epoch: now,
+            rng,
+            peers: HashMap::new(),
+            timers: BinaryHeap::new(),
+            dirty: VecDeque::new(),
+            replies: VecDeque::new(),
+            events: VecDeque::new(),
+            hook: None,
+            accept_new: true,
+            max_peers: usize::MAX,
+            stats: EndpointStats::default(),
+        }
+    }
+
+    /// Sets the hook that accepts or rejects each connect request.
+    pub fn set_connect_hook(&mut self, hook: ConnectHook) {
+        self.hook = Some(hook);
+    }
+
+    /// Turns acceptance of new connections on or off (legume's `accept_new_connections`).
+    pub fn set_accept_new_connections(&mut self, accept: bool) {
+        self.accept_new = accept;
+    }
+
+    /// Whether new connections are accepted.
+    pub fn accepts_new_connections(&self) -> bool {
+        self.accept_new
+    }
+
+    /// Caps the number of connected peers; requests beyond it are rejected.
+    pub fn set_max_peers(&mut self, max: usize) {
+        self.max_peers = max;
+    }
+
+    /// The endpoint's own counters.
+    pub fn stats(&self) -> EndpointStats {
+        self.stats.clone()
+    }
+
+    /// Connected (and closing) peers.
+    pub fn peers(&self) -> impl Iterator<Item = (SocketAddr, &Connection)> + '_ {
+        self.peers.iter().map(|(a, p)| (*a, &p.conn))
+    }
+
+    /// The number of peers.
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// The connection of the peer at `addr` (legume's `get_peer_by_address`).
+    pub fn peer(&self, addr: SocketAddr) -> Option<&Connection> {
+        self.peers.get(&addr).map(|p| &p.conn)
+    }
+
+    /// Queues a message to one peer.
+    pub fn send(
+        &mut self,
+        peer: SocketAddr,
+        msg: &dyn AnyMessage,
+        delivery: Delivery,
+    ) -> Result<(), SendError> {
+        let p = self.peers.get_mut(&peer).ok_or(SendError::NotConnected)?;
+        p.conn.send(msg, delivery)?;
+        self.touch(peer);
+        Ok(())
+    }
+
+    /// Queues a message to every connected peer; returns how many took it.
+    /// A peer whose queue is full is skipped (its error is not fatal to the others).
+    pub fn send_to_all(&mut self, msg: &dyn AnyMessage, delivery: Delivery) -> usize {
+        let addrs: Vec<SocketAddr> = self.peers.keys().copied().collect();
+        addrs
+            .into_iter()
+            .filter(|&a| self.send(a, msg, delivery).is_ok())
+            .count()
+    }
+
+    /// Disconnects one peer with a reason.
+    pub fn disconnect(&mut self, peer: SocketAddr, reason: &str) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.conn.disconnect(reason);
+            self.touch(peer);
+        }
+    }
+
+    /// Disconnects every peer.
+    pub fn disconnect_all(&mut self, reason: &str) {
+        let addrs: Vec<SocketAddr> = self.peers.keys().copied().collect();
+        for a in addrs {
+            self.disconnect(a, reason);
+        }
+    }
+
+    /// The next event, if any.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((t, _))| *t)
+    }
+
+    /// Runs the timers of every peer that is due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&Reverse((t, addr))) = self.timers.peek() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(p) = self.peers.get_mut(&addr) else {
+                continue;
+            };
+            if p.scheduled != Some(t) {
+                continue;
+            }
+            p.scheduled = None;
+            p.conn.handle_timeout(now);
+            self.touch(addr);
+        }
+    }
+
+    /// Processes one datagram from `from`.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        if let Some(p) = self.peers.get_mut(&from) {
+            // A retransmitted response from this client means our ACCEPT was lost.
+            if let Ok(Packet::ChallengeResponse { nonce, .. }) = Packet::parse(datagram) {
+                if nonce == p.conn.nonce() {
+                    let session = p.conn.session();
+                    self.reply(from, &Packet::Accept { nonce, session });
+                }
+                return;
+            }
+            p.conn.handle_datagram(now, datagram);
+            self.touch(from);
+            return;
+        }
+        match Packet::parse(datagram) {
+            Ok(Packet::ConnectRequest { protocol_id, nonce })
+                if protocol_id == self.config.protocol_id =>
+            {
+                let issued_at = self.now_ms(now);
+                let cookie = self.key.cookie(from, nonce, issued_at, protocol_id);
+                self.stats.challenges_sent += 1;
+                self.reply(
+                    from,
+                    &Packet::Challenge {
+                        nonce,
+                        issued_at,
+                        cookie,
+                    },
+                );
+            }
+            Ok(Packet::ChallengeResponse {
+                protocol_id,
+                nonce,
+                issued_at,
+                cookie,
+            }) => {
+                let valid = protocol_id == self.config.protocol_id
+                    && self.key.verify(
+                        from,
+                        nonce,
+                        issued_at,
+                        protocol_id,
+                        &cookie,
+                        self.now_ms(now),
+                        self.config.challenge_lifetime,
+                    );
+                if valid {
+                    self.admit(now, from, nonce);
+                } else {
+                    self.stats.bad_cookies += 1;
+                }
+            }
+            _ => self.stats.dropped_invalid += 1,
+        }
+    }
+
+    /// A client proved its address: ask the app, then accept or reject.
+    fn admit(&mut self, now: Instant, from: SocketAddr, nonce: u64) {
+        let decision = if self.peers.len() >= self.max_peers {
+            Decision::Reject("server is full".into())
+        } else if !self.accept_new {
+            Decision::Reject("server is not accepting new connections".into())
+        } else if let Some(hook) = &mut self.hook {
+            hook(&ConnectRequest {
+                addr: from,
+                peer_count: self.peers.len(),
+            })
+        } else {
+            Decision::Accept
+        };
+        match decision {
+            Decision::Reject(reason) => {
+                self.stats.rejected += 1;
+                self.reply(
+                    from,
+                    &Packet::Reject {
+                        nonce,
+                        reason: &reason,
+                    },
+                );
+            }
+            Decision::Accept => {
+                self.stats.accepted += 1;
+                let session = (self.rng.next_u64() >> 32) as u32;
+                let conn = Connection::accepted(
+                    self.config.clone(),
+                    Arc::clone(&self.factory),
+                    now,
+                    nonce,
+                    session,
+                );
+                self.peers.insert(
+                    from,
+                    Peer {
+                        conn,
+                        scheduled: None,
+                        dirty: false,
+                    },
+                );
+                self.reply(from, &Packet::Accept { nonce, session });
+                self.touch(from);
+            }
+        }
+    }
+
+    fn now_ms(&self, now: Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn reply(&mut self, to: SocketAddr, packet: &Packet<'_>) {
+        if self.replies.len() >= MAX_PENDING_REPLIES {
+            self.stats.dropped_replies += 1;
+            return;
+        }
+        let mut buf = vec![0u8; HANDSHAKE_LEN];
+        if let Ok(n) = packet.emit(&mut buf) {
+            buf.truncate(n);
+            self.replies.push_back((to, buf));
+        }
+    }
+
+    /// After any change to a peer: collect its events, queue it for
+    /// transmission and reschedule its timer.
+    fn touch(&mut self, addr: SocketAddr) {
+        let Some(p) = self.peers.get_mut(&addr) else {
+            return;
+        };
+        while let Some(event) = p.conn.poll_event() {
+            self.events.push_back(ServerEvent { peer: addr, event });
+        }
+        if !p.dirty {
+            p.dirty = true;
+            self.dirty.push_back(addr);
+        }
+        let next = p.conn.poll_timeout();
+        if let Some(t) = next {
+            if p.scheduled.is_none_or(|s| t < s) {
+                p.scheduled = Some(t);
+                self.timers.push(Reverse((t, addr)));
+            }
+        }
+        if self.timers.len() > 4 * self.peers.len() + 1024 {
+            self.compact_timers();
+        }
+    }
+
+    /// Rebuilds the heap from the live schedules, dropping stale entries.
+    fn compact_timers(&mut self) {
+        self.timers = self
+            .peers
+            .iter()
+            .filter_map(|(a, p)| p.scheduled.map(|t| Reverse((t, *a))))
+            .collect();
+    }
+
+    /// Writes the next datagram to send into `buf`; returns its destination
+    /// and length, or `None` when nothing is left to send now.
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<(SocketAddr, usize)> {
+        while let Some((to, bytes)) = self.replies.pop_front() {
+            if bytes.len() <= buf.len() {
+                buf[..bytes.len()].copy_from_slice(&bytes);
+                return Some((to, bytes.len()));
+            }
+        }
+        while let Some(&addr) = self.dirty.front() {
+            let Some(p) = self.peers.get_mut(&addr) else {
+                self.dirty.pop_front();
+                continue;
+            };
+            if let Some(n) = p.conn.poll_transmit(now, buf) {
+                return Some((addr, n));
+            }
+            self.dirty.pop_front();
+            p.dirty = false;
+            if p.conn.is_drained() {
+                self.peers.remove(&addr);
+                continue;
+            }
+            // Sending moves timers (acks cleared, probes armed).
+            self.touch_timer(addr);
+        }
+        None
+    }
+
+    fn touch_timer(&mut self, addr: SocketAddr) {
+        if let Some(p) = self.peers.get_mut(&addr) {
+            if let Some(t) = p.conn.poll_timeout() {
+                if p.scheduled.is_none_or(|s| t < s) {
+                    p.scheduled = Some(t);
+                    self.timers.push(Reverse((t, addr)));
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for ServerEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerEndpoint")
+            .field("peers", &self.peers.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
