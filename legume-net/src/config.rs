@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 /// Settings shared by a client and a server; `Config::default()` gives
-/// legume's values where legume has one.
+/// legume's values where legume has one. Override fields with struct update
+/// syntax: `Config { mtu: 1200, ..Config::default() }`.
 #[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
 pub struct Config {
     /// App protocol id carried in the handshake; a server drops requests for
     /// another id, so two games sharing a port never connect. Default 0.

@@ -299,8 +299,10 @@ impl Connection {
             } => Some((*next_retry).min(*started + self.config.connect_timeout)),
             Phase::Connected => {
                 let mut t = self.last_recv + self.config.timeout;
-                let ping = self.last_eliciting_sent() + self.config.ping_interval;
-                t = t.min(ping);
+                // A due ping waits for congestion room, not for a timer.
+                if !self.ping_due {
+                    t = t.min(self.last_eliciting_sent + self.config.ping_interval);
+                }
                 for other in [self.acks.deadline(), self.recovery.timer()]
                     .into_iter()
                     .flatten()
@@ -311,10 +313,6 @@ impl Connection {
             }
             Phase::Closed { .. } => None,
         }
-    }
-
-    fn last_eliciting_sent(&self) -> Instant {
-        self.last_eliciting_sent
     }
 
     /// Runs the timers that are due at `now`: handshake retry and timeout,

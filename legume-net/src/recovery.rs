@@ -15,6 +15,9 @@ pub(crate) const SENT_WINDOW: usize = 1024;
 const PACKET_THRESHOLD: i32 = 3;
 /// The probe timeout doubles at most this many times.
 const MAX_PTO_BACKOFF: u32 = 6;
+/// The probe timeout never grows past this, so that a lossy but live link
+/// is probed several times within the idle timeout.
+const MAX_PTO: Duration = Duration::from_secs(1);
 
 /// What became of a message part when its packet's fate was decided.
 #[derive(Clone, Copy, Debug)]
@@ -243,7 +246,8 @@ impl Recovery {
 
     /// The probe timeout with its current backoff.
     fn pto(&self) -> Duration {
-        self.rtt.pto(self.max_ack_delay) * (1 << self.pto_count)
+        let base = self.rtt.pto(self.max_ack_delay);
+        (base * (1 << self.pto_count)).min(MAX_PTO.max(base))
     }
 
     /// When `on_timeout` must run next.

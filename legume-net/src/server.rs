@@ -91,6 +91,8 @@ pub struct ServerEndpoint {
     peers: HashMap<SocketAddr, Peer>,
     timers: BinaryHeap<Reverse<(Instant, SocketAddr)>>,
     dirty: VecDeque<SocketAddr>,
+    /// Scratch list of peers whose timers are due.
+    due: Vec<SocketAddr>,
     replies: VecDeque<(SocketAddr, Vec<u8>)>,
     events: VecDeque<ServerEvent>,
     hook: Option<ConnectHook>,
@@ -118,6 +120,7 @@ impl ServerEndpoint {
             peers: HashMap::new(),
             timers: BinaryHeap::new(),
             dirty: VecDeque::new(),
+            due: Vec::new(),
             replies: VecDeque::new(),
             events: VecDeque::new(),
             hook: None,
@@ -219,22 +222,31 @@ impl ServerEndpoint {
     }
 
     /// Runs the timers of every peer that is due.
+    ///
+    /// Each due peer runs once per call: a deadline that is still due
+    /// afterwards (an ack waiting for `poll_transmit`) waits for the next call.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let mut due = std::mem::take(&mut self.due);
         while let Some(&Reverse((t, addr))) = self.timers.peek() {
             if t > now {
                 break;
             }
             self.timers.pop();
-            let Some(p) = self.peers.get_mut(&addr) else {
-                continue;
-            };
-            if p.scheduled != Some(t) {
-                continue;
+            if let Some(p) = self.peers.get_mut(&addr) {
+                if p.scheduled == Some(t) {
+                    p.scheduled = None;
+                    due.push(addr);
+                }
             }
-            p.scheduled = None;
-            p.conn.handle_timeout(now);
-            self.touch(addr);
         }
+        for &addr in &due {
+            if let Some(p) = self.peers.get_mut(&addr) {
+                p.conn.handle_timeout(now);
+                self.touch(addr);
+            }
+        }
+        due.clear();
+        self.due = due;
     }
 
     /// Processes one datagram from `from`.
@@ -256,17 +268,7 @@ impl ServerEndpoint {
             Ok(Packet::ConnectRequest { protocol_id, nonce })
                 if protocol_id == self.config.protocol_id =>
             {
-                let issued_at = self.now_ms(now);
-                let cookie = self.key.cookie(from, nonce, issued_at, protocol_id);
-                self.stats.challenges_sent += 1;
-                self.reply(
-                    from,
-                    &Packet::Challenge {
-                        nonce,
-                        issued_at,
-                        cookie,
-                    },
-                );
+                self.challenge(now, from, nonce);
             }
             Ok(Packet::ChallengeResponse {
                 protocol_id,
@@ -288,10 +290,32 @@ impl ServerEndpoint {
                     self.admit(now, from, nonce);
                 } else {
                     self.stats.bad_cookies += 1;
+                    // An expired cookie (say, from an attempt whose ACCEPT was
+                    // lost until the connection timed out) gets a fresh one:
+                    // still stateless, and smaller than the response.
+                    if protocol_id == self.config.protocol_id {
+                        self.challenge(now, from, nonce);
+                    }
                 }
             }
             _ => self.stats.dropped_invalid += 1,
         }
+    }
+
+    /// Answers a connect request with a stateless challenge.
+    fn challenge(&mut self, now: Instant, from: SocketAddr, nonce: u64) {
+        let issued_at = self.now_ms(now);
+        let protocol_id = self.config.protocol_id;
+        let cookie = self.key.cookie(from, nonce, issued_at, protocol_id);
+        self.stats.challenges_sent += 1;
+        self.reply(
+            from,
+            &Packet::Challenge {
+                nonce,
+                issued_at,
+                cookie,
+            },
+        );
     }
 
     /// A client proved its address: ask the app, then accept or reject.

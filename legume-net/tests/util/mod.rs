@@ -1,0 +1,296 @@
+//! A simulated world for protocol tests: one server endpoint and any number
+//! of client connections on a seeded lossy in-memory network, driven on a
+//! virtual clock that jumps straight to the next thing that happens.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use legume_core::MessageFactory;
+use legume_derive::Message;
+use legume_net::sim::{LinkConditions, SimNetwork};
+use legume_net::{Config, Connection, Event, ServerEndpoint, ServerEvent};
+
+/// A numbered test message with optional padding.
+#[derive(Clone, Debug, PartialEq, Message)]
+#[legume(crate = "legume_core")]
+#[message(id = 20)]
+pub struct Num {
+    pub n: u32,
+    pub pad: Vec<u8>,
+}
+
+/// A message type the receiver does not know (not in the factory).
+#[derive(Clone, Debug, PartialEq, Message)]
+#[legume(crate = "legume_core")]
+#[message(id = 99)]
+pub struct Unknown;
+
+pub fn num(n: u32) -> Num {
+    Num { n, pad: Vec::new() }
+}
+
+pub fn factory() -> Arc<MessageFactory> {
+    let mut f = MessageFactory::new();
+    f.register::<Num>().expect("no clash");
+    Arc::new(f)
+}
+
+pub const SERVER: &str = "10.0.0.1:4000";
+
+pub fn server_addr() -> SocketAddr {
+    SERVER.parse().expect("valid address")
+}
+
+pub fn client_addr(i: usize) -> SocketAddr {
+    let i = u32::try_from(i).expect("small index");
+    SocketAddr::from(([10, 1, (i >> 8) as u8, i as u8], 5000))
+}
+
+pub struct SimClient {
+    pub addr: SocketAddr,
+    pub conn: Connection,
+    pub events: Vec<Event>,
+}
+
+pub struct World {
+    pub now: Instant,
+    pub start: Instant,
+    pub net: SimNetwork,
+    pub server: ServerEndpoint,
+    pub server_events: Vec<ServerEvent>,
+    pub clients: Vec<SimClient>,
+    pub config: Config,
+    buf: Vec<u8>,
+    /// Every datagram sent, by its sender; checked against the MTU.
+    pub datagrams_sent: u64,
+    /// Steps taken without the clock moving; a guard against busy loops.
+    stalled_steps: u32,
+    pub max_datagram: usize,
+}
+
+impl World {
+    pub fn new(seed: u64, config: Config, conditions: LinkConditions) -> Self {
+        let start = Instant::now();
+        let mut net = SimNetwork::new(seed);
+        net.set_default_conditions(conditions);
+        let server = ServerEndpoint::new(config.clone(), factory(), start, seed ^ 0x5EED);
+        World {
+            now: start,
+            start,
+            net,
+            server,
+            server_events: Vec::new(),
+            clients: Vec::new(),
+            buf: vec![0; 65_536],
+            datagrams_sent: 0,
+            stalled_steps: 0,
+            max_datagram: 0,
+            config,
+        }
+    }
+
+    /// Adds a client that starts connecting now; returns its index.
+    pub fn add_client(&mut self) -> usize {
+        let i = self.clients.len();
+        let nonce = 0xC11E_0000_0000 + i as u64;
+        let conn = Connection::connect(self.config.clone(), factory(), self.now, nonce);
+        self.clients.push(SimClient {
+            addr: client_addr(i),
+            conn,
+            events: Vec::new(),
+        });
+        i
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+
+    /// Feeds due datagrams, runs due timers, flushes transmits and events.
+    pub fn step(&mut self) {
+        let now = self.now;
+        while let Some(d) = self.net.pop_due(now) {
+            if d.to == server_addr() {
+                self.server.handle_datagram(now, d.from, &d.bytes);
+            } else if let Some(c) = self.clients.iter_mut().find(|c| c.addr == d.to) {
+                c.conn.handle_datagram(now, &d.bytes);
+            }
+            self.net.recycle(d.bytes);
+        }
+        if self.server.poll_timeout().is_some_and(|t| t <= now) {
+            self.server.handle_timeout(now);
+        }
+        for c in &mut self.clients {
+            if c.conn.poll_timeout().is_some_and(|t| t <= now) {
+                c.conn.handle_timeout(now);
+            }
+        }
+        self.flush();
+    }
+
+    /// Sends everything the endpoints have to send and collects events.
+    pub fn flush(&mut self) {
+        let now = self.now;
+        let server = server_addr();
+        while let Some((to, n)) = self.server.poll_transmit(now, &mut self.buf) {
+            self.datagrams_sent += 1;
+            self.max_datagram = self.max_datagram.max(n);
+            self.net.send(now, server, to, &self.buf[..n]);
+        }
+        while let Some(e) = self.server.poll_event() {
+            self.server_events.push(e);
+        }
+        for c in &mut self.clients {
+            while let Some(n) = c.conn.poll_transmit(now, &mut self.buf) {
+                self.datagrams_sent += 1;
+                self.max_datagram = self.max_datagram.max(n);
+                self.net.send(now, c.addr, server, &self.buf[..n]);
+            }
+            while let Some(e) = c.conn.poll_event() {
+                c.events.push(e);
+            }
+        }
+    }
+
+    /// The next instant anything happens, if anything will.
+    pub fn next_wakeup(&self) -> Option<Instant> {
+        let mut t = self.net.next_delivery();
+        let mut consider = |x: Option<Instant>| {
+            if let Some(x) = x {
+                t = Some(t.map_or(x, |t: Instant| t.min(x)));
+            }
+        };
+        consider(self.server.poll_timeout());
+        for c in &self.clients {
+            consider(c.conn.poll_timeout());
+        }
+        t
+    }
+
+    /// Advances the clock to the next wake-up (never past `limit`) and steps.
+    /// Returns false when nothing is left to happen before `limit`.
+    pub fn advance(&mut self, limit: Instant) -> bool {
+        // Whatever the test queued since the last step goes out first.
+        self.flush();
+        let Some(next) = self.next_wakeup() else {
+            return false;
+        };
+        if next > limit {
+            self.now = limit;
+            self.step();
+            return false;
+        }
+        if next <= self.now {
+            self.stalled_steps += 1;
+            assert!(
+                self.stalled_steps < 100_000,
+                "the clock stopped at {:?}: a timer keeps firing with nothing to do",
+                self.elapsed()
+            );
+        } else {
+            self.stalled_steps = 0;
+        }
+        self.now = self.now.max(next);
+        self.step();
+        true
+    }
+
+    /// Runs until `done` holds or `max` of simulated time passes; returns
+    /// whether `done` held.
+    pub fn run_until(&mut self, max: Duration, mut done: impl FnMut(&mut World) -> bool) -> bool {
+        let limit = self.now + max;
+        self.step();
+        loop {
+            if done(self) {
+                return true;
+            }
+            if !self.advance(limit) {
+                return done(self);
+            }
+        }
+    }
+
+    /// Runs for `d` of simulated time.
+    pub fn run_for(&mut self, d: Duration) {
+        let limit = self.now + d;
+        while self.advance(limit) {}
+    }
+
+    pub fn connect_all(&mut self, max: Duration) -> bool {
+        self.run_until(max, |w| w.clients.iter().all(|c| c.conn.is_connected()))
+    }
+
+    /// Removes and returns the `Num` values client `i` received, in order.
+    pub fn client_nums(&mut self, i: usize) -> Vec<u32> {
+        take_nums(&mut self.clients[i].events)
+    }
+
+    /// Removes and returns the `Num` values the server received from `peer`, in order.
+    pub fn server_nums(&mut self, peer: SocketAddr) -> Vec<u32> {
+        let mut out = Vec::new();
+        self.server_events.retain(|e| {
+            if e.peer != peer {
+                return true;
+            }
+            match &e.event {
+                Event::Message(m) => match m.downcast_ref::<Num>() {
+                    Some(num) => {
+                        out.push(num.n);
+                        false
+                    }
+                    None => true,
+                },
+                _ => true,
+            }
+        });
+        out
+    }
+}
+
+pub fn take_nums(events: &mut Vec<Event>) -> Vec<u32> {
+    let mut out = Vec::new();
+    events.retain(|e| match e {
+        Event::Message(m) => match m.downcast_ref::<Num>() {
+            Some(num) => {
+                out.push(num.n);
+                false
+            }
+            None => true,
+        },
+        _ => true,
+    });
+    out
+}
+
+/// Checks exactly-once delivery of `0..n`; with `ordered`, also the order.
+pub fn assert_exactly_once(got: &[u32], n: u32, ordered: bool, what: &str) {
+    if ordered {
+        let expected: Vec<u32> = (0..n).collect();
+        if got != expected.as_slice() {
+            let first_bad = got
+                .iter()
+                .zip(&expected)
+                .position(|(a, b)| a != b)
+                .unwrap_or(got.len().min(expected.len()));
+            panic!(
+                "{what}: got {} messages, expected {n} in order; first difference at index {first_bad}",
+                got.len()
+            );
+        }
+    } else {
+        let mut seen = vec![0u32; n as usize];
+        for &x in got {
+            assert!(x < n, "{what}: unexpected message {x}");
+            seen[x as usize] += 1;
+        }
+        let missing = seen.iter().filter(|&&c| c == 0).count();
+        let dups = seen.iter().filter(|&&c| c > 1).count();
+        assert!(
+            missing == 0 && dups == 0,
+            "{what}: {missing} missing, {dups} duplicated of {n}"
+        );
+    }
+}
