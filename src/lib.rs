@@ -15,5 +15,8 @@ pub mod prelude {
         RegistryError,
     };
     pub use legume_derive::{Codec, Message, MessageSet};
-    pub use legume_net::Delivery;
+    pub use legume_net::{
+        Client, Config, Decision, Delivery, DisconnectReason, Event, SendError, Server,
+        ServerEvent, State,
+    };
 }

@@ -42,6 +42,10 @@ pub struct Config {
     pub max_congestion_window: usize,
     /// How long a server accepts a challenge cookie. Default 10 s.
     pub challenge_lifetime: Duration,
+    /// UDP driver: the most datagrams one `update()` reads, so that a peer
+    /// flooding the socket cannot starve the frame loop (legume 0.5 reads
+    /// until the socket is empty). Default 4096.
+    pub recv_budget: usize,
 }
 
 impl Default for Config {
@@ -60,6 +64,7 @@ impl Default for Config {
             max_reassembly_bytes: 4 << 20,
             max_congestion_window: 4 << 20,
             challenge_lifetime: Duration::from_secs(10),
+            recv_budget: 4096,
         }
     }
 }

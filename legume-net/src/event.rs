@@ -25,6 +25,34 @@ pub enum Event {
     Disconnected(DisconnectReason),
     /// A received message was dropped; the connection goes on.
     Error(MessageError),
+    /// The socket reported an error (UDP driver only), such as an ICMP
+    /// "port unreachable" surfacing as connection refused. The connection
+    /// goes on; if the peer is really gone it times out.
+    Io(IoError),
+}
+
+/// A socket error, kept as its kind and text so that events stay `Clone`-free of OS handles.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct IoError {
+    /// The error's kind.
+    pub kind: std::io::ErrorKind,
+    /// The error's text.
+    pub message: String,
+}
+
+impl From<&std::io::Error> for IoError {
+    fn from(e: &std::io::Error) -> Self {
+        IoError {
+            kind: e.kind(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for IoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
 }
 
 /// Why a connection ended.

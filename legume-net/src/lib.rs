@@ -40,6 +40,7 @@ mod channel;
 mod config;
 mod congestion;
 mod connection;
+mod driver;
 mod event;
 mod handshake;
 mod packet;
@@ -51,7 +52,8 @@ pub mod sim;
 
 pub use config::Config;
 pub use connection::Connection;
-pub use event::{DisconnectReason, Event, MessageError, SendError, State, Stats};
+pub use driver::{BufferSizes, Client, ConnectError, ListenError, Server};
+pub use event::{DisconnectReason, Event, IoError, MessageError, SendError, State, Stats};
 pub use packet::PacketError;
 pub use server::{
     ConnectHook, ConnectRequest, Decision, EndpointStats, ServerEndpoint, ServerEvent,

@@ -1,0 +1,74 @@
+//! The smallest complete program: a server and a client in one process
+//! exchange a derived message over UDP on 127.0.0.1.
+//!
+//! Run: `cargo run --example quickstart`
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use legume::prelude::*;
+
+#[derive(Debug, Message)]
+#[message(id = 21)]
+struct Greeting {
+    #[field(max_len = 64)]
+    text: String,
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut factory = MessageFactory::new();
+    factory.register::<Greeting>()?;
+    let factory = Arc::new(factory);
+
+    let mut server = Server::new(Arc::clone(&factory), Config::default());
+    server.listen("127.0.0.1:0")?;
+    let addr = server.local_addr().ok_or("server has no address")?;
+
+    let mut client = Client::new(factory, Config::default());
+    client.connect(addr)?;
+
+    for _frame in 0..500 {
+        server.update();
+        while let Some(ServerEvent { peer, event }) = server.poll_event() {
+            match event {
+                Event::Connected => println!("server: {peer} connected"),
+                Event::Message(msg) => {
+                    if let Some(g) = msg.downcast_ref::<Greeting>() {
+                        println!("server: {peer} says {:?}", g.text);
+                        let reply = Greeting {
+                            text: format!("welcome, {peer}"),
+                        };
+                        server.send(peer, &reply, Delivery::Reliable)?;
+                    }
+                }
+                other => println!("server: {peer}: {other:?}"),
+            }
+        }
+
+        client.update();
+        while let Some(event) = client.poll_event() {
+            match event {
+                Event::Connected => {
+                    println!("client: connected, rtt {:.2} ms", client.latency());
+                    client.send_reliable_message(&Greeting {
+                        text: "hello, legume".into(),
+                    })?;
+                }
+                Event::Message(msg) => {
+                    if let Some(g) = msg.downcast_ref::<Greeting>() {
+                        println!("client: server says {:?}", g.text);
+                        client.disconnect();
+                    }
+                }
+                Event::Disconnected(reason) => println!("client: disconnected ({reason:?})"),
+                other => println!("client: {other:?}"),
+            }
+        }
+        if client.disconnected() && server.peer_count() == 0 {
+            println!("done");
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Err("the exchange did not finish in time".into())
+}

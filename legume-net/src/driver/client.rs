@@ -1,0 +1,276 @@
+//! `Client`: one connection to a server over a UDP socket (legume's `Client`).
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use legume_core::{AnyMessage, MessageFactory};
+use thiserror::Error;
+
+use super::socket::{is_peer_error, is_would_block, random_u64, BufferSizes, DriverSocket};
+use crate::config::Config;
+use crate::connection::Connection;
+use crate::event::{Event, IoError, SendError, State, Stats};
+use crate::Delivery;
+
+/// Why [`Client::connect`] failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The address did not parse or resolve.
+    #[error("cannot resolve server address: {0}")]
+    Resolve(#[source] io::Error),
+    /// The address resolved to nothing.
+    #[error("server address resolved to no address")]
+    NoAddress,
+    /// The client is already connecting or connected.
+    #[error("already connecting or connected; disconnect first")]
+    AlreadyConnected,
+    /// The socket could not be created or connected.
+    #[error("socket error: {0}")]
+    Socket(#[source] io::Error),
+}
+
+/// A client of a legume-rs server, driven by calling [`update`](Self::update)
+/// every frame (or [`update_timeout`](Self::update_timeout) without a frame loop).
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use legume_core::MessageFactory;
+/// use legume_net::{Client, Config, Event};
+///
+/// let mut client = Client::new(Arc::new(MessageFactory::new()), Config::default());
+/// client.connect("127.0.0.1:9000")?;
+/// loop {
+///     client.update();
+///     while let Some(event) = client.poll_event() {
+///         match event {
+///             Event::Connected => println!("connected"),
+///             Event::Message(msg) => println!("got {msg:?}"),
+///             Event::Disconnected(reason) => return Ok(println!("gone: {reason:?}")),
+///             other => println!("{other:?}"),
+///         }
+///     }
+///     std::thread::sleep(std::time::Duration::from_millis(16));
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Client {
+    config: Config,
+    factory: Arc<MessageFactory>,
+    socket: Option<DriverSocket>,
+    conn: Option<Connection>,
+    server: Option<SocketAddr>,
+    events: VecDeque<Event>,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    /// A client that decodes with `factory` (shared, not copied).
+    pub fn new(factory: Arc<MessageFactory>, config: Config) -> Self {
+        Client {
+            config,
+            factory,
+            socket: None,
+            conn: None,
+            server: None,
+            events: VecDeque::new(),
+            buf: vec![0; 65_536],
+        }
+    }
+
+    /// Starts connecting to a server. `addr` is anything `ToSocketAddrs`
+    /// takes (`"host:port"`, `("host", port)`, a `SocketAddr`); the first
+    /// address it resolves to is used. Progress is reported by events.
+    pub fn connect<A: ToSocketAddrs>(&mut self, addr: A) -> Result<(), ConnectError> {
+        if self.conn.as_ref().is_some_and(|c| !c.is_closed()) {
+            return Err(ConnectError::AlreadyConnected);
+        }
+        let server = addr
+            .to_socket_addrs()
+            .map_err(ConnectError::Resolve)?
+            .next()
+            .ok_or(ConnectError::NoAddress)?;
+        let socket = DriverSocket::connect_to(server).map_err(ConnectError::Socket)?;
+        let conn = Connection::connect(
+            self.config.clone(),
+            Arc::clone(&self.factory),
+            Instant::now(),
+            random_u64(),
+        );
+        self.socket = Some(socket);
+        self.conn = Some(conn);
+        self.server = Some(server);
+        self.flush(Instant::now());
+        Ok(())
+    }
+
+    /// Disconnects with no particular reason.
+    pub fn disconnect(&mut self) {
+        self.disconnect_with("client disconnected");
+    }
+
+    /// Disconnects, telling the server `reason`.
+    pub fn disconnect_with(&mut self, reason: &str) {
+        if let Some(conn) = &mut self.conn {
+            conn.disconnect(reason);
+        }
+        self.flush(Instant::now());
+    }
+
+    /// Reads what arrived (up to `Config::recv_budget` datagrams), runs
+    /// timers, sends what is due. Call once per frame, then drain
+    /// [`poll_event`](Self::poll_event).
+    pub fn update(&mut self) {
+        let now = Instant::now();
+        self.receive(now);
+        if let Some(conn) = &mut self.conn {
+            if conn.poll_timeout().is_some_and(|t| t <= now) {
+                conn.handle_timeout(now);
+            }
+        }
+        self.flush(now);
+    }
+
+    /// Waits until a datagram arrives, a timer is due, or `max_wait` passes,
+    /// then updates. For programs without a frame loop.
+    pub fn update_timeout(&mut self, max_wait: Duration) {
+        let now = Instant::now();
+        let wait = self
+            .poll_timeout()
+            .map_or(max_wait, |t| t.saturating_duration_since(now).min(max_wait));
+        if let Some(socket) = &self.socket {
+            if let Err(e) = socket.wait_readable(wait) {
+                self.events.push_back(Event::Io(IoError::from(&e)));
+            }
+        }
+        self.update();
+    }
+
+    /// When the connection next needs an update even if nothing arrives.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.conn.as_ref().and_then(Connection::poll_timeout)
+    }
+
+    fn receive(&mut self, now: Instant) {
+        let (Some(socket), Some(conn)) = (&self.socket, &mut self.conn) else {
+            return;
+        };
+        for _ in 0..self.config.recv_budget {
+            match socket.recv(&mut self.buf) {
+                Ok(n) => conn.handle_datagram(now, &self.buf[..n]),
+                Err(e) if is_would_block(&e) => break,
+                Err(e) => {
+                    self.events.push_back(Event::Io(IoError::from(&e)));
+                    if !is_peer_error(&e) {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self, now: Instant) {
+        let (Some(socket), Some(conn)) = (&self.socket, &mut self.conn) else {
+            return;
+        };
+        while let Some(n) = conn.poll_transmit(now, &mut self.buf) {
+            match socket.send(&self.buf[..n]) {
+                Ok(_) => {}
+                // A full socket buffer drops the datagram: the protocol sees
+                // a loss and resends reliable data.
+                Err(e) if is_would_block(&e) => break,
+                Err(e) => self.events.push_back(Event::Io(IoError::from(&e))),
+            }
+        }
+        while let Some(e) = conn.poll_event() {
+            self.events.push_back(e);
+        }
+    }
+
+    /// The next event, if any (drain after each update).
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Queues a message with the chosen delivery.
+    pub fn send(&mut self, msg: &dyn AnyMessage, delivery: Delivery) -> Result<(), SendError> {
+        self.conn
+            .as_mut()
+            .ok_or(SendError::NotConnected)?
+            .send(msg, delivery)
+    }
+
+    /// Queues an unreliable message (legume's `send_message`).
+    pub fn send_message(&mut self, msg: &dyn AnyMessage) -> Result<(), SendError> {
+        self.send(msg, Delivery::Unreliable)
+    }
+
+    /// Queues a reliable message (legume's `send_reliable_message`).
+    pub fn send_reliable_message(&mut self, msg: &dyn AnyMessage) -> Result<(), SendError> {
+        self.send(msg, Delivery::Reliable)
+    }
+
+    /// Queues a reliable, ordered message.
+    pub fn send_ordered_message(&mut self, msg: &dyn AnyMessage) -> Result<(), SendError> {
+        self.send(msg, Delivery::ReliableOrdered)
+    }
+
+    /// The connection's state; `Disconnected` before `connect`.
+    pub fn state(&self) -> State {
+        self.conn
+            .as_ref()
+            .map_or(State::Disconnected, Connection::state)
+    }
+
+    /// Whether the state is `Connected`.
+    pub fn connected(&self) -> bool {
+        self.state() == State::Connected
+    }
+
+    /// Whether the state is `Disconnected`.
+    pub fn disconnected(&self) -> bool {
+        self.state() == State::Disconnected
+    }
+
+    /// Whether the state is `Errored` (a timeout).
+    pub fn errored(&self) -> bool {
+        self.state() == State::Errored
+    }
+
+    /// Always false: this is the client (legume's `is_server`).
+    pub fn is_server(&self) -> bool {
+        false
+    }
+
+    /// The connection's metrics (all zero before `connect`).
+    pub fn stats(&self) -> Stats {
+        self.conn
+            .as_ref()
+            .map(Connection::stats)
+            .unwrap_or_default()
+    }
+
+    /// Round-trip latency in milliseconds (legume's `latency`).
+    pub fn latency(&self) -> f64 {
+        self.stats().latency_ms
+    }
+
+    /// The server's address, once `connect` was called.
+    pub fn server_addr(&self) -> Option<SocketAddr> {
+        self.server
+    }
+
+    /// The local socket address, once `connect` was called.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.socket.as_ref().and_then(|s| s.local_addr().ok())
+    }
+
+    /// Socket buffer sizes the OS granted, once `connect` was called.
+    pub fn socket_buffers(&self) -> Option<BufferSizes> {
+        self.socket.as_ref().map(|s| s.buffers)
+    }
+}

@@ -1,0 +1,328 @@
+//! `Server`: many connections behind one UDP socket (legume's `Server`).
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use legume_core::{AnyMessage, MessageFactory};
+use thiserror::Error;
+
+use super::socket::{is_peer_error, is_would_block, random_u64, BufferSizes, DriverSocket};
+use crate::config::Config;
+use crate::connection::Connection;
+use crate::event::{Event, IoError, SendError};
+use crate::server::{ConnectRequest, Decision, EndpointStats, ServerEndpoint, ServerEvent};
+use crate::Delivery;
+
+/// Why [`Server::listen`] failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ListenError {
+    /// The address did not parse or resolve.
+    #[error("cannot resolve listen address: {0}")]
+    Resolve(#[source] io::Error),
+    /// The address resolved to nothing.
+    #[error("listen address resolved to no address")]
+    NoAddress,
+    /// The server is already listening.
+    #[error("already listening")]
+    AlreadyListening,
+    /// The socket could not be bound.
+    #[error("cannot bind: {0}")]
+    Bind(#[source] io::Error),
+}
+
+/// A legume-rs server, driven by calling [`update`](Self::update) every frame.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use legume_core::MessageFactory;
+/// use legume_net::{Config, Decision, Event, Server};
+///
+/// let mut server = Server::new(Arc::new(MessageFactory::new()), Config::default());
+/// server.set_connect_hook(|req| {
+///     if req.peer_count < 16 { Decision::Accept } else { Decision::Reject("full".into()) }
+/// });
+/// server.listen("127.0.0.1:9000")?;
+/// loop {
+///     server.update_timeout(std::time::Duration::from_millis(50));
+///     while let Some(e) = server.poll_event() {
+///         if let Event::Message(msg) = e.event {
+///             println!("{} sent {msg:?}", e.peer);
+///         }
+///     }
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Server {
+    config: Config,
+    factory: Arc<MessageFactory>,
+    socket: Option<DriverSocket>,
+    endpoint: Option<ServerEndpoint>,
+    hook: Option<crate::server::ConnectHook>,
+    accept_new: bool,
+    max_peers: usize,
+    events: VecDeque<ServerEvent>,
+    io_errors: u64,
+    last_io_error: Option<IoError>,
+    buf: Vec<u8>,
+}
+
+impl Server {
+    /// A server that decodes with `factory` (shared, not copied).
+    pub fn new(factory: Arc<MessageFactory>, config: Config) -> Self {
+        Server {
+            config,
+            factory,
+            socket: None,
+            endpoint: None,
+            hook: None,
+            accept_new: true,
+            max_peers: usize::MAX,
+            events: VecDeque::new(),
+            io_errors: 0,
+            last_io_error: None,
+            buf: vec![0; 65_536],
+        }
+    }
+
+    /// Binds the UDP socket and starts accepting connections.
+    pub fn listen<A: ToSocketAddrs>(&mut self, addr: A) -> Result<(), ListenError> {
+        if self.socket.is_some() {
+            return Err(ListenError::AlreadyListening);
+        }
+        let addr = addr
+            .to_socket_addrs()
+            .map_err(ListenError::Resolve)?
+            .next()
+            .ok_or(ListenError::NoAddress)?;
+        let socket = DriverSocket::bind(addr).map_err(ListenError::Bind)?;
+        let mut endpoint = ServerEndpoint::new(
+            self.config.clone(),
+            Arc::clone(&self.factory),
+            Instant::now(),
+            random_u64(),
+        );
+        endpoint.set_accept_new_connections(self.accept_new);
+        endpoint.set_max_peers(self.max_peers);
+        if let Some(hook) = self.hook.take() {
+            endpoint.set_connect_hook(hook);
+        }
+        self.socket = Some(socket);
+        self.endpoint = Some(endpoint);
+        Ok(())
+    }
+
+    /// Whether `listen` succeeded (legume's `LISTENING` state).
+    pub fn is_listening(&self) -> bool {
+        self.socket.is_some()
+    }
+
+    /// Always true (legume's `is_server`).
+    pub fn is_server(&self) -> bool {
+        true
+    }
+
+    /// Sets the hook that accepts or rejects each connect request
+    /// (legume's `OnConnectRequest`). Without one, every request is accepted.
+    pub fn set_connect_hook(
+        &mut self,
+        hook: impl FnMut(&ConnectRequest) -> Decision + Send + 'static,
+    ) {
+        match &mut self.endpoint {
+            Some(e) => e.set_connect_hook(Box::new(hook)),
+            None => self.hook = Some(Box::new(hook)),
+        }
+    }
+
+    /// Turns acceptance of new connections on or off (legume's `accept_new_connections`).
+    pub fn set_accept_new_connections(&mut self, accept: bool) {
+        self.accept_new = accept;
+        if let Some(e) = &mut self.endpoint {
+            e.set_accept_new_connections(accept);
+        }
+    }
+
+    /// Whether new connections are accepted.
+    pub fn accept_new_connections(&self) -> bool {
+        self.accept_new
+    }
+
+    /// Caps the number of peers; connect requests beyond it are rejected.
+    pub fn set_max_peers(&mut self, max: usize) {
+        self.max_peers = max;
+        if let Some(e) = &mut self.endpoint {
+            e.set_max_peers(max);
+        }
+    }
+
+    /// Reads what arrived (up to `Config::recv_budget` datagrams), runs due
+    /// timers, sends what is due. Call once per frame, then drain
+    /// [`poll_event`](Self::poll_event).
+    pub fn update(&mut self) {
+        let now = Instant::now();
+        self.receive(now);
+        if let Some(e) = &mut self.endpoint {
+            if e.poll_timeout().is_some_and(|t| t <= now) {
+                e.handle_timeout(now);
+            }
+        }
+        self.flush(now);
+    }
+
+    /// Waits until a datagram arrives, a timer is due, or `max_wait` passes,
+    /// then updates. For programs without a frame loop.
+    pub fn update_timeout(&mut self, max_wait: Duration) {
+        let now = Instant::now();
+        let wait = self
+            .endpoint
+            .as_ref()
+            .and_then(ServerEndpoint::poll_timeout)
+            .map_or(max_wait, |t| t.saturating_duration_since(now).min(max_wait));
+        if let Some(socket) = &self.socket {
+            if let Err(e) = socket.wait_readable(wait) {
+                self.note_io_error(&e);
+            }
+        }
+        self.update();
+    }
+
+    fn note_io_error(&mut self, e: &io::Error) {
+        self.io_errors += 1;
+        self.last_io_error = Some(IoError::from(e));
+    }
+
+    fn receive(&mut self, now: Instant) {
+        let (Some(socket), Some(endpoint)) = (&self.socket, &mut self.endpoint) else {
+            return;
+        };
+        let mut errors = Vec::new();
+        for _ in 0..self.config.recv_budget {
+            match socket.recv_from(&mut self.buf) {
+                Ok((n, from)) => endpoint.handle_datagram(now, from, &self.buf[..n]),
+                Err(e) if is_would_block(&e) => break,
+                // An ICMP report about one peer must not stop the others.
+                Err(e) if is_peer_error(&e) => errors.push(e),
+                Err(e) => {
+                    errors.push(e);
+                    break;
+                }
+            }
+        }
+        for e in &errors {
+            self.note_io_error(e);
+        }
+    }
+
+    fn flush(&mut self, now: Instant) {
+        let (Some(socket), Some(endpoint)) = (&self.socket, &mut self.endpoint) else {
+            return;
+        };
+        while let Some((to, n)) = endpoint.poll_transmit(now, &mut self.buf) {
+            match socket.send_to(&self.buf[..n], to) {
+                Ok(_) => {}
+                // A full socket buffer drops the datagram; the protocol resends.
+                Err(e) if is_would_block(&e) => {}
+                Err(e) => self.events.push_back(ServerEvent {
+                    peer: to,
+                    event: Event::Io(IoError::from(&e)),
+                }),
+            }
+        }
+        while let Some(e) = endpoint.poll_event() {
+            self.events.push_back(e);
+        }
+    }
+
+    /// The next event, if any (drain after each update).
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
+        self.events.pop_front()
+    }
+
+    /// The peers and their connections (legume's `peers`).
+    pub fn peers(&self) -> impl Iterator<Item = (SocketAddr, &Connection)> + '_ {
+        self.endpoint.iter().flat_map(ServerEndpoint::peers)
+    }
+
+    /// The number of peers (legume's `peercount`).
+    pub fn peer_count(&self) -> usize {
+        self.endpoint.as_ref().map_or(0, ServerEndpoint::peer_count)
+    }
+
+    /// The peer at `addr` (legume's `get_peer_by_address`).
+    pub fn peer(&self, addr: SocketAddr) -> Option<&Connection> {
+        self.endpoint.as_ref().and_then(|e| e.peer(addr))
+    }
+
+    /// Queues a message to one peer.
+    pub fn send(
+        &mut self,
+        peer: SocketAddr,
+        msg: &dyn AnyMessage,
+        delivery: Delivery,
+    ) -> Result<(), SendError> {
+        self.endpoint
+            .as_mut()
+            .ok_or(SendError::NotConnected)?
+            .send(peer, msg, delivery)
+    }
+
+    /// Queues a message to every peer; returns how many took it
+    /// (legume's `send_message_to_all` and `send_reliable_message_to_all`).
+    pub fn send_to_all(&mut self, msg: &dyn AnyMessage, delivery: Delivery) -> usize {
+        self.endpoint
+            .as_mut()
+            .map_or(0, |e| e.send_to_all(msg, delivery))
+    }
+
+    /// Disconnects one peer with a reason.
+    pub fn disconnect(&mut self, peer: SocketAddr, reason: &str) {
+        if let Some(e) = &mut self.endpoint {
+            e.disconnect(peer, reason);
+        }
+        self.flush(Instant::now());
+    }
+
+    /// Disconnects every peer.
+    pub fn disconnect_all(&mut self, reason: &str) {
+        if let Some(e) = &mut self.endpoint {
+            e.disconnect_all(reason);
+        }
+        self.flush(Instant::now());
+    }
+
+    /// The endpoint's counters (handshakes, invalid datagrams).
+    pub fn stats(&self) -> EndpointStats {
+        self.endpoint
+            .as_ref()
+            .map(ServerEndpoint::stats)
+            .unwrap_or_default()
+    }
+
+    /// Socket errors not tied to one peer, and the latest of them.
+    pub fn io_errors(&self) -> (u64, Option<&IoError>) {
+        (self.io_errors, self.last_io_error.as_ref())
+    }
+
+    /// The bound address, once listening.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.socket.as_ref().and_then(|s| s.local_addr().ok())
+    }
+
+    /// Socket buffer sizes the OS granted, once listening.
+    pub fn socket_buffers(&self) -> Option<BufferSizes> {
+        self.socket.as_ref().map(|s| s.buffers)
+    }
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr())
+            .field("peers", &self.peer_count())
+            .field("accept_new", &self.accept_new)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,129 @@
+//! A non-blocking UDP socket built with socket2, with large buffers.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// Socket buffer size requested for each direction; the OS may grant less
+/// (Linux caps it at `net.core.rmem_max` / `wmem_max`).
+pub(crate) const REQUESTED_BUFFER: usize = 4 << 20;
+
+/// Socket buffer sizes the OS granted.
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub struct BufferSizes {
+    /// Receive buffer, bytes.
+    pub recv: usize,
+    /// Send buffer, bytes.
+    pub send: usize,
+}
+
+/// The driver's socket.
+#[derive(Debug)]
+pub(crate) struct DriverSocket {
+    socket: UdpSocket,
+    pub(crate) buffers: BufferSizes,
+}
+
+impl DriverSocket {
+    /// Binds to `addr`, non-blocking, with buffers sized for bursts.
+    pub(crate) fn bind(addr: SocketAddr) -> io::Result<Self> {
+        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+        // Best effort: a smaller buffer still works, it only drops bursts sooner.
+        let _ = socket.set_recv_buffer_size(REQUESTED_BUFFER);
+        let _ = socket.set_send_buffer_size(REQUESTED_BUFFER);
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        let buffers = BufferSizes {
+            recv: socket.recv_buffer_size().unwrap_or(0),
+            send: socket.send_buffer_size().unwrap_or(0),
+        };
+        Ok(DriverSocket {
+            socket: socket.into(),
+            buffers,
+        })
+    }
+
+    /// Binds to an ephemeral port of the family of `peer` and connects to it,
+    /// so the OS filters other sources and reports ICMP errors.
+    pub(crate) fn connect_to(peer: SocketAddr) -> io::Result<Self> {
+        let local = match peer {
+            SocketAddr::V4(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+            SocketAddr::V6(_) => SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)),
+        };
+        let s = Self::bind(local)?;
+        s.socket.connect(peer)?;
+        Ok(s)
+    }
+
+    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    pub(crate) fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.socket.recv_from(buf)
+    }
+
+    pub(crate) fn send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
+        self.socket.send_to(buf, to)
+    }
+
+    pub(crate) fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.socket.send(buf)
+    }
+
+    pub(crate) fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.socket.recv(buf)
+    }
+
+    /// Blocks until a datagram is waiting or `timeout` passes; returns whether
+    /// one is waiting. The socket is non-blocking again afterwards.
+    pub(crate) fn wait_readable(&self, timeout: Duration) -> io::Result<bool> {
+        if timeout.is_zero() {
+            return Ok(false);
+        }
+        self.socket.set_nonblocking(false)?;
+        self.socket.set_read_timeout(Some(timeout))?;
+        let mut probe = [0u8; 1];
+        let result = self.socket.peek_from(&mut probe);
+        self.socket.set_nonblocking(true)?;
+        match result {
+            Err(e) if is_would_block(&e) => Ok(false),
+            // Data, or an error the next receive will report.
+            _ => Ok(true),
+        }
+    }
+}
+
+/// Whether an error only means "nothing now" (including a timed-out wait).
+pub(crate) fn is_would_block(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// Whether an error is an ICMP report about one peer (port unreachable and
+/// the like), which must not stop the endpoint.
+pub(crate) fn is_peer_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+    )
+}
+
+/// 64 unpredictable bits from the standard library's OS-seeded hasher keys,
+/// for connection nonces and the server's cookie key. Not a general RNG.
+pub(crate) fn random_u64() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.finish()
+}
