@@ -1,0 +1,235 @@
+//! Echo benchmark program, with the command line shared by the peer
+//! programs in `../shared/peers` (renet, laminar, raw UDP, legume 0.5).
+//!
+//! Run:
+//!
+//! ```text
+//! cargo run --release --example echo -- server --listen 127.0.0.1:40000 --seconds 30
+//! cargo run --release --example echo -- client --connect 127.0.0.1:40000 \
+//!     --messages 100000 --size 32 --delivery ordered --timeout 60 [--clients C] [--window W]
+//! ```
+//!
+//! The server echoes every message to its sender with the same delivery.
+//! The client prints one JSON line and exits 0 when every reliable or
+//! ordered message came back exactly once (always 0 for unreliable).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use legume::prelude::*;
+
+/// One echoed payload: the delivery kind, then the bytes (u32 LE sequence first).
+#[derive(Debug, Message)]
+#[message(id = 20)]
+struct Echo {
+    kind: u8,
+    data: Vec<u8>,
+}
+
+const KINDS: [(&str, Delivery); 3] = [
+    ("unreliable", Delivery::Unreliable),
+    ("reliable", Delivery::Reliable),
+    ("ordered", Delivery::ReliableOrdered),
+];
+
+fn delivery_of(kind: u8) -> Delivery {
+    KINDS
+        .get(usize::from(kind))
+        .map_or(Delivery::Reliable, |k| k.1)
+}
+
+fn factory() -> Result<Arc<MessageFactory>, RegistryError> {
+    let mut f = MessageFactory::new();
+    f.register::<Echo>()?;
+    Ok(Arc::new(f))
+}
+
+fn arg<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
+    let i = args.iter().position(|a| a == name)?;
+    args.get(i + 1)?.parse().ok()
+}
+
+fn usage() -> Box<dyn std::error::Error> {
+    "usage: echo server --listen ADDR --seconds S\n       \
+     echo client --connect ADDR --messages N --size B --delivery reliable|ordered|unreliable \
+     --timeout S [--clients C] [--window W]"
+        .into()
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("server") => {
+            let listen: SocketAddr = arg(&args, "--listen").ok_or_else(usage)?;
+            let seconds: f64 = arg(&args, "--seconds").ok_or_else(usage)?;
+            run_server(listen, Duration::from_secs_f64(seconds))
+        }
+        Some("client") => run_client(&args),
+        _ => Err(usage()),
+    }
+}
+
+fn run_server(listen: SocketAddr, life: Duration) -> Result<(), Box<dyn std::error::Error>> {
+    let mut server = Server::new(factory()?, Config::default());
+    server.listen(listen)?;
+    if let Some(b) = server.socket_buffers() {
+        eprintln!(
+            "echo server on {listen}; socket buffers granted: recv {} B, send {} B",
+            b.recv, b.send
+        );
+    }
+    let end = Instant::now() + life;
+    while Instant::now() < end {
+        server.update_timeout(Duration::from_millis(5));
+        while let Some(ServerEvent { peer, event }) = server.poll_event() {
+            if let Event::Message(msg) = event {
+                if let Some(e) = msg.downcast_ref::<Echo>() {
+                    // A full queue drops this echo; the client's count shows it.
+                    let _ = server.send(peer, e, delivery_of(e.kind));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Per-client bookkeeping of echoes.
+struct Tracker {
+    client: Client,
+    seen: Vec<bool>,
+    sent: u32,
+    echoed: u64,
+    duplicates: u64,
+    out_of_order: u64,
+    highest: Option<u32>,
+}
+
+impl Tracker {
+    fn record(&mut self, data: &[u8]) -> bool {
+        let Some(seq) = data
+            .get(..4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        else {
+            return false;
+        };
+        let Some(seen) = self.seen.get_mut(seq as usize) else {
+            return false;
+        };
+        if self.highest.is_some_and(|h| seq < h) {
+            self.out_of_order += 1;
+        }
+        self.highest = Some(self.highest.map_or(seq, |h| h.max(seq)));
+        if *seen {
+            self.duplicates += 1;
+            return false;
+        }
+        *seen = true;
+        self.echoed += 1;
+        true
+    }
+}
+
+fn run_client(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+    let connect: SocketAddr = arg(args, "--connect").ok_or_else(usage)?;
+    let messages: u32 = arg(args, "--messages").ok_or_else(usage)?;
+    let size: usize = arg(args, "--size").ok_or_else(usage)?;
+    let delivery_name: String = arg(args, "--delivery").ok_or_else(usage)?;
+    let timeout: f64 = arg(args, "--timeout").ok_or_else(usage)?;
+    let clients: usize = arg(args, "--clients").unwrap_or(1);
+    let window: u64 = arg(args, "--window").unwrap_or(0);
+    let kind = KINDS
+        .iter()
+        .position(|k| k.0 == delivery_name)
+        .ok_or_else(usage)?;
+    let delivery = KINDS[kind].1;
+    if size < 4 {
+        return Err("--size must be at least 4".into());
+    }
+
+    let factory = factory()?;
+    let mut trackers = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let mut client = Client::new(Arc::clone(&factory), Config::default());
+        client.connect(connect)?;
+        trackers.push(Tracker {
+            client,
+            seen: vec![false; messages as usize],
+            sent: 0,
+            echoed: 0,
+            duplicates: 0,
+            out_of_order: 0,
+            highest: None,
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs_f64(timeout);
+    // Handshakes first; the measured interval starts at the first send.
+    while Instant::now() < deadline && !trackers.iter().all(|t| t.client.connected()) {
+        for t in &mut trackers {
+            t.client.update_timeout(Duration::from_millis(1));
+            while t.client.poll_event().is_some() {}
+        }
+    }
+    let start = Instant::now();
+    let mut last_echo = start;
+    let mut echo = Echo {
+        kind: kind as u8,
+        data: vec![0xA5; size],
+    };
+    loop {
+        let mut progressed = false;
+        for (index, t) in trackers.iter_mut().enumerate() {
+            while t.sent < messages && (window == 0 || (u64::from(t.sent) - t.echoed) < window) {
+                echo.data[..4].copy_from_slice(&t.sent.to_le_bytes());
+                // Tag the filler with the client index, as the peers do.
+                let tag = format!("{index}:");
+                let n = tag.len().min(size - 4);
+                echo.data[4..4 + n].copy_from_slice(&tag.as_bytes()[..n]);
+                if t.client.send(&echo, delivery).is_err() {
+                    break; // queue full: try again after the next update
+                }
+                t.sent += 1;
+                progressed = true;
+            }
+            t.client.update();
+            while let Some(event) = t.client.poll_event() {
+                if let Event::Message(msg) = event {
+                    if let Some(e) = msg.downcast_ref::<Echo>() {
+                        if t.record(&e.data) {
+                            last_echo = Instant::now();
+                            progressed = true;
+                        }
+                    }
+                }
+            }
+        }
+        let all_done = trackers.iter().all(|t| t.echoed == u64::from(messages));
+        let idle_unreliable = delivery == Delivery::Unreliable
+            && trackers.iter().all(|t| t.sent == messages)
+            && last_echo.elapsed() >= Duration::from_secs(1);
+        if all_done || idle_unreliable || Instant::now() >= deadline {
+            break;
+        }
+        if !progressed {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    }
+
+    let echoed: u64 = trackers.iter().map(|t| t.echoed).sum();
+    let dups: u64 = trackers.iter().map(|t| t.duplicates).sum();
+    let ooo: u64 = trackers.iter().map(|t| t.out_of_order).sum();
+    let secs = last_echo.duration_since(start).as_secs_f64().max(1e-9);
+    println!(
+        "{{\"impl\":\"legume-rs\",\"delivery\":\"{delivery_name}\",\"clients\":{clients},\"messages\":{messages},\
+         \"size\":{size},\"echoed\":{echoed},\"duplicates\":{dups},\"out_of_order\":{ooo},\"seconds\":{secs:.4},\
+         \"msgs_per_sec\":{:.1},\"mbit_per_sec\":{:.3}}}",
+        echoed as f64 / secs,
+        echoed as f64 * size as f64 * 8.0 / secs / 1e6
+    );
+    let complete = echoed == u64::from(messages) * clients as u64;
+    std::process::exit(if delivery == Delivery::Unreliable || complete {
+        0
+    } else {
+        1
+    })
+}
