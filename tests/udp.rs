@@ -1,0 +1,377 @@
+//! Client and Server over real UDP on loopback (127.0.0.1 and [::1]),
+//! porting the semantics of legume 0.5's own test suite.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use legume::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Message)]
+#[message(id = 21)]
+struct Chat {
+    seq: u32,
+    text: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Message)]
+#[message(id = 22)]
+struct Blob {
+    data: Vec<u8>,
+}
+
+fn factory() -> Arc<MessageFactory> {
+    let mut f = MessageFactory::new();
+    f.register::<Chat>().unwrap().register::<Blob>().unwrap();
+    Arc::new(f)
+}
+
+fn short_timeouts() -> Config {
+    Config {
+        timeout: Duration::from_millis(1500),
+        connect_timeout: Duration::from_secs(3),
+        ping_interval: Duration::from_millis(300),
+        ..Config::default()
+    }
+}
+
+/// A server and its clients, updated together, with their events collected.
+struct Net {
+    server: Server,
+    server_events: Vec<ServerEvent>,
+    clients: Vec<Client>,
+    client_events: Vec<Vec<Event>>,
+}
+
+impl Net {
+    fn new(bind: &str, config: Config) -> Self {
+        let mut server = Server::new(factory(), config);
+        server.listen(bind).expect("listen on loopback");
+        Net {
+            server,
+            server_events: Vec::new(),
+            clients: Vec::new(),
+            client_events: Vec::new(),
+        }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.server.local_addr().expect("bound")
+    }
+
+    fn add_client(&mut self, config: Config) -> usize {
+        let mut c = Client::new(factory(), config);
+        c.connect(self.addr()).expect("connect");
+        self.clients.push(c);
+        self.client_events.push(Vec::new());
+        self.clients.len() - 1
+    }
+
+    fn pump(&mut self) {
+        self.server.update();
+        while let Some(e) = self.server.poll_event() {
+            self.server_events.push(e);
+        }
+        for (c, events) in self.clients.iter_mut().zip(&mut self.client_events) {
+            c.update();
+            while let Some(e) = c.poll_event() {
+                events.push(e);
+            }
+        }
+        std::thread::sleep(Duration::from_micros(300));
+    }
+
+    /// Pumps until `done` or `max` passes; returns whether `done` held.
+    fn pump_until(&mut self, max: Duration, mut done: impl FnMut(&mut Net) -> bool) -> bool {
+        let end = Instant::now() + max;
+        while Instant::now() < end {
+            self.pump();
+            if done(self) {
+                return true;
+            }
+        }
+        done(self)
+    }
+
+    fn pump_for(&mut self, d: Duration) {
+        let end = Instant::now() + d;
+        while Instant::now() < end {
+            self.pump();
+        }
+    }
+
+    fn connect_all(&mut self) {
+        let ok = self.pump_until(Duration::from_secs(3), |n| n.clients.iter().all(Client::connected));
+        assert!(ok, "clients did not connect");
+    }
+
+    fn server_chats(&mut self) -> Vec<(SocketAddr, Chat)> {
+        let mut out = Vec::new();
+        self.server_events.retain(|e| match &e.event {
+            Event::Message(m) => match m.downcast_ref::<Chat>() {
+                Some(c) => {
+                    out.push((e.peer, c.clone()));
+                    false
+                }
+                None => true,
+            },
+            _ => true,
+        });
+        out
+    }
+
+    fn client_chats(&mut self, i: usize) -> Vec<Chat> {
+        let mut out = Vec::new();
+        self.client_events[i].retain(|e| match e {
+            Event::Message(m) => match m.downcast_ref::<Chat>() {
+                Some(c) => {
+                    out.push(c.clone());
+                    false
+                }
+                None => true,
+            },
+            _ => true,
+        });
+        out
+    }
+}
+
+fn chat(seq: u32) -> Chat {
+    Chat {
+        seq,
+        text: format!("message {seq}"),
+    }
+}
+
+#[test]
+fn connect_is_accepted_over_ipv4_and_ipv6() {
+    for bind in ["127.0.0.1:0", "[::1]:0"] {
+        let mut net = Net::new(bind, Config::default());
+        let c = net.add_client(Config::default());
+        net.connect_all();
+        assert!(matches!(net.client_events[c][0], Event::Connected));
+        assert_eq!(net.clients[c].state(), State::Connected);
+        assert_eq!(net.server.peer_count(), 1);
+        let local = net.clients[c].local_addr().unwrap();
+        assert_eq!(local.is_ipv6(), bind.starts_with('['));
+        assert!(net.server.peer(net.server.peers().next().unwrap().0).is_some());
+    }
+}
+
+#[test]
+fn rejection_by_the_hook_reaches_the_client() {
+    let mut net = Net::new("127.0.0.1:0", Config::default());
+    net.server
+        .set_connect_hook(|_| Decision::Reject("invite only".into()));
+    let c = net.add_client(Config::default());
+    assert!(net.pump_until(Duration::from_secs(3), |n| n.clients[c].disconnected()));
+    assert!(matches!(
+        &net.client_events[c][0],
+        Event::Rejected { reason } if reason == "invite only"
+    ));
+    assert_eq!(net.server.peer_count(), 0);
+}
+
+#[test]
+fn accept_new_connections_off_rejects() {
+    let mut net = Net::new("127.0.0.1:0", Config::default());
+    net.server.set_accept_new_connections(false);
+    assert!(!net.server.accept_new_connections());
+    let c = net.add_client(Config::default());
+    assert!(net.pump_until(Duration::from_secs(3), |n| n.clients[c].disconnected()));
+    assert!(matches!(net.client_events[c][0], Event::Rejected { .. }));
+}
+
+#[test]
+fn disconnects_are_seen_on_the_other_side() {
+    let mut net = Net::new("127.0.0.1:0", Config::default());
+    let a = net.add_client(Config::default());
+    let b = net.add_client(Config::default());
+    net.connect_all();
+    // Client disconnect, seen by the server.
+    let a_addr = net.clients[a].local_addr().unwrap();
+    net.clients[a].disconnect_with("gotta go");
+    assert!(net.pump_until(Duration::from_secs(2), |n| n.server.peer_count() == 1));
+    assert!(net.server_events.iter().any(|e| e.peer.port() == a_addr.port()
+        && matches!(&e.event, Event::Disconnected(DisconnectReason::Remote(r)) if r == "gotta go")));
+    // Server disconnect, seen by the client.
+    net.server.disconnect_all("closing time");
+    assert!(net.pump_until(Duration::from_secs(2), |n| n.clients[b].disconnected()));
+    assert!(net.client_events[b].iter().any(|e| matches!(
+        e,
+        Event::Disconnected(DisconnectReason::Remote(r)) if r == "closing time"
+    )));
+}
+
+#[test]
+fn a_vanished_server_is_a_timeout_error() {
+    let mut net = Net::new("127.0.0.1:0", short_timeouts());
+    let c = net.add_client(short_timeouts());
+    net.connect_all();
+    let Net {
+        mut clients,
+        mut client_events,
+        ..
+    } = net; // the server is dropped: its socket closes
+    let start = Instant::now();
+    while !clients[c].errored() && start.elapsed() < Duration::from_secs(5) {
+        clients[c].update();
+        while let Some(e) = clients[c].poll_event() {
+            client_events[c].push(e);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(clients[c].errored(), "client state {:?}", clients[c].state());
+    assert!(client_events[c]
+        .iter()
+        .any(|e| matches!(e, Event::Disconnected(DisconnectReason::TimedOut))));
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(1000), "timed out after {waited:?}");
+}
+
+#[test]
+fn keep_alive_holds_an_idle_connection_past_the_timeout() {
+    let mut net = Net::new("127.0.0.1:0", short_timeouts());
+    let c = net.add_client(short_timeouts());
+    net.connect_all();
+    net.pump_for(Duration::from_secs(3));
+    assert!(net.clients[c].connected());
+    assert_eq!(net.server.peer_count(), 1);
+    assert!(net.clients[c].stats().keepalive_count >= 4);
+}
+
+#[test]
+fn mixed_messages_both_ways_and_metrics_move() {
+    let mut net = Net::new("127.0.0.1:0", Config::default());
+    let c = net.add_client(Config::default());
+    net.connect_all();
+    let before = net.clients[c].stats();
+    let peer = net.server.peers().next().unwrap().0;
+    for i in 0..300 {
+        let delivery = [Delivery::Unreliable, Delivery::Reliable, Delivery::ReliableOrdered][i % 3];
+        net.clients[c].send(&chat(i as u32), delivery).unwrap();
+        net.server.send(peer, &chat(1000 + i as u32), delivery).unwrap();
+    }
+    let (mut to_server, mut to_client) = (Vec::new(), Vec::new());
+    assert!(net.pump_until(Duration::from_secs(3), |n| {
+        to_server.extend(n.server_chats().into_iter().map(|(_, m)| m.seq));
+        to_client.extend(n.client_chats(c).into_iter().map(|m| m.seq));
+        to_server.len() >= 200 && to_client.len() >= 200 && n.clients[c].stats().pending_acks == 0
+    }));
+    net.pump_for(Duration::from_millis(100));
+    to_server.extend(net.server_chats().into_iter().map(|(_, m)| m.seq));
+    // Every reliable and ordered message arrived once; ordered ones in order.
+    let reliable: Vec<u32> = to_server.iter().copied().filter(|s| s % 3 != 0).collect();
+    assert_eq!(reliable.len(), 200);
+    let ordered: Vec<u32> = to_server.iter().copied().filter(|s| s % 3 == 2).collect();
+    assert!(ordered.windows(2).all(|w| w[0] < w[1]));
+    let after = net.clients[c].stats();
+    assert!(after.out_messages >= before.out_messages + 300);
+    assert!(after.in_messages >= before.in_messages + 200);
+    assert!(after.out_bytes > before.out_bytes && after.in_bytes > before.in_bytes);
+    assert!(after.out_packets > before.out_packets && after.in_packets > before.in_packets);
+    assert!(net.clients[c].latency() > 0.0);
+}
+
+#[test]
+fn non_ascii_text_arrives_intact() {
+    let mut net = Net::new("127.0.0.1:0", Config::default());
+    let c = net.add_client(Config::default());
+    net.connect_all();
+    let text = "héllo wörld — ünïcødé 🎮 игра 游戏";
+    let m = Chat {
+        seq: 1,
+        text: text.into(),
+    };
+    net.clients[c].send_reliable_message(&m).unwrap();
+    let mut got = Vec::new();
+    assert!(net.pump_until(Duration::from_secs(2), |n| {
+        got.extend(n.server_chats());
+        !got.is_empty()
+    }));
+    assert_eq!(got[0].1.text, text);
+}
+
+#[test]
+fn many_clients_at_once() {
+    let mut net = Net::new("127.0.0.1:0", Config::default());
+    for _ in 0..24 {
+        net.add_client(Config::default());
+    }
+    net.connect_all();
+    assert_eq!(net.server.peer_count(), 24);
+    for c in 0..24 {
+        for i in 0..50 {
+            net.clients[c].send_ordered_message(&chat(i)).unwrap();
+        }
+    }
+    let mut got = Vec::new();
+    assert!(net.pump_until(Duration::from_secs(5), |n| {
+        got.extend(n.server_chats());
+        got.len() >= 24 * 50
+    }));
+    for (peer, _) in net.server.peers() {
+        let seqs: Vec<u32> = got.iter().filter(|(p, _)| *p == peer).map(|(_, m)| m.seq).collect();
+        assert_eq!(seqs, (0..50).collect::<Vec<_>>(), "peer {peer}");
+    }
+    assert_eq!(net.server.send_to_all(&chat(7), Delivery::Reliable), 24);
+}
+
+#[test]
+fn a_message_larger_than_the_mtu_arrives_whole() {
+    let mut net = Net::new("127.0.0.1:0", Config::default());
+    let c = net.add_client(Config::default());
+    net.connect_all();
+    let blob = Blob {
+        data: (0..200_000u32).map(|i| (i % 251) as u8).collect(),
+    };
+    net.clients[c].send_reliable_message(&blob).unwrap();
+    let mut got = None;
+    assert!(net.pump_until(Duration::from_secs(5), |n| {
+        for e in n.server_events.drain(..) {
+            if let Event::Message(m) = e.event {
+                if let Some(b) = m.downcast_ref::<Blob>() {
+                    got = Some(b.clone());
+                }
+            }
+        }
+        got.is_some()
+    }));
+    assert_eq!(got.as_ref(), Some(&blob));
+}
+
+#[test]
+fn bad_addresses_are_errors_not_panics() {
+    let mut c = Client::new(factory(), Config::default());
+    assert!(c.connect("not an address").is_err());
+    assert!(c.connect("no-such-host.invalid:9000").is_err());
+    assert!(c.send_message(&chat(0)).is_err());
+    let mut s = Server::new(factory(), Config::default());
+    assert!(s.listen("256.0.0.1:0").is_err());
+}
+
+#[test]
+fn garbage_datagrams_do_not_disturb_the_server() {
+    let mut net = Net::new("127.0.0.1:0", Config::default());
+    let c = net.add_client(Config::default());
+    net.connect_all();
+    let junk = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut x: u32 = 12345;
+    for i in 0..2000u32 {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        let len = (x >> 16) as usize % 1400;
+        let bytes: Vec<u8> = (0..len).map(|j| (x >> (j % 24)) as u8 ^ i as u8).collect();
+        junk.send_to(&bytes, net.addr()).unwrap();
+    }
+    for i in 0..100 {
+        net.clients[c].send_reliable_message(&chat(i)).unwrap();
+    }
+    let mut got = Vec::new();
+    assert!(net.pump_until(Duration::from_secs(3), |n| {
+        got.extend(n.server_chats());
+        got.len() >= 100
+    }));
+    assert_eq!(got.len(), 100);
+    assert_eq!(net.server.peer_count(), 1);
+    assert!(net.server.stats().dropped_invalid > 0);
+}
