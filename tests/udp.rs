@@ -101,7 +101,9 @@ impl Net {
     }
 
     fn connect_all(&mut self) {
-        let ok = self.pump_until(Duration::from_secs(3), |n| n.clients.iter().all(Client::connected));
+        let ok = self.pump_until(Duration::from_secs(3), |n| {
+            n.clients.iter().all(Client::connected)
+        });
         assert!(ok, "clients did not connect");
     }
 
@@ -154,7 +156,10 @@ fn connect_is_accepted_over_ipv4_and_ipv6() {
         assert_eq!(net.server.peer_count(), 1);
         let local = net.clients[c].local_addr().unwrap();
         assert_eq!(local.is_ipv6(), bind.starts_with('['));
-        assert!(net.server.peer(net.server.peers().next().unwrap().0).is_some());
+        assert!(net
+            .server
+            .peer(net.server.peers().next().unwrap().0)
+            .is_some());
     }
 }
 
@@ -221,12 +226,19 @@ fn a_vanished_server_is_a_timeout_error() {
         }
         std::thread::sleep(Duration::from_millis(2));
     }
-    assert!(clients[c].errored(), "client state {:?}", clients[c].state());
+    assert!(
+        clients[c].errored(),
+        "client state {:?}",
+        clients[c].state()
+    );
     assert!(client_events[c]
         .iter()
         .any(|e| matches!(e, Event::Disconnected(DisconnectReason::TimedOut))));
     let waited = start.elapsed();
-    assert!(waited >= Duration::from_millis(1000), "timed out after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(1000),
+        "timed out after {waited:?}"
+    );
 }
 
 #[test]
@@ -248,9 +260,15 @@ fn mixed_messages_both_ways_and_metrics_move() {
     let before = net.clients[c].stats();
     let peer = net.server.peers().next().unwrap().0;
     for i in 0..300 {
-        let delivery = [Delivery::Unreliable, Delivery::Reliable, Delivery::ReliableOrdered][i % 3];
+        let delivery = [
+            Delivery::Unreliable,
+            Delivery::Reliable,
+            Delivery::ReliableOrdered,
+        ][i % 3];
         net.clients[c].send(&chat(i as u32), delivery).unwrap();
-        net.server.send(peer, &chat(1000 + i as u32), delivery).unwrap();
+        net.server
+            .send(peer, &chat(1000 + i as u32), delivery)
+            .unwrap();
     }
     let (mut to_server, mut to_client) = (Vec::new(), Vec::new());
     assert!(net.pump_until(Duration::from_secs(3), |n| {
@@ -311,7 +329,11 @@ fn many_clients_at_once() {
         got.len() >= 24 * 50
     }));
     for (peer, _) in net.server.peers() {
-        let seqs: Vec<u32> = got.iter().filter(|(p, _)| *p == peer).map(|(_, m)| m.seq).collect();
+        let seqs: Vec<u32> = got
+            .iter()
+            .filter(|(p, _)| *p == peer)
+            .map(|(_, m)| m.seq)
+            .collect();
         assert_eq!(seqs, (0..50).collect::<Vec<_>>(), "peer {peer}");
     }
     assert_eq!(net.server.send_to_all(&chat(7), Delivery::Reliable), 24);
