@@ -6,8 +6,11 @@
 //! address, with a stateless handshake) take datagrams and the current time
 //! in and give datagrams, events and the next wake-up time out. They never
 //! read a clock or touch a socket, so every protocol test runs on a simulated
-//! clock over the seeded lossy network of [`sim`]. The UDP driver, `Client`
-//! and `Server` over real sockets are the next layer (in progress).
+//! clock over the seeded lossy network of [`sim`]. [`Client`] and [`Server`]
+//! are the thin UDP driver (socket2) around them, with legume's API.
+//!
+//! It does not encrypt or authenticate traffic (see `docs/PROTOCOL.md`,
+//! section 7), and it has no async runtime: the app's frame loop drives it.
 //!
 //! The wire format, timers and state machine are specified in
 //! `docs/PROTOCOL.md`.
@@ -22,15 +25,55 @@
 //! | `connection` | one peer's state machine |
 //! | `handshake` | stateless challenge cookies |
 //! | `server` | the server endpoint: handshake, peers keyed by address, timer heap |
+//! | `driver` | `Client` and `Server` over a non-blocking UDP socket |
 //! | [`sim`] | a deterministic in-memory lossy network for tests and benchmarks |
 //!
 //! # Example
 //!
-//! ```
-//! use legume_net::{Delivery, MTU};
+//! A client and a server endpoint talking through plain function calls, on a
+//! clock the test controls. `Client` and `Server` do the same over UDP.
 //!
-//! assert_eq!(MTU, 1400);
-//! assert!(Delivery::ReliableOrdered.is_reliable());
+//! ```
+//! use std::net::SocketAddr;
+//! use std::sync::Arc;
+//! use std::time::{Duration, Instant};
+//! use legume_core::MessageFactory;
+//! use legume_derive::Message;
+//! use legume_net::{Config, Connection, Delivery, Event, ServerEndpoint};
+//!
+//! #[derive(Debug, Message)]
+//! #[legume(crate = "legume_core")]
+//! #[message(id = 20)]
+//! struct Hello { name: String }
+//!
+//! let mut factory = MessageFactory::new();
+//! factory.register::<Hello>()?;
+//! let factory = Arc::new(factory);
+//!
+//! let mut now = Instant::now();
+//! let client_addr: SocketAddr = "192.0.2.1:5000".parse()?;
+//! let mut server = ServerEndpoint::new(Config::default(), Arc::clone(&factory), now, 7);
+//! let mut client = Connection::connect(Config::default(), factory, now, 42);
+//! client.send(&Hello { name: "ann".into() }, Delivery::ReliableOrdered)?;
+//!
+//! let mut buf = [0u8; 1500];
+//! let mut greeted = false;
+//! for _ in 0..10 {
+//!     now += Duration::from_millis(10);
+//!     while let Some(n) = client.poll_transmit(now, &mut buf) {
+//!         server.handle_datagram(now, client_addr, &buf[..n]);
+//!     }
+//!     while let Some((_to, n)) = server.poll_transmit(now, &mut buf) {
+//!         client.handle_datagram(now, &buf[..n]);
+//!     }
+//!     while let Some(e) = server.poll_event() {
+//!         if let Event::Message(m) = e.event {
+//!             greeted = m.downcast_ref::<Hello>().is_some_and(|h| h.name == "ann");
+//!         }
+//!     }
+//! }
+//! assert!(client.is_connected() && greeted);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![warn(missing_docs, unreachable_pub)]
 #![doc(test(attr(deny(warnings))))]

@@ -43,13 +43,13 @@ pub enum ConnectError {
 ///
 /// let mut client = Client::new(Arc::new(MessageFactory::new()), Config::default());
 /// client.connect("127.0.0.1:9000")?;
-/// loop {
+/// for _frame in 0..600 {
 ///     client.update();
 ///     while let Some(event) = client.poll_event() {
 ///         match event {
 ///             Event::Connected => println!("connected"),
 ///             Event::Message(msg) => println!("got {msg:?}"),
-///             Event::Disconnected(reason) => return Ok(println!("gone: {reason:?}")),
+///             Event::Disconnected(reason) => println!("gone: {reason:?}"),
 ///             other => println!("{other:?}"),
 ///         }
 ///     }

@@ -46,7 +46,7 @@ pub enum ListenError {
 ///     if req.peer_count < 16 { Decision::Accept } else { Decision::Reject("full".into()) }
 /// });
 /// server.listen("127.0.0.1:9000")?;
-/// loop {
+/// for _tick in 0..1000 {
 ///     server.update_timeout(std::time::Duration::from_millis(50));
 ///     while let Some(e) = server.poll_event() {
 ///         if let Event::Message(msg) = e.event {
