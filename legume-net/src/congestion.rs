@@ -46,6 +46,7 @@ impl Congestion {
     }
 
     pub(crate) fn on_sent(&mut self, size: usize) {
+        debug_assert!(self.cwnd >= self.min_window && self.cwnd <= self.max_window);
         self.in_flight += size;
     }
 

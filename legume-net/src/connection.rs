@@ -259,6 +259,7 @@ impl Connection {
             Delivery::ReliableOrdered => self.ordered.push(bytes),
         }
         self.stats.out_messages += 1;
+        debug_assert!(self.queued_bytes() <= self.config.max_send_queue_bytes);
         Ok(())
     }
 

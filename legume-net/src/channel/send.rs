@@ -160,6 +160,7 @@ impl SendChannel {
         }
         while self.new_sendable() {
             let index = self.next_unsent;
+            debug_assert!(index < usize::from(WINDOW), "sending past the window");
             let msg = &self.messages[index];
             let frag = msg.sent_parts as u16;
             if !self.write_part(w, index, frag, packet_seq)? {
@@ -265,6 +266,7 @@ impl SendChannel {
             self.next_unsent = self.next_unsent.saturating_sub(1);
             self.spare_parts.push(msg.parts);
         }
+        debug_assert!(self.next_unsent <= self.messages.len());
     }
 
     fn index_of(&self, id: u16) -> Option<usize> {
