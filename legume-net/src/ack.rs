@@ -1,6 +1,7 @@
 //! The receiving side of packet acks: which sequence numbers arrived, the
 //! ack fields to put in the next header, and when an ack-only packet is due.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::seq::{seq_diff, seq_newer, SeqRing};
@@ -9,6 +10,10 @@ use crate::seq::{seq_diff, seq_newer, SeqRing};
 const RECEIVED_WINDOW: usize = 1024;
 /// Ack-eliciting packets received before an ack is sent without waiting.
 const ACK_EVERY: u32 = 4;
+/// How far behind the ack field the ack bits reach.
+const ACK_RANGE: i32 = 32;
+/// Kept ack fields at most (about the sender's 1024-packet window).
+const MAX_PENDING: usize = 32;
 
 #[derive(Debug)]
 pub(crate) struct AckTracker {
@@ -16,6 +21,13 @@ pub(crate) struct AckTracker {
     latest: Option<(u16, Instant)>,
     unacked_eliciting: u32,
     deadline: Option<Instant>,
+    /// The oldest ack-eliciting packet no sent ack has covered yet.
+    oldest_unacked: Option<u16>,
+    /// Earlier values of `latest` to ack in extra ack-only packets: a burst
+    /// of arrivals handled before the next transmit would otherwise push
+    /// packets out of the one ack's 33-packet reach unacked, and the sender
+    /// would take them for lost.
+    pending: VecDeque<(u16, Instant)>,
 }
 
 impl AckTracker {
@@ -25,6 +37,8 @@ impl AckTracker {
             latest: None,
             unacked_eliciting: 0,
             deadline: None,
+            oldest_unacked: None,
+            pending: VecDeque::new(),
         }
     }
 
@@ -47,6 +61,7 @@ impl AckTracker {
         ack_eliciting: bool,
         max_delay: Duration,
     ) {
+        self.keep_fields_in_reach(seq);
         self.received.insert(seq, ());
         let in_order = match self.latest {
             None => true,
@@ -58,6 +73,7 @@ impl AckTracker {
         if !ack_eliciting {
             return;
         }
+        self.note_unacked(seq);
         self.unacked_eliciting += 1;
         let by = if !in_order || self.unacked_eliciting >= ACK_EVERY {
             now
@@ -67,11 +83,47 @@ impl AckTracker {
         self.deadline = Some(self.deadline.map_or(by, |d| d.min(by)));
     }
 
+    /// Before `seq` becomes the newest, keeps the current ack fields if
+    /// acking `seq` would leave an unacked packet out of reach.
+    fn keep_fields_in_reach(&mut self, seq: u16) {
+        let (Some((latest, at)), Some(oldest)) = (self.latest, self.oldest_unacked) else {
+            return;
+        };
+        if !seq_newer(seq, latest) || seq_diff(seq, oldest) <= ACK_RANGE {
+            return;
+        }
+        if self.pending.len() == MAX_PENDING {
+            // A burst this long is past the sender's window anyway; its
+            // oldest packets fall back to loss recovery.
+            self.pending.pop_front();
+        }
+        self.pending.push_back((latest, at));
+        self.oldest_unacked = None;
+    }
+
+    /// Remembers an ack-eliciting packet in reach of the ack fields until an ack covers it.
+    fn note_unacked(&mut self, seq: u16) {
+        let Some((latest, _)) = self.latest else {
+            return;
+        };
+        if seq_diff(latest, seq) > ACK_RANGE {
+            // Too late to be acked by any packet: the sender has resent it already.
+            return;
+        }
+        if self.oldest_unacked.is_none_or(|o| seq_newer(o, seq)) {
+            self.oldest_unacked = Some(seq);
+        }
+    }
+
     /// The header's ack, ack bits and ack delay (in 10 µs units) for a packet sent at `now`.
     pub(crate) fn fields(&self, now: Instant) -> (u16, u32, u16) {
-        let Some((latest, at)) = self.latest else {
-            return (u16::MAX, 0, 0);
-        };
+        match self.latest {
+            Some((latest, at)) => self.fields_for(latest, at, now),
+            None => (u16::MAX, 0, 0),
+        }
+    }
+
+    fn fields_for(&self, latest: u16, at: Instant, now: Instant) -> (u16, u32, u16) {
         let mut bits = 0u32;
         for n in 0..32u16 {
             if self.received.get(latest.wrapping_sub(n + 1)).is_some() {
@@ -82,20 +134,31 @@ impl AckTracker {
         (latest, bits, u16::try_from(delay).unwrap_or(u16::MAX))
     }
 
+    /// The ack fields of the next extra ack-only packet, if any is owed
+    /// (see `pending`); they must be sent before any other packet.
+    pub(crate) fn take_pending(&mut self, now: Instant) -> Option<(u16, u32, u16)> {
+        let (latest, at) = self.pending.pop_front()?;
+        Some(self.fields_for(latest, at, now))
+    }
+
     /// Whether an ack should go out now even with nothing else to send.
     pub(crate) fn ack_due(&self, now: Instant) -> bool {
-        self.deadline.is_some_and(|d| d <= now)
+        !self.pending.is_empty() || self.deadline.is_some_and(|d| d <= now)
     }
 
     /// When an ack-only packet will be due.
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.deadline
+        match self.pending.front() {
+            Some(&(_, at)) => Some(self.deadline.map_or(at, |d| d.min(at))),
+            None => self.deadline,
+        }
     }
 
     /// A packet carrying the current ack fields was sent.
     pub(crate) fn on_ack_sent(&mut self) {
         self.unacked_eliciting = 0;
         self.deadline = None;
+        self.oldest_unacked = None;
     }
 }
 
@@ -142,5 +205,46 @@ mod tests {
         a.on_ack_sent();
         a.record(9, t, true, d);
         assert!(a.ack_due(t), "a gap is acked at once");
+    }
+
+    #[test]
+    fn a_burst_past_the_ack_range_keeps_earlier_fields() {
+        let t = Instant::now();
+        let d = Duration::from_millis(5);
+        let mut a = AckTracker::new();
+        // 80 packets handled before anything is sent: one ack reaches 33 of
+        // them, so the fields of 32 and of 65 are kept for two extra acks.
+        for seq in 0..80u16 {
+            a.record(seq, t, true, d);
+        }
+        let mut covered = [false; 80];
+        let mut cover = |(ack, bits, _): (u16, u32, u16)| {
+            covered[usize::from(ack)] = true;
+            for n in 0..32u16 {
+                if bits & (1 << n) != 0 {
+                    covered[usize::from(ack - n - 1)] = true;
+                }
+            }
+        };
+        let mut extra = 0;
+        while let Some(fields) = a.take_pending(t) {
+            cover(fields);
+            extra += 1;
+        }
+        cover(a.fields(t));
+        a.on_ack_sent();
+        assert_eq!(extra, 2);
+        assert!(covered.iter().all(|&c| c), "every packet acked once");
+        assert!(!a.ack_due(t + d) && a.deadline().is_none());
+
+        // Packets already acked, and ack-only packets, owe nothing.
+        for seq in 80..200u16 {
+            a.record(seq, t, false, d);
+        }
+        assert!(a.take_pending(t).is_none());
+        a.record(200, t, true, d);
+        a.on_ack_sent();
+        a.record(240, t, true, d);
+        assert!(a.take_pending(t).is_none());
     }
 }

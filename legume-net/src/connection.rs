@@ -366,6 +366,15 @@ impl Connection {
                 self.stats.in_packets += 1;
                 self.close(DisconnectReason::Remote(reason.to_owned()), 0);
             }
+            // A late copy of a handshake reply once the handshake is over
+            // (a retry crossed the answer): counted like any duplicate.
+            Packet::Challenge { nonce, .. }
+            | Packet::Accept { nonce, .. }
+            | Packet::Reject { nonce, .. }
+                if nonce == self.nonce && !matches!(self.state, Phase::Connecting { .. }) =>
+            {
+                self.stats.dropped_duplicate += 1;
+            }
             Packet::Challenge {
                 nonce,
                 issued_at,
@@ -588,11 +597,14 @@ impl Connection {
         if mtu < DATA_HEADER_LEN + self.frag_size.min(64) {
             return None;
         }
-        let send_data = self.has_data() && self.recovery.can_send(mtu);
-        if !send_data && !self.acks.ack_due(now) {
+        // Acks owed for packets a burst pushed out of the current ack's
+        // reach go first, each alone in an ack-only packet.
+        let owed = self.acks.take_pending(now);
+        let send_data = owed.is_none() && self.has_data() && self.recovery.can_send(mtu);
+        if owed.is_none() && !send_data && !self.acks.ack_due(now) {
             return None;
         }
-        let (ack, ack_bits, ack_delay) = self.acks.fields(now);
+        let (ack, ack_bits, ack_delay) = owed.unwrap_or_else(|| self.acks.fields(now));
         let header = DataHeader {
             session: self.session,
             seq: self.recovery.next_seq(),
@@ -616,7 +628,9 @@ impl Connection {
         }
         let ack_eliciting = w.position() > 0;
         let len = header_len + w.position();
-        self.acks.on_ack_sent();
+        if owed.is_none() {
+            self.acks.on_ack_sent();
+        }
         let (reliable, ordered) = (&mut self.reliable, &mut self.ordered);
         self.recovery
             .on_sent(now, len, refs, ack_eliciting, &mut |o| {

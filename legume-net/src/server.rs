@@ -257,9 +257,11 @@ impl ServerEndpoint {
                 if nonce == p.conn.nonce() {
                     let session = p.conn.session();
                     self.reply(from, &Packet::Accept { nonce, session });
+                    return;
                 }
-                return;
             }
+            // Anything else, another attempt's response included, is the
+            // connection's to process or to drop and count.
             p.conn.handle_datagram(now, datagram);
             self.touch(from);
             return;

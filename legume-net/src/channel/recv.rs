@@ -201,7 +201,10 @@ impl RecvChannel {
         if self.ordered {
             *self.slot_mut(id) = Slot::Buffered(msg);
             self.buffered += 1;
-            debug_assert!(self.buffered <= usize::from(WINDOW), "reorder buffer past the window");
+            debug_assert!(
+                self.buffered <= usize::from(WINDOW),
+                "reorder buffer past the window"
+            );
             self.release_ordered(out);
         } else {
             *self.slot_mut(id) = Slot::Done;

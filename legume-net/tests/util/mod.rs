@@ -49,6 +49,26 @@ pub fn client_addr(i: usize) -> SocketAddr {
     SocketAddr::from(([10, 1, (i >> 8) as u8, i as u8], 5000))
 }
 
+/// A datagram the harness saw, recorded while [`World::tap`] is `Some`.
+#[derive(Clone, Debug)]
+pub struct Tapped {
+    pub from: SocketAddr,
+    pub to: SocketAddr,
+    pub bytes: Vec<u8>,
+    /// False when recorded as its sender sent it, true when delivered.
+    pub delivered: bool,
+    /// For a delivery to the server: whether `from` had a connection there
+    /// at that moment. False otherwise.
+    pub peer_known: bool,
+}
+
+impl Tapped {
+    /// The packet type byte (`docs/PROTOCOL.md` section 2), if present.
+    pub fn kind(&self) -> Option<u8> {
+        self.bytes.get(3).copied()
+    }
+}
+
 pub struct SimClient {
     pub addr: SocketAddr,
     pub conn: Connection,
@@ -69,6 +89,9 @@ pub struct World {
     /// Steps taken without the clock moving; a guard against busy loops.
     stalled_steps: u32,
     pub max_datagram: usize,
+    /// When `Some`, every datagram sent and every datagram delivered is
+    /// appended here (off by default: it copies each datagram).
+    pub tap: Option<Vec<Tapped>>,
 }
 
 impl World {
@@ -88,6 +111,7 @@ impl World {
             datagrams_sent: 0,
             stalled_steps: 0,
             max_datagram: 0,
+            tap: None,
             config,
         }
     }
@@ -113,6 +137,15 @@ impl World {
     pub fn step(&mut self) {
         let now = self.now;
         while let Some(d) = self.net.pop_due(now) {
+            if let Some(tap) = &mut self.tap {
+                tap.push(Tapped {
+                    from: d.from,
+                    to: d.to,
+                    bytes: d.bytes.clone(),
+                    delivered: true,
+                    peer_known: d.to == server_addr() && self.server.peer(d.from).is_some(),
+                });
+            }
             if d.to == server_addr() {
                 self.server.handle_datagram(now, d.from, &d.bytes);
             } else if let Some(c) = self.clients.iter_mut().find(|c| c.addr == d.to) {
@@ -138,6 +171,7 @@ impl World {
         while let Some((to, n)) = self.server.poll_transmit(now, &mut self.buf) {
             self.datagrams_sent += 1;
             self.max_datagram = self.max_datagram.max(n);
+            record_send(&mut self.tap, server, to, &self.buf[..n]);
             self.net.send(now, server, to, &self.buf[..n]);
         }
         while let Some(e) = self.server.poll_event() {
@@ -147,6 +181,7 @@ impl World {
             while let Some(n) = c.conn.poll_transmit(now, &mut self.buf) {
                 self.datagrams_sent += 1;
                 self.max_datagram = self.max_datagram.max(n);
+                record_send(&mut self.tap, c.addr, server, &self.buf[..n]);
                 self.net.send(now, c.addr, server, &self.buf[..n]);
             }
             while let Some(e) = c.conn.poll_event() {
@@ -248,6 +283,80 @@ impl World {
         });
         out
     }
+}
+
+fn record_send(tap: &mut Option<Vec<Tapped>>, from: SocketAddr, to: SocketAddr, bytes: &[u8]) {
+    if let Some(tap) = tap {
+        tap.push(Tapped {
+            from,
+            to,
+            bytes: bytes.to_vec(),
+            delivered: false,
+            peer_known: false,
+        });
+    }
+}
+
+impl World {
+    /// Removes and returns the whole `Num` messages client `i` received, in order.
+    pub fn client_msgs(&mut self, i: usize) -> Vec<Num> {
+        take_msgs(&mut self.clients[i].events)
+    }
+
+    /// Removes and returns the whole `Num` messages the server received from
+    /// `peer`, in order.
+    pub fn server_msgs(&mut self, peer: SocketAddr) -> Vec<Num> {
+        let mut out = Vec::new();
+        self.server_events.retain(|e| match &e.event {
+            Event::Message(m) if e.peer == peer => match m.downcast_ref::<Num>() {
+                Some(num) => {
+                    out.push(num.clone());
+                    false
+                }
+                None => true,
+            },
+            _ => true,
+        });
+        out
+    }
+}
+
+/// Removes the `Num` messages from `events` and returns them, in order.
+pub fn take_msgs(events: &mut Vec<Event>) -> Vec<Num> {
+    let mut out = Vec::new();
+    events.retain(|e| match e {
+        Event::Message(m) => match m.downcast_ref::<Num>() {
+            Some(num) => {
+                out.push(num.clone());
+                false
+            }
+            None => true,
+        },
+        _ => true,
+    });
+    out
+}
+
+/// A `Num` whose `pad` of `len` bytes is a pattern derived from `n`, so that
+/// [`pad_ok`] can tell a message reassembled wrongly.
+pub fn padded(n: u32, len: usize) -> Num {
+    Num {
+        n,
+        pad: (0..len).map(|j| pad_byte(n, j)).collect(),
+    }
+}
+
+/// Whether `m.pad` is the pattern [`padded`] gives for `m.n` and `len` bytes.
+pub fn pad_ok(m: &Num, len: usize) -> bool {
+    m.pad.len() == len
+        && m.pad
+            .iter()
+            .enumerate()
+            .all(|(j, &b)| b == pad_byte(m.n, j))
+}
+
+fn pad_byte(n: u32, j: usize) -> u8 {
+    (n as usize).wrapping_mul(31).wrapping_add(j) as u8
 }
 
 pub fn take_nums(events: &mut Vec<Event>) -> Vec<u32> {
