@@ -12,6 +12,9 @@ pub(crate) struct Congestion {
     max_window: usize,
     mtu: usize,
     recovery_start: Option<Instant>,
+    /// The window and threshold before the last reduction, for undoing it
+    /// when the loss turns out to be spurious.
+    before_reduction: Option<(usize, usize)>,
 }
 
 impl Congestion {
@@ -27,6 +30,7 @@ impl Congestion {
             max_window,
             mtu,
             recovery_start: None,
+            before_reduction: None,
         }
     }
 
@@ -65,6 +69,15 @@ impl Congestion {
     }
 
     /// A packet of `size` bytes sent at `sent_at` was declared lost at `now`.
+    /// A packet declared lost was acked after all: the last reduction was
+    /// a reaction to reordering, not congestion, and is undone.
+    pub(crate) fn on_spurious_loss(&mut self) {
+        if let Some((cwnd, ssthresh)) = self.before_reduction.take() {
+            self.cwnd = self.cwnd.max(cwnd);
+            self.ssthresh = ssthresh;
+        }
+    }
+
     pub(crate) fn on_lost(&mut self, size: usize, sent_at: Instant, now: Instant) {
         self.in_flight = self.in_flight.saturating_sub(size);
         if self.recovery_start.is_some_and(|start| sent_at <= start) {
@@ -72,6 +85,7 @@ impl Congestion {
             return;
         }
         self.recovery_start = Some(now);
+        self.before_reduction = Some((self.cwnd, self.ssthresh));
         self.cwnd = (self.cwnd / 2).max(self.min_window);
         self.ssthresh = self.cwnd;
     }
@@ -96,6 +110,17 @@ mod tests {
         assert_eq!(cc.window(), 5_500);
         // A second loss from the same flight does not halve again.
         cc.on_lost(1000, t0, t0 + Duration::from_millis(2));
+        assert_eq!(cc.window(), 5_500);
+        // A spurious loss restores the window once.
+        cc.on_spurious_loss();
+        assert_eq!(cc.window(), 11_000);
+        cc.on_spurious_loss();
+        assert_eq!(cc.window(), 11_000);
+        cc.on_lost(
+            1000,
+            t0 + Duration::from_millis(3),
+            t0 + Duration::from_millis(4),
+        );
         assert_eq!(cc.window(), 5_500);
         assert_eq!(cc.in_flight(), 0);
         // Congestion avoidance: about one MTU per window of acks.

@@ -205,6 +205,7 @@ impl Connection {
         s.out_buffer_bytes = self.queued_bytes();
         s.reorder_queue = self.recv_ordered.reorder_queue();
         s.lost_packets = self.recovery.lost_packets;
+        s.spurious_losses = self.recovery.spurious_losses;
         s.congestion_window = self.recovery.cc.window();
         s.bytes_in_flight = self.recovery.cc.in_flight();
         s

@@ -175,8 +175,11 @@ pub struct Stats {
     pub dropped_invalid: u64,
     /// Packets dropped as duplicates or too old.
     pub dropped_duplicate: u64,
-    /// Packets declared lost.
+    /// Packets declared lost (not counting those later acked after all).
     pub lost_packets: u64,
+    /// Packets declared lost and then acked: reordering, not loss. Each
+    /// widens the loss-detection thresholds and undoes the window cut.
+    pub spurious_losses: u64,
     /// The congestion window in bytes.
     pub congestion_window: usize,
     /// Bytes in flight (sent, neither acked nor lost).

@@ -11,8 +11,15 @@ use crate::seq::{seq_diff, seq_newer, SeqRing};
 
 /// Sent packets remembered for acks; also the most ack-eliciting packets in flight.
 pub(crate) const SENT_WINDOW: usize = 1024;
-/// A packet is lost when one sent this many sequence numbers later is acked.
+/// A packet is lost when one sent this many sequence numbers later is acked
+/// (RFC 9002); raised when reordering proves a loss spurious.
 const PACKET_THRESHOLD: i32 = 3;
+/// The packet threshold never grows past this.
+const MAX_PACKET_THRESHOLD: i32 = 32;
+/// The time threshold in eighths of the RTT: RFC 9002's 9/8 at first, up to
+/// 17/8 after spurious losses.
+const TIME_THRESHOLD_EIGHTHS: u32 = 9;
+const MAX_TIME_THRESHOLD_EIGHTHS: u32 = 17;
 /// The probe timeout doubles at most this many times.
 const MAX_PTO_BACKOFF: u32 = 6;
 /// The probe timeout never grows past this, so that a lossy but live link
@@ -31,8 +38,11 @@ pub(crate) enum Outcome {
 struct SentPacket {
     sent_at: Instant,
     size: usize,
+    /// What it carried; kept after a loss in case the loss was spurious.
     refs: Vec<MsgRef>,
     in_flight: bool,
+    /// Declared lost and not (yet) acked.
+    lost: bool,
 }
 
 /// Loss recovery and congestion control for one connection.
@@ -52,8 +62,13 @@ pub(crate) struct Recovery {
     loss_time: Option<Instant>,
     spare_refs: Vec<Vec<MsgRef>>,
     pub(crate) lost_packets: u64,
+    /// Losses later disproved by an ack (reordering, not loss).
+    pub(crate) spurious_losses: u64,
     /// Recent-weighted fraction of packets lost.
     pub(crate) loss_rate: f64,
+    /// The current packet and time thresholds, widened by spurious losses.
+    packet_threshold: i32,
+    time_threshold: u32,
 }
 
 impl Recovery {
@@ -71,7 +86,10 @@ impl Recovery {
             loss_time: None,
             spare_refs: Vec::new(),
             lost_packets: 0,
+            spurious_losses: 0,
             loss_rate: 0.0,
+            packet_threshold: PACKET_THRESHOLD,
+            time_threshold: TIME_THRESHOLD_EIGHTHS,
         }
     }
 
@@ -116,10 +134,10 @@ impl Recovery {
         // still in flight, it is long lost.
         if let Some((old_seq, old)) = self.sent.slot_mut(seq).take() {
             if old.in_flight {
-                self.declare_lost(old_seq, old, now, outcome);
-            } else {
-                self.recycle_refs(old.refs);
+                self.count_loss(old.size, old.sent_at, now);
+                report(old_seq, &old.refs, outcome);
             }
+            self.recycle_refs(old.refs);
         }
         self.sent.insert(
             seq,
@@ -128,6 +146,7 @@ impl Recovery {
                 size,
                 refs,
                 in_flight: true,
+                lost: false,
             },
         );
         self.in_flight.push_back(seq);
@@ -157,6 +176,17 @@ impl Recovery {
             let Some(p) = self.sent.get_mut(seq) else {
                 continue;
             };
+            if p.lost {
+                // It arrived after all: undo what its loss did.
+                p.lost = false;
+                let refs = std::mem::take(&mut p.refs);
+                for r in &refs {
+                    outcome(Outcome::Acked(*r));
+                }
+                self.recycle_refs(refs);
+                self.on_spurious_loss(seq);
+                continue;
+            }
             if !p.in_flight {
                 continue;
             }
@@ -192,7 +222,7 @@ impl Recovery {
         let Some(largest) = self.largest_acked else {
             return;
         };
-        let loss_delay = self.rtt.loss_delay();
+        let loss_delay = self.rtt.loss_delay(self.time_threshold);
         let mut i = 0;
         while i < self.in_flight.len() {
             let seq = self.in_flight[i];
@@ -208,10 +238,8 @@ impl Recovery {
                 continue;
             }
             let deadline = p.sent_at + loss_delay;
-            if behind >= PACKET_THRESHOLD || deadline <= now {
-                if let Some(p) = self.sent.remove(seq) {
-                    self.declare_lost(seq, p, now, outcome);
-                }
+            if behind >= self.packet_threshold || deadline <= now {
+                self.declare_lost(seq, now, outcome);
             } else {
                 self.loss_time = Some(self.loss_time.map_or(deadline, |t| t.min(deadline)));
             }
@@ -219,20 +247,42 @@ impl Recovery {
         self.drop_settled_front();
     }
 
-    fn declare_lost(
-        &mut self,
-        seq: u16,
-        p: SentPacket,
-        now: Instant,
-        outcome: &mut impl FnMut(Outcome),
-    ) {
-        self.cc.on_lost(p.size, p.sent_at, now);
+    /// Marks an in-flight packet lost, keeping its record so that a late
+    /// ack can prove the loss spurious.
+    fn declare_lost(&mut self, seq: u16, now: Instant, outcome: &mut impl FnMut(Outcome)) {
+        let Some(p) = self.sent.get_mut(seq) else {
+            return;
+        };
+        if !p.in_flight {
+            return;
+        }
+        p.in_flight = false;
+        p.lost = true;
+        let (size, sent_at) = (p.size, p.sent_at);
+        report(seq, &p.refs, outcome);
+        self.count_loss(size, sent_at, now);
+    }
+
+    fn count_loss(&mut self, size: usize, sent_at: Instant, now: Instant) {
+        self.cc.on_lost(size, sent_at, now);
         self.lost_packets += 1;
         self.loss_rate += (1.0 - self.loss_rate) / 64.0;
-        for r in &p.refs {
-            outcome(Outcome::Lost(seq, *r));
+    }
+
+    /// A packet declared lost was acked: the link reorders more than the
+    /// thresholds allowed. Widen them (as RACK does) and undo the window cut.
+    fn on_spurious_loss(&mut self, seq: u16) {
+        self.spurious_losses += 1;
+        self.lost_packets = self.lost_packets.saturating_sub(1);
+        self.loss_rate -= self.loss_rate / 64.0;
+        if let Some(largest) = self.largest_acked {
+            let distance = seq_diff(largest, seq).saturating_add(1);
+            self.packet_threshold = self
+                .packet_threshold
+                .max(distance.min(MAX_PACKET_THRESHOLD));
         }
-        self.recycle_refs(p.refs);
+        self.time_threshold = (self.time_threshold + 2).min(MAX_TIME_THRESHOLD_EIGHTHS);
+        self.cc.on_spurious_loss();
     }
 
     fn drop_settled_front(&mut self) {
@@ -276,16 +326,17 @@ impl Recovery {
         // Tail loss: nothing acked for a whole PTO. Everything in flight is
         // resent, and the next probe waits twice as long.
         while let Some(seq) = self.in_flight.pop_front() {
-            if let Some(p) = self.sent.remove(seq) {
-                if p.in_flight {
-                    self.declare_lost(seq, p, now, outcome);
-                } else {
-                    self.recycle_refs(p.refs);
-                }
-            }
+            self.declare_lost(seq, now, outcome);
         }
         self.pto_count = (self.pto_count + 1).min(MAX_PTO_BACKOFF);
         self.loss_time = None;
+    }
+}
+
+/// Tells the channels that the parts a packet carried were lost in it.
+fn report(seq: u16, refs: &[MsgRef], outcome: &mut impl FnMut(Outcome)) {
+    for r in refs {
+        outcome(Outcome::Lost(seq, *r));
     }
 }
 
@@ -360,6 +411,47 @@ mod tests {
         rec.on_timeout(deadline, &mut cb);
         assert_eq!(lost, 1);
         assert_eq!(rec.timer(), None);
+    }
+
+    #[test]
+    fn a_late_ack_undoes_a_spurious_loss() {
+        let t = Instant::now();
+        let mut rec = recovery();
+        let mut log = Vec::new();
+        let mut cb = |o: Outcome| log.push(o);
+        for id in 0..6 {
+            let mut refs = rec.take_refs();
+            refs.push(r(id));
+            rec.on_sent(t, 1000, refs, true, &mut cb);
+        }
+        let window = rec.cc.window();
+        // 1..=5 arrive first: 0 is declared lost, the window halves.
+        rec.on_ack(
+            t + Duration::from_millis(30),
+            5,
+            0b1111,
+            Duration::ZERO,
+            &mut cb,
+        );
+        assert_eq!(rec.lost_packets, 1);
+        assert!(rec.cc.window() < window);
+        // Then 0 is acked too: the loss was reordering.
+        rec.on_ack(
+            t + Duration::from_millis(35),
+            5,
+            0b11111,
+            Duration::ZERO,
+            &mut cb,
+        );
+        assert_eq!((rec.lost_packets, rec.spurious_losses), (0, 1));
+        assert!(rec.cc.window() >= window);
+        assert!(rec.packet_threshold >= 6, "{}", rec.packet_threshold);
+        assert!(rec.time_threshold > TIME_THRESHOLD_EIGHTHS);
+        let acked_zero = log
+            .iter()
+            .filter(|o| matches!(o, Outcome::Acked(m) if m.id == 0))
+            .count();
+        assert_eq!(acked_zero, 1, "the late ack acks what packet 0 carried");
     }
 
     #[test]

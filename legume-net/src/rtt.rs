@@ -63,9 +63,10 @@ impl RttEstimator {
     }
 
     /// How long an unacked packet older than an acked one may wait before it
-    /// is declared lost: 9/8 · max(srtt, latest), at least 1 ms.
-    pub(crate) fn loss_delay(&self) -> Duration {
-        (self.srtt.max(self.latest) * 9 / 8).max(Duration::from_millis(1))
+    /// is declared lost: `eighths`/8 · max(srtt, latest), at least 1 ms
+    /// (RFC 9002 uses 9/8; more tolerates more reordering).
+    pub(crate) fn loss_delay(&self, eighths: u32) -> Duration {
+        (self.srtt.max(self.latest) * eighths / 8).max(Duration::from_millis(1))
     }
 
     /// The base probe timeout: srtt + max(4 · rttvar, 1 ms) + max ack delay.
@@ -104,6 +105,7 @@ mod tests {
         assert_eq!(rtt.latest(), 31 * MS);
         rtt.update(45 * MS, 10 * MS);
         assert_eq!(rtt.latest(), 35 * MS);
-        assert!(rtt.loss_delay() >= rtt.srtt());
+        assert!(rtt.loss_delay(9) >= rtt.srtt());
+        assert!(rtt.loss_delay(17) > rtt.loss_delay(9));
     }
 }

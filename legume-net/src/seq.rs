@@ -65,6 +65,7 @@ impl<T> SeqRing<T> {
     }
 
     /// Removes and returns the entry for `seq`.
+    #[cfg(test)]
     pub(crate) fn remove(&mut self, seq: u16) -> Option<T> {
         let i = self.index(seq);
         match &self.slots[i] {
