@@ -82,9 +82,8 @@ impl RecvChannel {
         factory: &MessageFactory,
         out: &mut Vec<Received>,
     ) -> Arrival {
-        match self.check(id) {
-            Ok(()) => {}
-            Err(arrival) => return arrival,
+        if let Err(arrival) = self.check(id) {
+            return arrival;
         }
         let slot = self.slot_mut(id);
         if !matches!(slot, Slot::Empty) {
@@ -107,9 +106,8 @@ impl RecvChannel {
         limits: &mut Reassembly,
         out: &mut Vec<Received>,
     ) -> Arrival {
-        match self.check(id) {
-            Ok(()) => {}
-            Err(arrival) => return arrival,
+        if let Err(arrival) = self.check(id) {
+            return arrival;
         }
         let slot = self.slot_mut(id);
         match slot {

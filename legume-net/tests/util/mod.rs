@@ -266,20 +266,12 @@ impl World {
     /// Removes and returns the `Num` values the server received from `peer`, in order.
     pub fn server_nums(&mut self, peer: SocketAddr) -> Vec<u32> {
         let mut out = Vec::new();
-        self.server_events.retain(|e| {
-            if e.peer != peer {
-                return true;
+        self.server_events.retain(|e| match num_of(&e.event) {
+            Some(n) if e.peer == peer => {
+                out.push(n);
+                false
             }
-            match &e.event {
-                Event::Message(m) => match m.downcast_ref::<Num>() {
-                    Some(num) => {
-                        out.push(num.n);
-                        false
-                    }
-                    None => true,
-                },
-                _ => true,
-            }
+            _ => true,
         });
         out
     }
@@ -361,17 +353,22 @@ fn pad_byte(n: u32, j: usize) -> u8 {
 
 pub fn take_nums(events: &mut Vec<Event>) -> Vec<u32> {
     let mut out = Vec::new();
-    events.retain(|e| match e {
-        Event::Message(m) => match m.downcast_ref::<Num>() {
-            Some(num) => {
-                out.push(num.n);
-                false
-            }
-            None => true,
-        },
-        _ => true,
+    events.retain(|e| match num_of(e) {
+        Some(n) => {
+            out.push(n);
+            false
+        }
+        None => true,
     });
     out
+}
+
+/// The number of a `Num` message event.
+fn num_of(e: &Event) -> Option<u32> {
+    match e {
+        Event::Message(m) => m.downcast_ref::<Num>().map(|num| num.n),
+        _ => None,
+    }
 }
 
 /// Checks exactly-once delivery of `0..n`; with `ordered`, also the order.
