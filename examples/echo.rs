@@ -9,6 +9,10 @@
 //!     --messages 100000 --size 32 --delivery ordered --timeout 60 [--clients C] [--window W]
 //! ```
 //!
+//! Either side takes `--loss P --dup P --latency-ms MS --jitter-ms MS`
+//! (each direction of that side's traffic) to run through the driver's
+//! network conditioner instead of a proxy.
+//!
 //! The server echoes every message to its sender with the same delivery.
 //! The client prints one JSON line and exits 0 when every reliable or
 //! ordered message came back exactly once (always 0 for unreliable).
@@ -50,10 +54,29 @@ fn arg<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
     args.get(i + 1)?.parse().ok()
 }
 
+/// The config, with the conditioner when any impairment flag is given.
+fn config(args: &[String]) -> Config {
+    let loss: f64 = arg(args, "--loss").unwrap_or(0.0);
+    let dup: f64 = arg(args, "--dup").unwrap_or(0.0);
+    let latency: u64 = arg(args, "--latency-ms").unwrap_or(0);
+    let jitter: u64 = arg(args, "--jitter-ms").unwrap_or(0);
+    let mut config = Config::default();
+    if loss > 0.0 || dup > 0.0 || latency > 0 || jitter > 0 {
+        let link = legume::net::sim::LinkConditions::perfect()
+            .with_loss(loss)
+            .with_duplicate(dup)
+            .with_latency(Duration::from_millis(latency))
+            .with_jitter(Duration::from_millis(jitter));
+        config.conditioner = Some(legume::net::Conditioner::symmetric(link, 7));
+    }
+    config
+}
+
 fn usage() -> Box<dyn std::error::Error> {
     "usage: echo server --listen ADDR --seconds S\n       \
      echo client --connect ADDR --messages N --size B --delivery reliable|ordered|unreliable \
-     --timeout S [--clients C] [--window W]"
+     --timeout S [--clients C] [--window W]\n       \
+     either side: [--loss P] [--dup P] [--latency-ms MS] [--jitter-ms MS]"
         .into()
 }
 
@@ -63,15 +86,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some("server") => {
             let listen: SocketAddr = arg(&args, "--listen").ok_or_else(usage)?;
             let seconds: f64 = arg(&args, "--seconds").ok_or_else(usage)?;
-            run_server(listen, Duration::from_secs_f64(seconds))
+            run_server(listen, Duration::from_secs_f64(seconds), config(&args))
         }
         Some("client") => run_client(&args),
         _ => Err(usage()),
     }
 }
 
-fn run_server(listen: SocketAddr, life: Duration) -> Result<(), Box<dyn std::error::Error>> {
-    let mut server = Server::new(factory()?, Config::default());
+fn run_server(
+    listen: SocketAddr,
+    life: Duration,
+    config: Config,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut server = Server::new(factory()?, config);
     server.listen(listen)?;
     if let Some(b) = server.socket_buffers() {
         eprintln!(
@@ -150,7 +177,7 @@ fn run_client(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     let factory = factory()?;
     let mut trackers = Vec::with_capacity(clients);
     for _ in 0..clients {
-        let mut client = Client::new(Arc::clone(&factory), Config::default());
+        let mut client = Client::new(Arc::clone(&factory), config(args));
         client.connect(connect)?;
         trackers.push(Tracker {
             client,

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::driver::Conditioner;
+
 /// Settings shared by a client and a server; `Config::default()` gives
 /// legume's values where legume has one. Override fields with struct update
 /// syntax: `Config { mtu: 1200, ..Config::default() }`.
@@ -42,10 +44,18 @@ pub struct Config {
     pub max_congestion_window: usize,
     /// How long a server accepts a challenge cookie. Default 10 s.
     pub challenge_lifetime: Duration,
+    /// Handshake packets (connect requests and challenge responses) a server
+    /// answers per source IP address per second; more are dropped and
+    /// counted. Default 256 (players behind one NAT share an address).
+    pub connect_rate_per_source: u32,
     /// UDP driver: the most datagrams one `update()` reads, so that a peer
     /// flooding the socket cannot starve the frame loop (legume 0.5 reads
     /// until the socket is empty). Default 4096.
     pub recv_budget: usize,
+    /// UDP driver: simulated loss, duplication, latency, jitter and
+    /// reordering applied to this endpoint's real traffic, for watching the
+    /// protocol under bad conditions. Default `None` (off).
+    pub conditioner: Option<Conditioner>,
 }
 
 impl Default for Config {
@@ -64,7 +74,9 @@ impl Default for Config {
             max_reassembly_bytes: 4 << 20,
             max_congestion_window: 4 << 20,
             challenge_lifetime: Duration::from_secs(10),
+            connect_rate_per_source: 256,
             recv_budget: 4096,
+            conditioner: None,
         }
     }
 }

@@ -95,7 +95,7 @@ pub mod sim;
 
 pub use config::Config;
 pub use connection::Connection;
-pub use driver::{BufferSizes, Client, ConnectError, ListenError, Server};
+pub use driver::{BufferSizes, Client, Conditioner, ConnectError, ListenError, Server};
 pub use event::{DisconnectReason, Event, IoError, MessageError, SendError, State, Stats};
 pub use packet::PacketError;
 pub use server::{

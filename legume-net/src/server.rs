@@ -3,7 +3,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,6 +19,11 @@ use crate::Delivery;
 
 /// Handshake replies waiting to be sent, at most.
 const MAX_PENDING_REPLIES: usize = 4096;
+/// Completed handshakes remembered to refuse replays, at most.
+const MAX_REMEMBERED_HANDSHAKES: usize = 65_536;
+/// Source addresses tracked for the connect rate per second, at most; past
+/// it, new sources go untracked rather than growing the table.
+const MAX_RATE_SOURCES: usize = 8192;
 
 /// What the app decided about a connect request.
 #[derive(Clone, Debug, Eq, PartialEq)]
@@ -67,6 +72,10 @@ pub struct EndpointStats {
     pub rejected: u64,
     /// Handshake replies dropped because too many were waiting.
     pub dropped_replies: u64,
+    /// Challenge responses refused as replays of a completed handshake.
+    pub replayed: u64,
+    /// Handshake packets dropped by the per-source connect rate.
+    pub rate_limited: u64,
 }
 
 struct Peer {
@@ -98,7 +107,59 @@ pub struct ServerEndpoint {
     hook: Option<ConnectHook>,
     accept_new: bool,
     max_peers: usize,
+    completed: CompletedHandshakes,
+    rate: SourceRate,
     stats: EndpointStats,
+}
+
+/// Handshakes that created a connection, kept until their cookie expires so
+/// that a replayed response cannot open a second connection.
+#[derive(Debug, Default)]
+struct CompletedHandshakes {
+    set: std::collections::HashSet<(SocketAddr, u64)>,
+    /// (expiry in endpoint ms, address, nonce), oldest first.
+    order: VecDeque<(u64, SocketAddr, u64)>,
+}
+
+impl CompletedHandshakes {
+    fn contains(&mut self, now_ms: u64, addr: SocketAddr, nonce: u64) -> bool {
+        while let Some(&(expiry, a, n)) = self.order.front() {
+            if expiry > now_ms && self.order.len() <= MAX_REMEMBERED_HANDSHAKES {
+                break;
+            }
+            self.order.pop_front();
+            self.set.remove(&(a, n));
+        }
+        self.set.contains(&(addr, nonce))
+    }
+
+    fn insert(&mut self, expiry_ms: u64, addr: SocketAddr, nonce: u64) {
+        if self.set.insert((addr, nonce)) {
+            self.order.push_back((expiry_ms, addr, nonce));
+        }
+    }
+}
+
+/// Handshake packets per source IP in the current one-second window.
+#[derive(Debug, Default)]
+struct SourceRate {
+    window_start_ms: u64,
+    counts: HashMap<IpAddr, u32>,
+}
+
+impl SourceRate {
+    fn allow(&mut self, ip: IpAddr, now_ms: u64, per_second: u32) -> bool {
+        if now_ms.saturating_sub(self.window_start_ms) >= 1000 {
+            self.window_start_ms = now_ms;
+            self.counts.clear();
+        }
+        if self.counts.len() >= MAX_RATE_SOURCES && !self.counts.contains_key(&ip) {
+            return true;
+        }
+        let count = self.counts.entry(ip).or_insert(0);
+        *count = count.saturating_add(1);
+        *count <= per_second
+    }
 }
 
 impl ServerEndpoint {
@@ -126,6 +187,8 @@ impl ServerEndpoint {
             hook: None,
             accept_new: true,
             max_peers: usize::MAX,
+            completed: CompletedHandshakes::default(),
+            rate: SourceRate::default(),
             stats: EndpointStats::default(),
         }
     }
@@ -266,7 +329,21 @@ impl ServerEndpoint {
             self.touch(from);
             return;
         }
-        match Packet::parse(datagram) {
+        let packet = Packet::parse(datagram);
+        let handshake = matches!(
+            packet,
+            Ok(Packet::ConnectRequest { .. } | Packet::ChallengeResponse { .. })
+        );
+        let now_ms = self.now_ms(now);
+        if handshake
+            && !self
+                .rate
+                .allow(from.ip(), now_ms, self.config.connect_rate_per_source)
+        {
+            self.stats.rate_limited += 1;
+            return;
+        }
+        match packet {
             Ok(Packet::ConnectRequest { protocol_id, nonce })
                 if protocol_id == self.config.protocol_id =>
             {
@@ -288,8 +365,11 @@ impl ServerEndpoint {
                         self.now_ms(now),
                         self.config.challenge_lifetime,
                     );
-                if valid {
-                    self.admit(now, from, nonce);
+                if valid && self.completed.contains(now_ms, from, nonce) {
+                    // The connection this response opened has ended: a replay.
+                    self.stats.replayed += 1;
+                } else if valid {
+                    self.admit(now, from, nonce, issued_at);
                 } else {
                     self.stats.bad_cookies += 1;
                     // An expired cookie (say, from an attempt whose ACCEPT was
@@ -321,7 +401,7 @@ impl ServerEndpoint {
     }
 
     /// A client proved its address: ask the app, then accept or reject.
-    fn admit(&mut self, now: Instant, from: SocketAddr, nonce: u64) {
+    fn admit(&mut self, now: Instant, from: SocketAddr, nonce: u64, issued_at: u64) {
         let decision = if self.peers.len() >= self.max_peers {
             Decision::Reject("server is full".into())
         } else if !self.accept_new {
@@ -347,6 +427,10 @@ impl ServerEndpoint {
             }
             Decision::Accept => {
                 self.stats.accepted += 1;
+                let lifetime =
+                    u64::try_from(self.config.challenge_lifetime.as_millis()).unwrap_or(u64::MAX);
+                self.completed
+                    .insert(issued_at.saturating_add(lifetime), from, nonce);
                 let session = (self.rng.next_u64() >> 32) as u32;
                 let conn = Connection::accepted(
                     self.config.clone(),
@@ -467,5 +551,101 @@ impl std::fmt::Debug for ServerEndpoint {
             .field("peers", &self.peers.len())
             .field("stats", &self.stats)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::Packet;
+    use std::time::Duration;
+
+    fn endpoint(now: Instant) -> ServerEndpoint {
+        ServerEndpoint::new(Config::default(), Arc::new(MessageFactory::new()), now, 1)
+    }
+
+    fn request(nonce: u64) -> Vec<u8> {
+        let mut buf = vec![0u8; HANDSHAKE_LEN];
+        let n = Packet::ConnectRequest {
+            protocol_id: 0,
+            nonce,
+        }
+        .emit(&mut buf)
+        .unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    /// Runs a client through the handshake; returns its CHALLENGE_RESPONSE.
+    fn handshake(
+        s: &mut ServerEndpoint,
+        c: &mut Connection,
+        addr: SocketAddr,
+        now: Instant,
+    ) -> Vec<u8> {
+        let mut buf = [0u8; 1500];
+        let mut response = Vec::new();
+        for _ in 0..4 {
+            while let Some(n) = c.poll_transmit(now, &mut buf) {
+                if matches!(
+                    Packet::parse(&buf[..n]),
+                    Ok(Packet::ChallengeResponse { .. })
+                ) {
+                    response = buf[..n].to_vec();
+                }
+                s.handle_datagram(now, addr, &buf[..n]);
+            }
+            while let Some((_, n)) = s.poll_transmit(now, &mut buf) {
+                c.handle_datagram(now, &buf[..n]);
+            }
+        }
+        response
+    }
+
+    #[test]
+    fn a_replayed_response_opens_nothing() {
+        let now = Instant::now();
+        let mut s = endpoint(now);
+        let addr: SocketAddr = "192.0.2.7:4000".parse().unwrap();
+        let mut c =
+            Connection::connect(Config::default(), Arc::new(MessageFactory::new()), now, 99);
+        let response = handshake(&mut s, &mut c, addr, now);
+        assert!(c.is_connected() && s.peer_count() == 1);
+        s.disconnect(addr, "bye");
+        let mut buf = [0u8; 1500];
+        while s.poll_transmit(now, &mut buf).is_some() {}
+        assert_eq!(s.peer_count(), 0);
+        // An on-path attacker replays the captured response within its lifetime.
+        let later = now + Duration::from_secs(1);
+        s.handle_datagram(later, addr, &response);
+        assert_eq!(s.peer_count(), 0);
+        assert_eq!(s.stats().replayed, 1);
+        // After the cookie expires it is refused as expired instead.
+        let expired = now + Duration::from_secs(11);
+        s.handle_datagram(expired, addr, &response);
+        assert_eq!(s.peer_count(), 0);
+        assert_eq!(s.stats().bad_cookies, 1);
+    }
+
+    #[test]
+    fn one_source_is_rate_limited_others_are_not() {
+        let now = Instant::now();
+        let mut s = endpoint(now);
+        let one: SocketAddr = "192.0.2.1:4000".parse().unwrap();
+        for nonce in 0..300 {
+            s.handle_datagram(now, one, &request(nonce));
+        }
+        let limit = u64::from(Config::default().connect_rate_per_source);
+        assert_eq!(s.stats().challenges_sent, limit);
+        assert_eq!(s.stats().rate_limited, 300 - limit);
+        for i in 0..300u32 {
+            let other = SocketAddr::from(([198, 51, (i >> 8) as u8, i as u8], 4000));
+            s.handle_datagram(now, other, &request(1));
+        }
+        assert_eq!(s.stats().challenges_sent, limit + 300);
+        // A new second opens a new window for the first source.
+        s.handle_datagram(now + Duration::from_secs(1), one, &request(1));
+        assert_eq!(s.stats().challenges_sent, limit + 301);
+        assert_eq!(s.peer_count(), 0, "requests alone create no state");
     }
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use legume_core::{AnyMessage, MessageFactory};
 use thiserror::Error;
 
+use super::conditioner::Impairment;
 use super::socket::{is_peer_error, is_would_block, random_u64, BufferSizes, DriverSocket};
 use crate::config::Config;
 use crate::connection::Connection;
@@ -64,6 +65,7 @@ pub struct Client {
     socket: Option<DriverSocket>,
     conn: Option<Connection>,
     server: Option<SocketAddr>,
+    impairment: Option<Impairment>,
     events: VecDeque<Event>,
     buf: Vec<u8>,
 }
@@ -77,6 +79,7 @@ impl Client {
             socket: None,
             conn: None,
             server: None,
+            impairment: None,
             events: VecDeque::new(),
             buf: vec![0; 65_536],
         }
@@ -101,6 +104,13 @@ impl Client {
             Instant::now(),
             random_u64(),
         );
+        self.impairment = match &self.config.conditioner {
+            Some(c) => Some(Impairment::new(
+                c,
+                socket.local_addr().map_err(ConnectError::Socket)?,
+            )),
+            None => None,
+        };
         self.socket = Some(socket);
         self.conn = Some(conn);
         self.server = Some(server);
@@ -152,16 +162,25 @@ impl Client {
 
     /// When the connection next needs an update even if nothing arrives.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.conn.as_ref().and_then(Connection::poll_timeout)
+        let conn = self.conn.as_ref().and_then(Connection::poll_timeout);
+        let held = self.impairment.as_ref().and_then(Impairment::next_due);
+        match (conn, held) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn receive(&mut self, now: Instant) {
-        let (Some(socket), Some(conn)) = (&self.socket, &mut self.conn) else {
+        let (Some(socket), Some(conn), Some(server)) = (&self.socket, &mut self.conn, self.server)
+        else {
             return;
         };
         for _ in 0..self.config.recv_budget {
             match socket.recv(&mut self.buf) {
-                Ok(n) => conn.handle_datagram(now, &self.buf[..n]),
+                Ok(n) => match &mut self.impairment {
+                    Some(imp) => imp.receive(now, server, &self.buf[..n]),
+                    None => conn.handle_datagram(now, &self.buf[..n]),
+                },
                 Err(e) if is_would_block(&e) => break,
                 Err(e) => {
                     self.events.push_back(Event::Io(IoError::from(&e)));
@@ -171,19 +190,40 @@ impl Client {
                 }
             }
         }
+        if let Some(imp) = &mut self.impairment {
+            while let Some(d) = imp.due_incoming(now) {
+                conn.handle_datagram(now, &d.bytes);
+                imp.recycle_incoming(d.bytes);
+            }
+        }
     }
 
     fn flush(&mut self, now: Instant) {
-        let (Some(socket), Some(conn)) = (&self.socket, &mut self.conn) else {
+        let (Some(socket), Some(conn), Some(server)) = (&self.socket, &mut self.conn, self.server)
+        else {
             return;
         };
         while let Some(n) = conn.poll_transmit(now, &mut self.buf) {
+            if let Some(imp) = &mut self.impairment {
+                imp.send(now, server, &self.buf[..n]);
+                continue;
+            }
             match socket.send(&self.buf[..n]) {
                 Ok(_) => {}
                 // A full socket buffer drops the datagram: the protocol sees
                 // a loss and resends reliable data.
                 Err(e) if is_would_block(&e) => break,
                 Err(e) => self.events.push_back(Event::Io(IoError::from(&e))),
+            }
+        }
+        if let Some(imp) = &mut self.impairment {
+            while let Some(d) = imp.due_outgoing(now) {
+                if let Err(e) = socket.send(&d.bytes) {
+                    if !is_would_block(&e) {
+                        self.events.push_back(Event::Io(IoError::from(&e)));
+                    }
+                }
+                imp.recycle_outgoing(d.bytes);
             }
         }
         while let Some(e) = conn.poll_event() {

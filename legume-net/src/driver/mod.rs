@@ -3,9 +3,11 @@
 //! layer only moves datagrams and reads the clock.
 
 mod client;
+mod conditioner;
 mod server;
 mod socket;
 
 pub use client::{Client, ConnectError};
+pub use conditioner::Conditioner;
 pub use server::{ListenError, Server};
 pub use socket::BufferSizes;

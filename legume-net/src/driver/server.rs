@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use legume_core::{AnyMessage, MessageFactory};
 use thiserror::Error;
 
+use super::conditioner::Impairment;
 use super::socket::{is_peer_error, is_would_block, random_u64, BufferSizes, DriverSocket};
 use crate::config::Config;
 use crate::connection::Connection;
@@ -61,6 +62,7 @@ pub struct Server {
     factory: Arc<MessageFactory>,
     socket: Option<DriverSocket>,
     endpoint: Option<ServerEndpoint>,
+    impairment: Option<Impairment>,
     hook: Option<crate::server::ConnectHook>,
     accept_new: bool,
     max_peers: usize,
@@ -78,6 +80,7 @@ impl Server {
             factory,
             socket: None,
             endpoint: None,
+            impairment: None,
             hook: None,
             accept_new: true,
             max_peers: usize::MAX,
@@ -110,6 +113,8 @@ impl Server {
         if let Some(hook) = self.hook.take() {
             endpoint.set_connect_hook(hook);
         }
+        let local = socket.local_addr().map_err(ListenError::Bind)?;
+        self.impairment = self.config.conditioner.map(|c| Impairment::new(&c, local));
         self.socket = Some(socket);
         self.endpoint = Some(endpoint);
         Ok(())
@@ -176,11 +181,16 @@ impl Server {
     /// then updates. For programs without a frame loop.
     pub fn update_timeout(&mut self, max_wait: Duration) {
         let now = Instant::now();
-        let wait = self
+        let endpoint = self
             .endpoint
             .as_ref()
-            .and_then(ServerEndpoint::poll_timeout)
-            .map_or(max_wait, |t| t.saturating_duration_since(now).min(max_wait));
+            .and_then(ServerEndpoint::poll_timeout);
+        let held = self.impairment.as_ref().and_then(Impairment::next_due);
+        let next = match (endpoint, held) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let wait = next.map_or(max_wait, |t| t.saturating_duration_since(now).min(max_wait));
         if let Some(socket) = &self.socket {
             if let Err(e) = socket.wait_readable(wait) {
                 self.note_io_error(&e);
@@ -201,7 +211,10 @@ impl Server {
         let mut errors = Vec::new();
         for _ in 0..self.config.recv_budget {
             match socket.recv_from(&mut self.buf) {
-                Ok((n, from)) => endpoint.handle_datagram(now, from, &self.buf[..n]),
+                Ok((n, from)) => match &mut self.impairment {
+                    Some(imp) => imp.receive(now, from, &self.buf[..n]),
+                    None => endpoint.handle_datagram(now, from, &self.buf[..n]),
+                },
                 Err(e) if is_would_block(&e) => break,
                 // An ICMP report about one peer must not stop the others.
                 Err(e) if is_peer_error(&e) => errors.push(e),
@@ -209,6 +222,12 @@ impl Server {
                     errors.push(e);
                     break;
                 }
+            }
+        }
+        if let Some(imp) = &mut self.impairment {
+            while let Some(d) = imp.due_incoming(now) {
+                endpoint.handle_datagram(now, d.from, &d.bytes);
+                imp.recycle_incoming(d.bytes);
             }
         }
         for e in &errors {
@@ -221,6 +240,10 @@ impl Server {
             return;
         };
         while let Some((to, n)) = endpoint.poll_transmit(now, &mut self.buf) {
+            if let Some(imp) = &mut self.impairment {
+                imp.send(now, to, &self.buf[..n]);
+                continue;
+            }
             match socket.send_to(&self.buf[..n], to) {
                 Ok(_) => {}
                 // A full socket buffer drops the datagram; the protocol resends.
@@ -229,6 +252,19 @@ impl Server {
                     peer: to,
                     event: Event::Io(IoError::from(&e)),
                 }),
+            }
+        }
+        if let Some(imp) = &mut self.impairment {
+            while let Some(d) = imp.due_outgoing(now) {
+                if let Err(e) = socket.send_to(&d.bytes, d.to) {
+                    if !is_would_block(&e) {
+                        self.events.push_back(ServerEvent {
+                            peer: d.to,
+                            event: Event::Io(IoError::from(&e)),
+                        });
+                    }
+                }
+                imp.recycle_outgoing(d.bytes);
             }
         }
         while let Some(e) = endpoint.poll_event() {
