@@ -42,6 +42,11 @@ pub struct Config {
     pub max_reassembly_bytes: usize,
     /// Upper bound of the congestion window, in bytes. Default 4 MiB.
     pub max_congestion_window: usize,
+    /// Lower bound of the congestion window, in bytes (at least 2 × MTU).
+    /// Loss on game networks is often random rather than congestion, so the
+    /// window never shrinks below this: about 16 datagrams per round trip.
+    /// Default 22,400 (16 × 1400).
+    pub min_congestion_window: usize,
     /// How long a server accepts a challenge cookie. Default 10 s.
     pub challenge_lifetime: Duration,
     /// Handshake packets (connect requests and challenge responses) a server
@@ -73,6 +78,7 @@ impl Default for Config {
             max_send_queue_bytes: 16 << 20,
             max_reassembly_bytes: 4 << 20,
             max_congestion_window: 4 << 20,
+            min_congestion_window: 16 * 1400,
             challenge_lifetime: Duration::from_secs(10),
             connect_rate_per_source: 256,
             recv_budget: 4096,

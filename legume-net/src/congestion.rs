@@ -18,12 +18,13 @@ pub(crate) struct Congestion {
 }
 
 impl Congestion {
-    /// A window of 10 datagrams, never below 2 nor above `max_window` bytes.
-    pub(crate) fn new(mtu: usize, max_window: usize) -> Self {
-        let min_window = 2 * mtu;
+    /// A window of 10 datagrams (or `min_window` if larger), never below
+    /// `min_window` (at least 2 datagrams) nor above `max_window` bytes.
+    pub(crate) fn new(mtu: usize, min_window: usize, max_window: usize) -> Self {
+        let min_window = min_window.max(2 * mtu);
         let max_window = max_window.max(min_window);
         Congestion {
-            cwnd: (10 * mtu).min(max_window),
+            cwnd: (10 * mtu).max(min_window).min(max_window),
             ssthresh: usize::MAX,
             in_flight: 0,
             min_window,
@@ -99,7 +100,7 @@ mod tests {
     #[test]
     fn slow_start_then_halving() {
         let t0 = Instant::now();
-        let mut cc = Congestion::new(1000, 1_000_000);
+        let mut cc = Congestion::new(1000, 0, 1_000_000);
         assert_eq!(cc.window(), 10_000);
         assert!(cc.can_send(10_000) && !cc.can_send(10_001));
         cc.on_sent(1000);
@@ -139,7 +140,7 @@ mod tests {
     #[test]
     fn window_stays_within_bounds() {
         let t0 = Instant::now();
-        let mut cc = Congestion::new(1000, 12_000);
+        let mut cc = Congestion::new(1000, 0, 12_000);
         for i in 0..20u64 {
             cc.on_lost(
                 1000,

@@ -128,7 +128,11 @@ impl Connection {
     ) -> Self {
         let mtu = config.effective_mtu();
         let frag_size = mtu - DATA_HEADER_LEN - FRAGMENT_OVERHEAD;
-        let cc = Congestion::new(mtu, config.max_congestion_window);
+        let cc = Congestion::new(
+            mtu,
+            config.min_congestion_window,
+            config.max_congestion_window,
+        );
         Connection {
             recovery: Recovery::new(config.initial_rtt, config.max_ack_delay, cc),
             acks: AckTracker::new(),

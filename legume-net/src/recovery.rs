@@ -357,7 +357,7 @@ mod tests {
         Recovery::new(
             Duration::from_millis(100),
             Duration::from_millis(5),
-            Congestion::new(1000, 1 << 20),
+            Congestion::new(1000, 0, 1 << 20),
         )
     }
 
