@@ -40,6 +40,10 @@ pub struct Config {
     /// Bytes a connection may hold in partly received fragmented messages.
     /// Default 4 MiB.
     pub max_reassembly_bytes: usize,
+    /// Bytes of complete ordered messages a connection may hold while they
+    /// wait for an earlier one; a peer that makes it overflow is
+    /// disconnected with `LimitExceeded`. Default 16 MiB.
+    pub max_reorder_bytes: usize,
     /// Upper bound of the congestion window, in bytes. Default 4 MiB.
     pub max_congestion_window: usize,
     /// Lower bound of the congestion window, in bytes (at least 2 × MTU).
@@ -77,6 +81,7 @@ impl Default for Config {
             max_message_size: 1 << 20,
             max_send_queue_bytes: 16 << 20,
             max_reassembly_bytes: 4 << 20,
+            max_reorder_bytes: 16 << 20,
             max_congestion_window: 4 << 20,
             min_congestion_window: 16 * 1400,
             challenge_lifetime: Duration::from_secs(10),

@@ -139,8 +139,8 @@ impl Connection {
             reliable: SendChannel::new(Channel::Reliable, frag_size),
             ordered: SendChannel::new(Channel::Ordered, frag_size),
             unreliable: UnreliableQueue::default(),
-            recv_reliable: RecvChannel::new(false),
-            recv_ordered: RecvChannel::new(true),
+            recv_reliable: RecvChannel::new(false, 0),
+            recv_ordered: RecvChannel::new(true, config.max_reorder_bytes),
             reassembly: Reassembly {
                 max_message_size: config.max_message_size,
                 max_bytes: config.max_reassembly_bytes,
@@ -467,6 +467,9 @@ impl Connection {
             });
         for frame in Frames::new(frames).flatten() {
             self.handle_frame(frame);
+            if !self.is_connected() {
+                break; // a limit closed the connection
+            }
         }
         self.deliver_received();
     }
@@ -511,8 +514,13 @@ impl Connection {
                 )
             }
         };
-        if arrival == Arrival::OutOfWindow {
-            self.stats.dropped_invalid += 1;
+        match arrival {
+            Arrival::OutOfWindow => self.stats.dropped_invalid += 1,
+            Arrival::OverLimit if self.is_connected() => {
+                let reason = DisconnectReason::LimitExceeded("reorder buffer".into());
+                self.close(reason, DISCONNECT_COPIES);
+            }
+            _ => {}
         }
     }
 

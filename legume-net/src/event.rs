@@ -67,6 +67,9 @@ pub enum DisconnectReason {
     TimedOut,
     /// The server never answered the handshake within the connect timeout.
     ConnectTimedOut,
+    /// The peer made this side pass one of its memory limits (named), which
+    /// a correct peer does not do; the connection was closed.
+    LimitExceeded(String),
 }
 
 impl DisconnectReason {

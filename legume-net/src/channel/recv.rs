@@ -28,6 +28,8 @@ pub(crate) enum Arrival {
     Duplicate,
     /// Outside the receive window; a correct peer never sends it.
     OutOfWindow,
+    /// Buffering it would pass the reorder-buffer byte limit.
+    OverLimit,
 }
 
 #[derive(Default)]
@@ -36,8 +38,8 @@ enum Slot {
     Empty,
     /// Delivered, or (ordered) released; remembered to drop duplicates.
     Done,
-    /// Ordered only: complete, waiting for earlier ids.
-    Buffered(Received),
+    /// Ordered only: complete, waiting for earlier ids; with its size in bytes.
+    Buffered(Received, usize),
     Partial(Partial),
 }
 
@@ -57,15 +59,21 @@ pub(crate) struct RecvChannel {
     base: u16,
     slots: Vec<(u16, Slot)>,
     buffered: usize,
+    buffered_bytes: usize,
+    max_buffered_bytes: usize,
 }
 
 impl RecvChannel {
-    pub(crate) fn new(ordered: bool) -> Self {
+    /// A channel whose reorder buffer holds at most `max_buffered_bytes` of
+    /// messages waiting for earlier ones (ordered channels only).
+    pub(crate) fn new(ordered: bool, max_buffered_bytes: usize) -> Self {
         RecvChannel {
             ordered,
             base: 0,
             slots: (0..WINDOW).map(|_| (0, Slot::Empty)).collect(),
             buffered: 0,
+            buffered_bytes: 0,
+            max_buffered_bytes,
         }
     }
 
@@ -90,8 +98,7 @@ impl RecvChannel {
             return Arrival::Duplicate;
         }
         let msg = factory.decode(bytes).map_err(MessageError::Decode);
-        self.complete(id, msg, out);
-        Arrival::New
+        return self.complete(id, msg, bytes.len(), out);
     }
 
     /// A fragment of message `id` arrived.
@@ -111,13 +118,12 @@ impl RecvChannel {
         }
         let slot = self.slot_mut(id);
         match slot {
-            Slot::Done | Slot::Buffered(_) => return Arrival::Duplicate,
+            Slot::Done | Slot::Buffered(..) => return Arrival::Duplicate,
             Slot::Empty => {
                 // Bookkeeping for `count` fragments is charged up front.
                 let charged = usize::from(count) * std::mem::size_of::<Option<Vec<u8>>>();
                 if limits.in_use + charged > limits.max_bytes {
-                    self.complete(id, Err(MessageError::ReassemblyFull), out);
-                    return Arrival::New;
+                    return self.complete(id, Err(MessageError::ReassemblyFull), 0, out);
                 }
                 limits.in_use += charged;
                 *slot = Slot::Partial(Partial {
@@ -136,8 +142,7 @@ impl RecvChannel {
         if p.count != count {
             let charged = p.charged;
             limits.in_use -= charged;
-            self.complete(id, Err(MessageError::BadFragment), out);
-            return Arrival::New;
+            return self.complete(id, Err(MessageError::BadFragment), 0, out);
         }
         if p.frags[usize::from(index)].is_some() {
             return Arrival::Duplicate;
@@ -152,8 +157,7 @@ impl RecvChannel {
             } else {
                 MessageError::ReassemblyFull
             };
-            self.complete(id, Err(err), out);
-            return Arrival::New;
+            return self.complete(id, Err(err), 0, out);
         }
         p.frags[usize::from(index)] = Some(bytes.to_vec());
         p.received += 1;
@@ -169,8 +173,7 @@ impl RecvChannel {
         }
         limits.in_use -= p.charged;
         let msg = factory.decode(&whole).map_err(MessageError::Decode);
-        self.complete(id, msg, out);
-        Arrival::New
+        self.complete(id, msg, whole.len(), out)
     }
 
     /// Window check: duplicate below the base, violation past the window.
@@ -194,11 +197,17 @@ impl RecvChannel {
         &mut entry.1
     }
 
-    /// Records a completed message and releases what can be delivered.
-    fn complete(&mut self, id: u16, msg: Received, out: &mut Vec<Received>) {
+    /// Records a completed message of `len` bytes and releases what can be
+    /// delivered. An ordered message that would have to wait while the
+    /// reorder buffer is over its byte limit is refused.
+    fn complete(&mut self, id: u16, msg: Received, len: usize, out: &mut Vec<Received>) -> Arrival {
         if self.ordered {
-            *self.slot_mut(id) = Slot::Buffered(msg);
+            if id != self.base && self.buffered_bytes + len > self.max_buffered_bytes {
+                return Arrival::OverLimit;
+            }
+            *self.slot_mut(id) = Slot::Buffered(msg, len);
             self.buffered += 1;
+            self.buffered_bytes += len;
             debug_assert!(
                 self.buffered <= usize::from(WINDOW),
                 "reorder buffer past the window"
@@ -209,17 +218,19 @@ impl RecvChannel {
             out.push(msg);
             self.advance_done();
         }
+        Arrival::New
     }
 
     fn release_ordered(&mut self, out: &mut Vec<Received>) {
         loop {
             let base = self.base;
             let entry = &mut self.slots[usize::from(base % WINDOW)];
-            if entry.0 != base || !matches!(entry.1, Slot::Buffered(_)) {
+            if entry.0 != base || !matches!(entry.1, Slot::Buffered(..)) {
                 return;
             }
-            if let Slot::Buffered(msg) = std::mem::take(&mut entry.1) {
+            if let Slot::Buffered(msg, len) = std::mem::take(&mut entry.1) {
                 out.push(msg);
+                self.buffered_bytes -= len;
             }
             self.buffered -= 1;
             self.base = base.wrapping_add(1);
@@ -280,7 +291,7 @@ mod tests {
     #[test]
     fn ordered_releases_in_order_once() {
         let f = factory();
-        let mut ch = RecvChannel::new(true);
+        let mut ch = RecvChannel::new(true, usize::MAX);
         let mut out = Vec::new();
         assert_eq!(ch.on_message(2, &[20, 2], &f, &mut out), Arrival::New);
         assert_eq!(ch.on_message(1, &[20, 1], &f, &mut out), Arrival::New);
@@ -297,9 +308,23 @@ mod tests {
     }
 
     #[test]
+    fn the_reorder_buffer_has_a_byte_limit() {
+        let f = factory();
+        let mut ch = RecvChannel::new(true, 4);
+        let mut out = Vec::new();
+        assert_eq!(ch.on_message(1, &[20, 1], &f, &mut out), Arrival::New);
+        assert_eq!(ch.on_message(2, &[20, 2], &f, &mut out), Arrival::New);
+        assert_eq!(ch.on_message(3, &[20, 3], &f, &mut out), Arrival::OverLimit);
+        // The awaited message itself is never refused, and frees the buffer.
+        assert_eq!(ch.on_message(0, &[20, 0], &f, &mut out), Arrival::New);
+        assert_eq!(nums(&mut out), [0, 1, 2]);
+        assert_eq!(ch.on_message(4, &[20, 4], &f, &mut out), Arrival::New);
+    }
+
+    #[test]
     fn unordered_delivers_at_once_and_dedups_across_wrap() {
         let f = factory();
-        let mut ch = RecvChannel::new(false);
+        let mut ch = RecvChannel::new(false, usize::MAX);
         let mut out = Vec::new();
         for id in 0..70_000u32 {
             let id = id as u16;
@@ -316,7 +341,7 @@ mod tests {
     #[test]
     fn fragments_reassemble_within_limits() {
         let f = factory();
-        let mut ch = RecvChannel::new(true);
+        let mut ch = RecvChannel::new(true, usize::MAX);
         let mut limits = Reassembly {
             max_message_size: 100,
             max_bytes: 1000,
