@@ -38,13 +38,17 @@ pub struct Config {
     /// past it returns `QueueFull`. Default 16 MiB.
     pub max_send_queue_bytes: usize,
     /// Bytes a connection may hold in partly received fragmented messages.
-    /// Default 4 MiB.
+    /// Default 4 MiB. Keep it at least `max_message_size`: a sender keeps at
+    /// most half of min(this, `max_reorder_bytes`) of messages in flight past
+    /// its oldest unacked one, assuming the peer is configured alike.
     pub max_reassembly_bytes: usize,
     /// Bytes of complete ordered messages a connection may hold while they
     /// wait for an earlier one; a peer that makes it overflow is
     /// disconnected with `LimitExceeded`. Default 16 MiB.
     pub max_reorder_bytes: usize,
-    /// Upper bound of the congestion window, in bytes. Default 4 MiB.
+    /// Upper bound of the congestion window, in bytes. Default 4 MiB; in
+    /// effect never above 960 datagrams, what the 1024-packet sent ring can
+    /// track in flight.
     pub max_congestion_window: usize,
     /// Lower bound of the congestion window, in bytes (at least 2 × MTU).
     /// Loss on game networks is often random rather than congestion, so the

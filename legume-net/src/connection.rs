@@ -128,16 +128,22 @@ impl Connection {
     ) -> Self {
         let mtu = config.effective_mtu();
         let frag_size = mtu - DATA_HEADER_LEN - FRAGMENT_OVERHEAD;
+        // Half the peer's buffers (assumed configured like ours): what is in
+        // flight past the oldest unacked message always fits at the receiver.
+        let byte_window = config.max_reassembly_bytes.min(config.max_reorder_bytes) / 2;
+        // The sent-packet ring must outlast every packet in flight, or
+        // packets still in flight would be overwritten and counted lost.
+        let ring_limit = (crate::recovery::SENT_WINDOW - 64) * mtu;
         let cc = Congestion::new(
             mtu,
             config.min_congestion_window,
-            config.max_congestion_window,
+            config.max_congestion_window.min(ring_limit),
         );
         Connection {
             recovery: Recovery::new(config.initial_rtt, config.max_ack_delay, cc),
             acks: AckTracker::new(),
-            reliable: SendChannel::new(Channel::Reliable, frag_size),
-            ordered: SendChannel::new(Channel::Ordered, frag_size),
+            reliable: SendChannel::new(Channel::Reliable, frag_size, byte_window),
+            ordered: SendChannel::new(Channel::Ordered, frag_size, byte_window),
             unreliable: UnreliableQueue::default(),
             recv_reliable: RecvChannel::new(false, 0),
             recv_ordered: RecvChannel::new(true, config.max_reorder_bytes),

@@ -20,6 +20,11 @@ const MAX_PACKET_THRESHOLD: i32 = 32;
 /// 17/8 after spurious losses.
 const TIME_THRESHOLD_EIGHTHS: u32 = 9;
 const MAX_TIME_THRESHOLD_EIGHTHS: u32 = 17;
+/// Packets a probe timeout declares lost (and so resends), oldest first;
+/// the acks of their resends then let the thresholds judge the rest.
+const PTO_PROBES: usize = 2;
+/// Spare refs vectors kept for reuse, at most.
+const MAX_SPARE_REFS: usize = 64;
 /// The probe timeout doubles at most this many times.
 const MAX_PTO_BACKOFF: u32 = 6;
 /// The probe timeout never grows past this, so that a lossy but live link
@@ -69,6 +74,8 @@ pub(crate) struct Recovery {
     /// The current packet and time thresholds, widened by spurious losses.
     packet_threshold: i32,
     time_threshold: u32,
+    /// Packets that may still go out past the window after a probe timeout.
+    probe_credit: usize,
 }
 
 impl Recovery {
@@ -90,6 +97,7 @@ impl Recovery {
             loss_rate: 0.0,
             packet_threshold: PACKET_THRESHOLD,
             time_threshold: TIME_THRESHOLD_EIGHTHS,
+            probe_credit: 0,
         }
     }
 
@@ -107,12 +115,17 @@ impl Recovery {
 
     /// Returns an unused refs vector.
     pub(crate) fn recycle_refs(&mut self, refs: Vec<MsgRef>) {
-        self.spare_refs.push(refs);
+        // Only vectors with storage are worth keeping, and only a few: an
+        // empty one saves nothing, and an unbounded pool would leak.
+        if refs.capacity() > 0 && self.spare_refs.len() < MAX_SPARE_REFS {
+            self.spare_refs.push(refs);
+        }
     }
 
-    /// Bytes in flight are below the window by at least `size`.
+    /// Bytes in flight are below the window by at least `size`, or a probe
+    /// is owed.
     pub(crate) fn can_send(&self, size: usize) -> bool {
-        self.cc.in_flight() == 0 || self.cc.can_send(size)
+        self.probe_credit > 0 || self.cc.in_flight() == 0 || self.cc.can_send(size)
     }
 
     /// A packet with sequence `next_seq()` was sent.
@@ -150,6 +163,7 @@ impl Recovery {
             },
         );
         self.in_flight.push_back(seq);
+        self.probe_credit = self.probe_credit.saturating_sub(1);
         self.cc.on_sent(size);
         self.last_eliciting_sent = Some(now);
     }
@@ -323,11 +337,17 @@ impl Recovery {
         if !pto_due || self.cc.in_flight() == 0 {
             return;
         }
-        // Tail loss: nothing acked for a whole PTO. Everything in flight is
-        // resent, and the next probe waits twice as long.
-        while let Some(seq) = self.in_flight.pop_front() {
+        // Tail loss: nothing acked for a whole PTO. The oldest packets are
+        // resent as probes, allowed past the congestion window; once their
+        // resends are acked, the packet threshold condemns what else was
+        // lost. The next probe waits twice as long.
+        self.drop_settled_front();
+        let probes: Vec<u16> = self.in_flight.iter().take(PTO_PROBES).copied().collect();
+        for seq in probes {
             self.declare_lost(seq, now, outcome);
         }
+        self.drop_settled_front();
+        self.probe_credit = PTO_PROBES;
         self.pto_count = (self.pto_count + 1).min(MAX_PTO_BACKOFF);
         self.loss_time = None;
     }

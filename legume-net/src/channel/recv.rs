@@ -39,8 +39,9 @@ enum Slot {
     /// Delivered, or (ordered) released; remembered to drop duplicates.
     Done,
     /// Ordered only: complete, waiting for earlier ids; with its size in bytes.
-    Buffered(Received, usize),
-    Partial(Partial),
+    /// Boxed, like `Partial`, so that an idle slot stays small.
+    Buffered(Box<(Received, usize)>),
+    Partial(Box<Partial>),
 }
 
 struct Partial {
@@ -70,7 +71,8 @@ impl RecvChannel {
         RecvChannel {
             ordered,
             base: 0,
-            slots: (0..WINDOW).map(|_| (0, Slot::Empty)).collect(),
+            // Allocated on first use: many connections never use a channel.
+            slots: Vec::new(),
             buffered: 0,
             buffered_bytes: 0,
             max_buffered_bytes,
@@ -98,7 +100,7 @@ impl RecvChannel {
             return Arrival::Duplicate;
         }
         let msg = factory.decode(bytes).map_err(MessageError::Decode);
-        return self.complete(id, msg, bytes.len(), out);
+        self.complete(id, msg, bytes.len(), out)
     }
 
     /// A fragment of message `id` arrived.
@@ -126,13 +128,13 @@ impl RecvChannel {
                     return self.complete(id, Err(MessageError::ReassemblyFull), 0, out);
                 }
                 limits.in_use += charged;
-                *slot = Slot::Partial(Partial {
+                *slot = Slot::Partial(Box::new(Partial {
                     count,
                     frags: vec![None; usize::from(count)],
                     received: 0,
                     bytes: 0,
                     charged,
-                });
+                }));
             }
             Slot::Partial(_) => {}
         }
@@ -190,6 +192,9 @@ impl RecvChannel {
 
     /// The slot of an id inside the window, reset if it held an older id.
     fn slot_mut(&mut self, id: u16) -> &mut Slot {
+        if self.slots.is_empty() {
+            self.slots = (0..WINDOW).map(|_| (0, Slot::Empty)).collect();
+        }
         let entry = &mut self.slots[usize::from(id % WINDOW)];
         if entry.0 != id {
             *entry = (id, Slot::Empty);
@@ -201,11 +206,17 @@ impl RecvChannel {
     /// delivered. An ordered message that would have to wait while the
     /// reorder buffer is over its byte limit is refused.
     fn complete(&mut self, id: u16, msg: Received, len: usize, out: &mut Vec<Received>) -> Arrival {
-        if self.ordered {
-            if id != self.base && self.buffered_bytes + len > self.max_buffered_bytes {
+        if self.ordered && id == self.base {
+            // The awaited message: deliver it without buffering (no box).
+            *self.slot_mut(id) = Slot::Empty;
+            out.push(msg);
+            self.base = id.wrapping_add(1);
+            self.release_ordered(out);
+        } else if self.ordered {
+            if self.buffered_bytes + len > self.max_buffered_bytes {
                 return Arrival::OverLimit;
             }
-            *self.slot_mut(id) = Slot::Buffered(msg, len);
+            *self.slot_mut(id) = Slot::Buffered(Box::new((msg, len)));
             self.buffered += 1;
             self.buffered_bytes += len;
             debug_assert!(
@@ -224,11 +235,14 @@ impl RecvChannel {
     fn release_ordered(&mut self, out: &mut Vec<Received>) {
         loop {
             let base = self.base;
-            let entry = &mut self.slots[usize::from(base % WINDOW)];
+            let Some(entry) = self.slots.get_mut(usize::from(base % WINDOW)) else {
+                return;
+            };
             if entry.0 != base || !matches!(entry.1, Slot::Buffered(..)) {
                 return;
             }
-            if let Slot::Buffered(msg, len) = std::mem::take(&mut entry.1) {
+            if let Slot::Buffered(done) = std::mem::take(&mut entry.1) {
+                let (msg, len) = *done;
                 out.push(msg);
                 self.buffered_bytes -= len;
             }
@@ -240,7 +254,9 @@ impl RecvChannel {
     fn advance_done(&mut self) {
         loop {
             let base = self.base;
-            let entry = &mut self.slots[usize::from(base % WINDOW)];
+            let Some(entry) = self.slots.get_mut(usize::from(base % WINDOW)) else {
+                return;
+            };
             if entry.0 != base || !matches!(entry.1, Slot::Done) {
                 return;
             }

@@ -51,6 +51,7 @@ struct OutMessage {
 pub(crate) struct SendChannel {
     channel: Channel,
     frag_size: usize,
+    byte_window: usize,
     ring: VecDeque<u8>,
     /// Offset of `ring[0]` since the channel began.
     ring_start: u64,
@@ -69,10 +70,14 @@ pub(crate) struct SendChannel {
 }
 
 impl SendChannel {
-    pub(crate) fn new(channel: Channel, frag_size: usize) -> Self {
+    /// A channel that splits messages longer than `frag_size` and keeps at
+    /// most `byte_window` bytes of messages past its oldest unacked one in
+    /// flight (so the peer's reassembly and reorder buffers never overflow).
+    pub(crate) fn new(channel: Channel, frag_size: usize, byte_window: usize) -> Self {
         SendChannel {
             channel,
             frag_size,
+            byte_window,
             ring: VecDeque::new(),
             ring_start: 0,
             messages: VecDeque::new(),
@@ -120,8 +125,16 @@ impl SendChannel {
         !self.resend.is_empty() || self.new_sendable()
     }
 
+    /// Whether the next unsent part may go out: its message is inside the
+    /// 1024-id window and ends inside the byte window (the oldest unacked
+    /// message may always go, so progress never stops).
     fn new_sendable(&self) -> bool {
-        self.next_unsent < self.messages.len() && self.next_unsent < usize::from(WINDOW)
+        let Some(msg) = self.messages.get(self.next_unsent) else {
+            return false;
+        };
+        let end = msg.start + msg.len as u64 - self.ring_start;
+        self.next_unsent < usize::from(WINDOW)
+            && (self.next_unsent == 0 || end <= self.byte_window as u64)
     }
 
     /// Writes queued resends that fit, then new messages; records what each
@@ -320,7 +333,7 @@ mod tests {
 
     #[test]
     fn sends_acks_and_frees() {
-        let mut ch = SendChannel::new(Channel::Ordered, 100);
+        let mut ch = SendChannel::new(Channel::Ordered, 100, usize::MAX);
         ch.push(&[20, 1]);
         ch.push(&[20, 2]);
         let (bytes, refs) = packet(&mut ch, 0, 1000);
@@ -343,7 +356,7 @@ mod tests {
 
     #[test]
     fn lost_parts_are_resent_once() {
-        let mut ch = SendChannel::new(Channel::Reliable, 100);
+        let mut ch = SendChannel::new(Channel::Reliable, 100, usize::MAX);
         ch.push(&[20; 10]);
         let (_, refs) = packet(&mut ch, 5, 1000);
         assert_eq!(refs.len(), 1);
@@ -360,7 +373,7 @@ mod tests {
 
     #[test]
     fn fragments_large_messages() {
-        let mut ch = SendChannel::new(Channel::Reliable, 100);
+        let mut ch = SendChannel::new(Channel::Reliable, 100, usize::MAX);
         let big: Vec<u8> = (0..250).map(|i| i as u8).collect();
         ch.push(&big);
         let (bytes, refs) = packet(&mut ch, 0, 1000);
@@ -378,7 +391,7 @@ mod tests {
 
     #[test]
     fn window_limits_new_ids() {
-        let mut ch = SendChannel::new(Channel::Reliable, 100);
+        let mut ch = SendChannel::new(Channel::Reliable, 100, usize::MAX);
         for _ in 0..1100 {
             ch.push(&[20]);
         }
@@ -389,6 +402,23 @@ mod tests {
         let (_, refs) = packet(&mut ch, 1, 100_000);
         assert_eq!(refs.len(), 1);
         assert_eq!(refs[0].id, WINDOW);
+    }
+
+    #[test]
+    fn byte_window_limits_large_messages() {
+        let mut ch = SendChannel::new(Channel::Reliable, 100, 250);
+        for _ in 0..3 {
+            ch.push(&[20; 200]);
+        }
+        // The first message (2 fragments) always goes; the second would end
+        // at byte 400, past the 250-byte window.
+        let (_, refs) = packet(&mut ch, 0, 100_000);
+        assert_eq!(refs.len(), 2);
+        assert!(!ch.has_sendable());
+        ch.on_acked(0, 0);
+        ch.on_acked(0, 1);
+        let (_, refs) = packet(&mut ch, 1, 100_000);
+        assert_eq!(refs.len(), 2, "the second message moves into the window");
     }
 
     #[test]
