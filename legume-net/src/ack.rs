@@ -73,7 +73,7 @@ impl AckTracker {
         if !ack_eliciting {
             return;
         }
-        self.note_unacked(seq);
+        self.note_unacked(seq, now);
         self.unacked_eliciting += 1;
         let by = if !in_order || self.unacked_eliciting >= ACK_EVERY {
             now
@@ -92,22 +92,30 @@ impl AckTracker {
         if !seq_newer(seq, latest) || seq_diff(seq, oldest) <= ACK_RANGE {
             return;
         }
-        if self.pending.len() == MAX_PENDING {
-            // A burst this long is past the sender's window anyway; its
-            // oldest packets fall back to loss recovery.
-            self.pending.pop_front();
-        }
-        self.pending.push_back((latest, at));
+        self.owe_ack(latest, at);
         self.oldest_unacked = None;
     }
 
-    /// Remembers an ack-eliciting packet in reach of the ack fields until an ack covers it.
-    fn note_unacked(&mut self, seq: u16) {
+    /// Queues an extra ack-only packet whose ack field is `seq`.
+    fn owe_ack(&mut self, seq: u16, at: Instant) {
+        if self.pending.len() == MAX_PENDING {
+            // More than this between two transmits is past what acks can
+            // describe; those packets fall back to loss recovery.
+            self.pending.pop_front();
+        }
+        self.pending.push_back((seq, at));
+    }
+
+    /// Remembers an ack-eliciting packet in reach of the ack fields until
+    /// an ack covers it; a late one beyond their reach gets an ack-only
+    /// packet of its own (its `ack` field older than the newest is harmless
+    /// to the sender, and tells it the loss it declared was reordering).
+    fn note_unacked(&mut self, seq: u16, now: Instant) {
         let Some((latest, _)) = self.latest else {
             return;
         };
         if seq_diff(latest, seq) > ACK_RANGE {
-            // Too late to be acked by any packet: the sender has resent it already.
+            self.owe_ack(seq, now);
             return;
         }
         if self.oldest_unacked.is_none_or(|o| seq_newer(o, seq)) {

@@ -463,3 +463,109 @@ fn heavy_jitter_is_reordering_not_loss() {
     // Deterministic (seeded): it took 48 s before spurious losses were undone.
     assert!(took < 10 * SEC, "{took:?}");
 }
+
+/// Size of torture message `i`: mostly small, some over a packet, a few up
+/// to 64 KiB (deterministic in `i`).
+fn torture_size(i: u32) -> usize {
+    let h = (i.wrapping_mul(2_654_435_761) >> 8) as usize;
+    match h % 100 {
+        0..=79 => h % 200,
+        80..=94 => 200 + h % 4_000,
+        _ => 4_096 + h % (64 * 1024 - 4_096),
+    }
+}
+
+fn torture_pad(i: u32) -> Vec<u8> {
+    (0..torture_size(i))
+        .map(|j| (i as usize + j) as u8)
+        .collect()
+}
+
+/// Sends `n` reliable-ordered messages of mixed sizes (up to 64 KiB) through
+/// `loss` with 5% duplication and 5% reordering; checks every byte, once, in
+/// order. Returns the drain time and datagrams sent per message delivered.
+fn torture(seed: u64, loss: f64, n: u32) -> (Duration, f64) {
+    let link = LinkConditions::perfect()
+        .with_loss(loss)
+        .with_duplicate(0.05)
+        .with_reorder(0.05)
+        .with_latency(20 * MS)
+        .with_jitter(5 * MS);
+    let config = Config {
+        connect_timeout: 60 * SEC,
+        ..Config::default()
+    };
+    let mut w = World::new(seed, config, link);
+    let c = w.add_client();
+    assert!(w.connect_all(60 * SEC));
+    let peer = w.clients[c].addr;
+    let (t0, sent0) = (w.now, w.datagrams_sent);
+    let mut next = 0u32;
+    let mut got = Vec::new();
+    let done = w.run_until(3600 * SEC, |w| {
+        // Keep the send queue under its limit by topping it up.
+        while next < n && w.clients[c].conn.stats().out_buffer_bytes < 8 << 20 {
+            let m = Num {
+                n: next,
+                pad: torture_pad(next),
+            };
+            w.clients[c]
+                .conn
+                .send(&m, Delivery::ReliableOrdered)
+                .unwrap();
+            next += 1;
+        }
+        w.server_events.retain(|e| match &e.event {
+            Event::Message(m) if e.peer == peer => {
+                let num = m.downcast_ref::<Num>().expect("a Num");
+                assert_eq!(num.pad, torture_pad(num.n), "message {} corrupted", num.n);
+                got.push(num.n);
+                false
+            }
+            _ => true,
+        });
+        got.len() == n as usize
+    });
+    assert!(done, "loss {loss}: {} of {n} delivered", got.len());
+    w.run_for(2 * SEC);
+    assert!(
+        w.server_events
+            .iter()
+            .all(|e| !matches!(e.event, Event::Message(_))),
+        "extra deliveries"
+    );
+    assert_exactly_once(&got, n, true, "torture");
+    let drained = w.now - t0 - 2 * SEC;
+    let per_msg = (w.datagrams_sent - sent0) as f64 / f64::from(n);
+    if std::env::var("TORTURE_DEBUG").is_ok() {
+        println!("client {:?}", w.clients[c].conn.stats());
+        println!("server {:?}", w.server.peer(peer).map(|p| p.stats()));
+    }
+    (drained, per_msg)
+}
+
+#[test]
+fn loss_torture_short() {
+    let (t, per_msg) = torture(31, 0.2, 1_000);
+    println!(
+        "torture 1,000 mixed at 20%: {:.2} s simulated, {per_msg:.2} datagrams/message",
+        t.as_secs_f64()
+    );
+}
+
+/// The full torture run of docs/RELIABILITY.md:
+/// `cargo test --release -p legume-net --test sim -- --ignored --nocapture loss_torture_full`
+#[test]
+#[ignore = "long: run by hand in release"]
+fn loss_torture_full() {
+    println!("| loss | messages | simulated drain time | datagrams per message |");
+    println!("|---|---|---|---|");
+    for (seed, loss) in [(41, 0.05), (42, 0.20), (43, 0.50)] {
+        let (t, per_msg) = torture(seed, loss, 10_000);
+        println!(
+            "| {:.0}% | 10000 | {:.1} s | {per_msg:.2} |",
+            loss * 100.0,
+            t.as_secs_f64()
+        );
+    }
+}
