@@ -206,12 +206,12 @@ fn run_client(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     loop {
         let mut progressed = false;
         for (index, t) in trackers.iter_mut().enumerate() {
+            // Tag the filler with the client index, as the peers do.
+            let tag = format!("{index}:");
+            let n = tag.len().min(size - 4);
+            echo.data[4..4 + n].copy_from_slice(&tag.as_bytes()[..n]);
             while t.sent < messages && (window == 0 || (u64::from(t.sent) - t.echoed) < window) {
                 echo.data[..4].copy_from_slice(&t.sent.to_le_bytes());
-                // Tag the filler with the client index, as the peers do.
-                let tag = format!("{index}:");
-                let n = tag.len().min(size - 4);
-                echo.data[4..4 + n].copy_from_slice(&tag.as_bytes()[..n]);
                 if t.client.send(&echo, delivery).is_err() {
                     break; // queue full: try again after the next update
                 }
