@@ -214,10 +214,12 @@ fn a_vanished_server_is_a_timeout_error() {
     let c = net.add_client(short_timeouts());
     net.connect_all();
     let Net {
+        server,
         mut clients,
         mut client_events,
         ..
-    } = net; // the server is dropped: its socket closes
+    } = net;
+    drop(server); // its socket closes: datagrams now meet ICMP port unreachable
     let start = Instant::now();
     while !clients[c].errored() && start.elapsed() < Duration::from_secs(5) {
         clients[c].update();
@@ -396,4 +398,42 @@ fn garbage_datagrams_do_not_disturb_the_server() {
     assert_eq!(got.len(), 100);
     assert_eq!(net.server.peer_count(), 1);
     assert!(net.server.stats().dropped_invalid > 0);
+}
+
+#[test]
+fn clients_reconnect_after_the_server_restarts() {
+    let mut net = Net::new("127.0.0.1:0", short_timeouts());
+    let addr = net.addr();
+    let c = net.add_client(short_timeouts());
+    net.connect_all();
+    let Net {
+        server,
+        mut clients,
+        mut client_events,
+        ..
+    } = net;
+    drop(server); // the server process "dies"
+    let start = Instant::now();
+    while !clients[c].errored() && start.elapsed() < Duration::from_secs(5) {
+        clients[c].update();
+        while let Some(e) = clients[c].poll_event() {
+            client_events[c].push(e);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(clients[c].errored(), "the client saw the timeout");
+    // A new server on the same port; the client connects again.
+    let mut server = Server::new(factory(), short_timeouts());
+    server.listen(addr).expect("rebind the same port");
+    clients[c].connect(addr).expect("reconnect");
+    let start = Instant::now();
+    while !clients[c].connected() && start.elapsed() < Duration::from_secs(3) {
+        server.update();
+        while server.poll_event().is_some() {}
+        clients[c].update();
+        while clients[c].poll_event().is_some() {}
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(clients[c].connected());
+    assert_eq!(server.peer_count(), 1);
 }

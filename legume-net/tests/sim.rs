@@ -569,3 +569,39 @@ fn loss_torture_full() {
         );
     }
 }
+
+#[test]
+fn a_client_gone_mid_fragment_is_freed_at_timeout() {
+    let mut w = World::new(
+        16,
+        Config::default(),
+        LinkConditions::perfect().with_latency(5 * MS),
+    );
+    let c = w.add_client();
+    assert!(w.connect_all(SEC));
+    let big = Num {
+        n: 1,
+        pad: vec![9; 500_000],
+    };
+    w.clients[c].conn.send(&big, Delivery::Reliable).unwrap();
+    // Let part of it through, then the client vanishes.
+    w.run_for(20 * MS);
+    let peer = w.clients[c].addr;
+    let partial = w.server.peer(peer).map(|p| p.stats().in_bytes).unwrap_or(0);
+    assert!(
+        partial > 10_000 && partial < 500_000,
+        "{partial} bytes arrived"
+    );
+    w.net.set_default_conditions(LinkConditions::lossy(1.0));
+    w.clients.clear();
+    w.run_for(11 * SEC);
+    assert_eq!(
+        w.server.peer_count(),
+        0,
+        "the connection and its reassembly are gone"
+    );
+    assert!(w
+        .server_events
+        .iter()
+        .any(|e| matches!(e.event, Event::Disconnected(DisconnectReason::TimedOut))));
+}
