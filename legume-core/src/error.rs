@@ -69,6 +69,10 @@ pub enum DecodeError {
         /// The type id found in the input.
         found: u8,
     },
+    /// Values are nested deeper than the decoder allows (a guard against
+    /// stack exhaustion from recursive types).
+    #[error("nesting deeper than {0} levels")]
+    TooDeep(usize),
     /// Bytes were left over after the message was complete.
     #[error("{0} trailing bytes after the message")]
     TrailingBytes(usize),

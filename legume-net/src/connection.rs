@@ -521,7 +521,7 @@ impl Connection {
             }
         };
         match arrival {
-            Arrival::OutOfWindow => self.stats.dropped_invalid += 1,
+            Arrival::OutOfWindow => self.stats.dropped_frames += 1,
             Arrival::OverLimit if self.is_connected() => {
                 let reason = DisconnectReason::LimitExceeded("reorder buffer".into());
                 self.close(reason, DISCONNECT_COPIES);

@@ -178,6 +178,9 @@ pub struct Stats {
     pub dropped_invalid: u64,
     /// Packets dropped as duplicates or too old.
     pub dropped_duplicate: u64,
+    /// Frames dropped inside otherwise valid packets: message ids outside
+    /// the receive window, which a correct peer never sends.
+    pub dropped_frames: u64,
     /// Packets declared lost (not counting those later acked after all).
     pub lost_packets: u64,
     /// Packets declared lost and then acked: reordering, not loss. Each

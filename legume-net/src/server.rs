@@ -124,7 +124,8 @@ struct CompletedHandshakes {
 impl CompletedHandshakes {
     fn contains(&mut self, now_ms: u64, addr: SocketAddr, nonce: u64) -> bool {
         while let Some(&(expiry, a, n)) = self.order.front() {
-            if expiry > now_ms && self.order.len() <= MAX_REMEMBERED_HANDSHAKES {
+            // A cookie is valid up to and including its expiry instant.
+            if expiry >= now_ms && self.order.len() <= MAX_REMEMBERED_HANDSHAKES {
                 break;
             }
             self.order.pop_front();

@@ -47,7 +47,7 @@ impl<T: Encode + Decode> LenBounded for Vec<T> {
         if count > max {
             return Err(DecodeError::TooLong { len: count, max });
         }
-        decode_elements(r, count)
+        r.nested(|r| decode_elements(r, count))
     }
 }
 

@@ -104,7 +104,7 @@ impl<T: Decode> Decode for Vec<T> {
 
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let count = read_varint(r)? as usize;
-        decode_elements(r, count)
+        r.nested(|r| decode_elements(r, count))
     }
 }
 
@@ -155,7 +155,7 @@ impl<T: Decode> Decode for Option<T> {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         match r.read_u8()? {
             0 => Ok(None),
-            1 => T::decode(r).map(Some),
+            1 => r.nested(T::decode).map(Some),
             tag => Err(DecodeError::InvalidOptionTag(tag)),
         }
     }
@@ -210,7 +210,7 @@ impl<T: Decode> Decode for Box<T> {
 
     #[inline]
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        T::decode(r).map(Box::new)
+        r.nested(T::decode).map(Box::new)
     }
 }
 

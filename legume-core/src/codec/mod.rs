@@ -164,16 +164,37 @@ impl<'a> Writer<'a> {
     }
 }
 
+/// How deep `Vec`, `Option` and `Box` values may nest while decoding.
+/// Recursive types (a tree of enums) recurse through them; without a limit a
+/// small hostile message could exhaust the stack.
+pub const MAX_DEPTH: usize = 64;
+
 /// A cursor that reads from received bytes.
 #[derive(Clone, Debug)]
 pub struct Reader<'a> {
     buf: &'a [u8],
+    depth: usize,
 }
 
 impl<'a> Reader<'a> {
     /// Starts reading at the beginning of `buf`.
     pub fn new(buf: &'a [u8]) -> Self {
-        Reader { buf }
+        Reader { buf, depth: 0 }
+    }
+
+    /// Decodes a nested value with `f` one level deeper, failing with
+    /// [`DecodeError::TooDeep`] past [`MAX_DEPTH`].
+    pub fn nested<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, DecodeError>,
+    ) -> Result<T, DecodeError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(DecodeError::TooDeep(MAX_DEPTH));
+        }
+        self.depth += 1;
+        let result = f(self);
+        self.depth -= 1;
+        result
     }
 
     /// Bytes not read yet.
