@@ -11,6 +11,45 @@ use crate::seq::seq_diff;
 /// A message the channel has completed, in delivery order.
 pub(crate) type Received = Result<Box<dyn AnyMessage>, MessageError>;
 
+/// Bytes charged per buffered ordered message on top of its length: the
+/// box and vector that hold it, so that tiny messages cannot multiply the
+/// reorder buffer's real memory.
+const BUFFERED_OVERHEAD: usize = 64;
+
+/// A completed message, before it is decoded.
+enum Completed<'a> {
+    Bytes(&'a [u8]),
+    Owned(Vec<u8>),
+    Failed(MessageError),
+}
+
+impl Completed<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Completed::Bytes(b) => b.len(),
+            Completed::Owned(v) => v.len(),
+            Completed::Failed(_) => 0,
+        }
+    }
+
+    fn into_raw(self) -> Result<Vec<u8>, MessageError> {
+        match self {
+            Completed::Bytes(b) => Ok(b.to_vec()),
+            Completed::Owned(v) => Ok(v),
+            Completed::Failed(e) => Err(e),
+        }
+    }
+
+    fn decode(self, factory: &MessageFactory) -> Received {
+        let bytes = match &self {
+            Completed::Bytes(b) => *b,
+            Completed::Owned(v) => v.as_slice(),
+            Completed::Failed(e) => return Err(e.clone()),
+        };
+        factory.decode(bytes).map_err(MessageError::Decode)
+    }
+}
+
 /// Limits on reassembly, shared by a connection's channels.
 #[derive(Debug)]
 pub(crate) struct Reassembly {
@@ -38,9 +77,10 @@ enum Slot {
     Empty,
     /// Delivered, or (ordered) released; remembered to drop duplicates.
     Done,
-    /// Ordered only: complete, waiting for earlier ids; with its size in bytes.
-    /// Boxed, like `Partial`, so that an idle slot stays small.
-    Buffered(Box<(Received, usize)>),
+    /// Ordered only: complete, waiting for earlier ids, still encoded; with
+    /// the bytes charged to the reorder buffer. Boxed, like `Partial`, so
+    /// that an idle slot stays small.
+    Buffered(Box<(Result<Vec<u8>, MessageError>, usize)>),
     Partial(Box<Partial>),
 }
 
@@ -99,8 +139,7 @@ impl RecvChannel {
         if !matches!(slot, Slot::Empty) {
             return Arrival::Duplicate;
         }
-        let msg = factory.decode(bytes).map_err(MessageError::Decode);
-        self.complete(id, msg, bytes.len(), out)
+        self.complete(id, Completed::Bytes(bytes), factory, out)
     }
 
     /// A fragment of message `id` arrived.
@@ -125,7 +164,12 @@ impl RecvChannel {
                 // Bookkeeping for `count` fragments is charged up front.
                 let charged = usize::from(count) * std::mem::size_of::<Option<Vec<u8>>>();
                 if limits.in_use + charged > limits.max_bytes {
-                    return self.complete(id, Err(MessageError::ReassemblyFull), 0, out);
+                    return self.complete(
+                        id,
+                        Completed::Failed(MessageError::ReassemblyFull),
+                        factory,
+                        out,
+                    );
                 }
                 limits.in_use += charged;
                 *slot = Slot::Partial(Box::new(Partial {
@@ -144,7 +188,12 @@ impl RecvChannel {
         if p.count != count {
             let charged = p.charged;
             limits.in_use -= charged;
-            return self.complete(id, Err(MessageError::BadFragment), 0, out);
+            return self.complete(
+                id,
+                Completed::Failed(MessageError::BadFragment),
+                factory,
+                out,
+            );
         }
         if p.frags[usize::from(index)].is_some() {
             return Arrival::Duplicate;
@@ -159,7 +208,7 @@ impl RecvChannel {
             } else {
                 MessageError::ReassemblyFull
             };
-            return self.complete(id, Err(err), 0, out);
+            return self.complete(id, Completed::Failed(err), factory, out);
         }
         p.frags[usize::from(index)] = Some(bytes.to_vec());
         p.received += 1;
@@ -174,8 +223,7 @@ impl RecvChannel {
             whole.extend_from_slice(frag);
         }
         limits.in_use -= p.charged;
-        let msg = factory.decode(&whole).map_err(MessageError::Decode);
-        self.complete(id, msg, whole.len(), out)
+        self.complete(id, Completed::Owned(whole), factory, out)
     }
 
     /// Window check: duplicate below the base, violation past the window.
@@ -202,28 +250,39 @@ impl RecvChannel {
         &mut entry.1
     }
 
-    /// Records a completed message of `len` bytes and releases what can be
-    /// delivered. An ordered message that would have to wait while the
-    /// reorder buffer is over its byte limit is refused.
-    fn complete(&mut self, id: u16, msg: Received, len: usize, out: &mut Vec<Received>) -> Arrival {
-        if self.ordered && id == self.base {
-            // The awaited message: deliver it without buffering (no box).
-            *self.slot_mut(id) = Slot::Empty;
-            out.push(msg);
-            self.base = id.wrapping_add(1);
-            self.release_ordered(out);
-        } else if self.ordered {
-            if self.buffered_bytes + len > self.max_buffered_bytes {
+    /// Records a completed message and releases what can be delivered.
+    ///
+    /// An ordered message that must wait for an earlier one is kept as its
+    /// encoded bytes, so that the reorder buffer's memory is what its limit
+    /// counts; it is refused when the buffer is over that limit.
+    fn complete(
+        &mut self,
+        id: u16,
+        done: Completed<'_>,
+        factory: &MessageFactory,
+        out: &mut Vec<Received>,
+    ) -> Arrival {
+        if self.ordered && id != self.base {
+            let charge = done.len() + BUFFERED_OVERHEAD;
+            if self.buffered_bytes + charge > self.max_buffered_bytes {
                 return Arrival::OverLimit;
             }
-            *self.slot_mut(id) = Slot::Buffered(Box::new((msg, len)));
+            *self.slot_mut(id) = Slot::Buffered(Box::new((done.into_raw(), charge)));
             self.buffered += 1;
-            self.buffered_bytes += len;
+            self.buffered_bytes += charge;
             debug_assert!(
                 self.buffered <= usize::from(WINDOW),
                 "reorder buffer past the window"
             );
-            self.release_ordered(out);
+            return Arrival::New;
+        }
+        let msg = done.decode(factory);
+        if self.ordered {
+            // The awaited message: delivered at once, never buffered.
+            *self.slot_mut(id) = Slot::Empty;
+            out.push(msg);
+            self.base = id.wrapping_add(1);
+            self.release_ordered(factory, out);
         } else {
             *self.slot_mut(id) = Slot::Done;
             out.push(msg);
@@ -232,7 +291,7 @@ impl RecvChannel {
         Arrival::New
     }
 
-    fn release_ordered(&mut self, out: &mut Vec<Received>) {
+    fn release_ordered(&mut self, factory: &MessageFactory, out: &mut Vec<Received>) {
         loop {
             let base = self.base;
             let Some(entry) = self.slots.get_mut(usize::from(base % WINDOW)) else {
@@ -241,10 +300,10 @@ impl RecvChannel {
             if entry.0 != base || !matches!(entry.1, Slot::Buffered(..)) {
                 return;
             }
-            if let Slot::Buffered(done) = std::mem::take(&mut entry.1) {
-                let (msg, len) = *done;
-                out.push(msg);
-                self.buffered_bytes -= len;
+            if let Slot::Buffered(waiting) = std::mem::take(&mut entry.1) {
+                let (raw, charge) = *waiting;
+                out.push(raw.and_then(|b| factory.decode(&b).map_err(MessageError::Decode)));
+                self.buffered_bytes -= charge;
             }
             self.buffered -= 1;
             self.base = base.wrapping_add(1);
@@ -326,7 +385,8 @@ mod tests {
     #[test]
     fn the_reorder_buffer_has_a_byte_limit() {
         let f = factory();
-        let mut ch = RecvChannel::new(true, 4);
+        // Room for two waiting 2-byte messages with their overhead.
+        let mut ch = RecvChannel::new(true, 2 * (2 + BUFFERED_OVERHEAD));
         let mut out = Vec::new();
         assert_eq!(ch.on_message(1, &[20, 1], &f, &mut out), Arrival::New);
         assert_eq!(ch.on_message(2, &[20, 2], &f, &mut out), Arrival::New);
