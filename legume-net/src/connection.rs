@@ -362,6 +362,11 @@ impl Connection {
     /// Processes one datagram from the peer. Invalid datagrams are dropped
     /// and counted; nothing the peer sends can make this panic.
     pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
+        // After a freeze longer than the timeout (the app stopped updating),
+        // the peer has given up on us: time out rather than revive.
+        if self.is_connected() && now >= self.last_recv + self.config.timeout {
+            self.close(DisconnectReason::TimedOut, 0);
+        }
         self.stats.in_bytes += datagram.len() as u64;
         let Ok(packet) = Packet::parse(datagram) else {
             self.stats.dropped_invalid += 1;

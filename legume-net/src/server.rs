@@ -76,6 +76,9 @@ pub struct EndpointStats {
     pub replayed: u64,
     /// Handshake packets dropped by the per-source connect rate.
     pub rate_limited: u64,
+    /// Retransmitted challenge responses from connected clients, answered
+    /// by repeating the ACCEPT.
+    pub repeated_accepts: u64,
 }
 
 struct Peer {
@@ -319,6 +322,7 @@ impl ServerEndpoint {
             // A retransmitted response from this client means our ACCEPT was lost.
             if let Ok(Packet::ChallengeResponse { nonce, .. }) = Packet::parse(datagram) {
                 if nonce == p.conn.nonce() {
+                    self.stats.repeated_accepts += 1;
                     let session = p.conn.session();
                     self.reply(from, &Packet::Accept { nonce, session });
                     return;

@@ -605,3 +605,29 @@ fn a_client_gone_mid_fragment_is_freed_at_timeout() {
         .iter()
         .any(|e| matches!(e.event, Event::Disconnected(DisconnectReason::TimedOut))));
 }
+
+#[test]
+fn a_frozen_connection_times_out_instead_of_reviving() {
+    let mut w = World::new(
+        17,
+        Config::default(),
+        LinkConditions::perfect().with_latency(MS),
+    );
+    let c = w.add_client();
+    assert!(w.connect_all(SEC));
+    // The client's app stops updating for 60 s; then one datagram arrives.
+    let later = w.now + 60 * SEC;
+    let mut buf = [0u8; 1500];
+    let peer = w.clients[c].addr;
+    w.server.send(peer, &num(1), Delivery::Reliable).unwrap();
+    let (_, n) = w
+        .server
+        .poll_transmit(w.now, &mut buf)
+        .expect("a data packet");
+    w.clients[c].conn.handle_datagram(later, &buf[..n]);
+    assert_eq!(w.clients[c].conn.state(), State::Errored);
+    assert!(matches!(
+        w.clients[c].conn.poll_event(),
+        Some(Event::Disconnected(DisconnectReason::TimedOut))
+    ));
+}
