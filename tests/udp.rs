@@ -138,6 +138,18 @@ impl Net {
     }
 }
 
+/// Updates a client whose server is gone until it reports the timeout (or `max` passes).
+fn update_until_errored(client: &mut Client, events: &mut Vec<Event>, max: Duration) {
+    let start = Instant::now();
+    while !client.errored() && start.elapsed() < max {
+        client.update();
+        while let Some(e) = client.poll_event() {
+            events.push(e);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 fn chat(seq: u32) -> Chat {
     Chat {
         seq,
@@ -221,13 +233,11 @@ fn a_vanished_server_is_a_timeout_error() {
     } = net;
     drop(server); // its socket closes: datagrams now meet ICMP port unreachable
     let start = Instant::now();
-    while !clients[c].errored() && start.elapsed() < Duration::from_secs(5) {
-        clients[c].update();
-        while let Some(e) = clients[c].poll_event() {
-            client_events[c].push(e);
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    update_until_errored(
+        &mut clients[c],
+        &mut client_events[c],
+        Duration::from_secs(5),
+    );
     assert!(
         clients[c].errored(),
         "client state {:?}",
@@ -413,14 +423,11 @@ fn clients_reconnect_after_the_server_restarts() {
         ..
     } = net;
     drop(server); // the server process "dies"
-    let start = Instant::now();
-    while !clients[c].errored() && start.elapsed() < Duration::from_secs(5) {
-        clients[c].update();
-        while let Some(e) = clients[c].poll_event() {
-            client_events[c].push(e);
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    update_until_errored(
+        &mut clients[c],
+        &mut client_events[c],
+        Duration::from_secs(5),
+    );
     assert!(clients[c].errored(), "the client saw the timeout");
     // A new server on the same port; the client connects again.
     let mut server = Server::new(factory(), short_timeouts());

@@ -92,6 +92,7 @@ mod rtt;
 mod seq;
 mod server;
 pub mod sim;
+mod time;
 
 pub use config::Config;
 pub use connection::Connection;

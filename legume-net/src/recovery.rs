@@ -8,6 +8,7 @@ use crate::channel::MsgRef;
 use crate::congestion::Congestion;
 use crate::rtt::RttEstimator;
 use crate::seq::{seq_diff, seq_newer, SeqRing};
+use crate::time::earliest;
 
 /// Sent packets remembered for acks; also the most ack-eliciting packets in flight.
 pub(crate) const SENT_WINDOW: usize = 1024;
@@ -320,10 +321,7 @@ impl Recovery {
             return None;
         }
         let pto = self.last_eliciting_sent.map(|t| t + self.pto());
-        match (self.loss_time, pto) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        earliest(self.loss_time, pto)
     }
 
     /// Runs the time-threshold loss check and, when it expires, the probe timeout.

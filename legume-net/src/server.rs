@@ -487,16 +487,7 @@ impl ServerEndpoint {
             p.dirty = true;
             self.dirty.push_back(addr);
         }
-        let next = p.conn.poll_timeout();
-        if let Some(t) = next {
-            if p.scheduled.is_none_or(|s| t < s) {
-                p.scheduled = Some(t);
-                self.timers.push(Reverse((t, addr)));
-            }
-        }
-        if self.timers.len() > 4 * self.peers.len() + 1024 {
-            self.compact_timers();
-        }
+        self.schedule(addr);
     }
 
     /// Rebuilds the heap from the live schedules, dropping stale entries.
@@ -533,12 +524,15 @@ impl ServerEndpoint {
                 continue;
             }
             // Sending moves timers (acks cleared, probes armed).
-            self.touch_timer(addr);
+            self.schedule(addr);
         }
         None
     }
 
-    fn touch_timer(&mut self, addr: SocketAddr) {
+    /// Puts the peer's next deadline in the heap when it is earlier than
+    /// the one already there (a later one is found when the earlier fires),
+    /// and drops stale entries when they pile up.
+    fn schedule(&mut self, addr: SocketAddr) {
         if let Some(p) = self.peers.get_mut(&addr) {
             if let Some(t) = p.conn.poll_timeout() {
                 if p.scheduled.is_none_or(|s| t < s) {
@@ -546,6 +540,9 @@ impl ServerEndpoint {
                     self.timers.push(Reverse((t, addr)));
                 }
             }
+        }
+        if self.timers.len() > 4 * self.peers.len() + 1024 {
+            self.compact_timers();
         }
     }
 }

@@ -14,6 +14,7 @@ use super::socket::{is_peer_error, is_would_block, random_u64, BufferSizes, Driv
 use crate::config::Config;
 use crate::connection::Connection;
 use crate::event::{Event, IoError, SendError, State, Stats};
+use crate::time::earliest;
 use crate::Delivery;
 
 /// Why [`Client::connect`] failed.
@@ -162,12 +163,10 @@ impl Client {
 
     /// When the connection next needs an update even if nothing arrives.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let conn = self.conn.as_ref().and_then(Connection::poll_timeout);
-        let held = self.impairment.as_ref().and_then(Impairment::next_due);
-        match (conn, held) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        earliest(
+            self.conn.as_ref().and_then(Connection::poll_timeout),
+            self.impairment.as_ref().and_then(Impairment::next_due),
+        )
     }
 
     fn receive(&mut self, now: Instant) {

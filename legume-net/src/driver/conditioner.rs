@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::sim::{LinkConditions, SimDatagram, SimNetwork};
+use crate::time::earliest;
 
 /// Datagrams held back by the conditioner at most, per direction; more are
 /// dropped (and counted as loss), so a flood cannot grow memory without bound.
@@ -90,9 +91,6 @@ impl Impairment {
 
     /// When the next held datagram is due.
     pub(crate) fn next_due(&self) -> Option<Instant> {
-        match (self.outgoing.next_delivery(), self.incoming.next_delivery()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        earliest(self.outgoing.next_delivery(), self.incoming.next_delivery())
     }
 }

@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::connection::Connection;
 use crate::event::{Event, IoError, SendError};
 use crate::server::{ConnectRequest, Decision, EndpointStats, ServerEndpoint, ServerEvent};
+use crate::time::earliest;
 use crate::Delivery;
 
 /// Why [`Server::listen`] failed.
@@ -181,15 +182,12 @@ impl Server {
     /// then updates. For programs without a frame loop.
     pub fn update_timeout(&mut self, max_wait: Duration) {
         let now = Instant::now();
-        let endpoint = self
-            .endpoint
-            .as_ref()
-            .and_then(ServerEndpoint::poll_timeout);
-        let held = self.impairment.as_ref().and_then(Impairment::next_due);
-        let next = match (endpoint, held) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let next = earliest(
+            self.endpoint
+                .as_ref()
+                .and_then(ServerEndpoint::poll_timeout),
+            self.impairment.as_ref().and_then(Impairment::next_due),
+        );
         let wait = next.map_or(max_wait, |t| t.saturating_duration_since(now).min(max_wait));
         if let Some(socket) = &self.socket {
             if let Err(e) = socket.wait_readable(wait) {
