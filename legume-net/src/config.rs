@@ -9,6 +9,10 @@ use crate::driver::Conditioner;
 /// syntax: `Config { mtu: 1200, ..Config::default() }`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
+    /// The wire protocol: legume-rs's own (default) or legume 0.5's, to talk
+    /// to Python legume programs (`docs/LEGUME_COMPAT.md`). Both ends of a
+    /// connection must use the same one.
+    pub protocol: Protocol,
     /// App protocol id carried in the handshake; a server drops requests for
     /// another id, so two games sharing a port never connect. Default 0.
     pub protocol_id: u64,
@@ -71,9 +75,25 @@ pub struct Config {
     pub conditioner: Option<Conditioner>,
 }
 
+/// The wire protocol a connection speaks.
+#[derive(Clone, Copy, Debug, Default, Eq, Hash, PartialEq)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// legume-rs's protocol (`docs/PROTOCOL.md`): packet acks, fragmentation,
+    /// congestion control, a stateless cookie handshake.
+    #[default]
+    Native,
+    /// Python legume 0.5's protocol (its `PROTOCOL_VERSION` 4), for talking
+    /// to legume programs: no fragmentation (a message must fit in one
+    /// datagram), no address proof in the handshake, no rejection reason
+    /// (`docs/LEGUME_COMPAT.md` lists every difference).
+    LegumeV4,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
+            protocol: Protocol::Native,
             protocol_id: 0,
             mtu: 1400,
             timeout: Duration::from_secs(10),

@@ -86,6 +86,7 @@ mod connection;
 mod driver;
 mod event;
 mod handshake;
+mod legacy;
 mod packet;
 mod recovery;
 mod rtt;
@@ -94,7 +95,7 @@ mod server;
 pub mod sim;
 mod time;
 
-pub use config::Config;
+pub use config::{Config, Protocol};
 pub use connection::Connection;
 pub use driver::{BufferSizes, Client, Conditioner, ConnectError, ListenError, Server};
 pub use event::{DisconnectReason, Event, IoError, MessageError, SendError, State, Stats};

@@ -7,12 +7,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use legume_core::{AnyMessage, MessageFactory};
+use legume_core::{AnyMessage, MessageFactory, Writer};
 
-use crate::config::Config;
+use crate::config::{Config, Protocol};
 use crate::connection::Connection;
 use crate::event::{Event, SendError};
 use crate::handshake::CookieKey;
+use crate::legacy::wire;
 use crate::packet::{Packet, HANDSHAKE_LEN};
 use crate::sim::Rng;
 use crate::Delivery;
@@ -318,6 +319,10 @@ impl ServerEndpoint {
 
     /// Processes one datagram from `from`.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        if self.config.protocol == Protocol::LegumeV4 {
+            self.handle_v4_datagram(now, from, datagram);
+            return;
+        }
         if let Some(p) = self.peers.get_mut(&from) {
             // A retransmitted response from this client means our ACCEPT was lost.
             if let Ok(Packet::ChallengeResponse { nonce, .. }) = Packet::parse(datagram) {
@@ -389,6 +394,83 @@ impl ServerEndpoint {
         }
     }
 
+    /// legume v4: no cookie exchange exists, so a connection is created for
+    /// a datagram that opens with a well-formed ConnectRequest, within the
+    /// same limits as a native handshake (`docs/LEGUME_COMPAT.md`).
+    fn handle_v4_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        if let Some(p) = self.peers.get_mut(&from) {
+            p.conn.handle_datagram(now, datagram);
+            self.touch(from);
+            return;
+        }
+        let Some((request, version)) = wire::connect_request(datagram) else {
+            self.stats.dropped_invalid += 1;
+            return;
+        };
+        let now_ms = self.now_ms(now);
+        if !self
+            .rate
+            .allow(from.ip(), now_ms, self.config.connect_rate_per_source)
+        {
+            self.stats.rate_limited += 1;
+            return;
+        }
+        let decision = if version != wire::PROTOCOL_VERSION {
+            Decision::Reject(format!("legume protocol version {version} is not 4"))
+        } else {
+            self.decide(from)
+        };
+        match decision {
+            Decision::Reject(_) => {
+                // Stateless, reliable as legume's, and 6 bytes: smaller than
+                // the 7-byte request. A lost one is answered again when the
+                // client resends its request.
+                self.stats.rejected += 1;
+                let mut buf = [0u8; 6];
+                let mut w = Writer::new(&mut buf);
+                let header = wire::Header {
+                    id: request.id,
+                    seq: 0,
+                    flags: wire::FLAG_RELIABLE,
+                };
+                if header.write(&mut w).is_ok() && wire::Control::Rejected.write(&mut w).is_ok() {
+                    self.reply_bytes(from, buf.to_vec());
+                }
+            }
+            Decision::Accept => {
+                self.stats.accepted += 1;
+                let mut conn =
+                    Connection::accepted_v4(self.config.clone(), Arc::clone(&self.factory), now);
+                conn.handle_datagram(now, datagram);
+                self.peers.insert(
+                    from,
+                    Peer {
+                        conn,
+                        scheduled: None,
+                        dirty: false,
+                    },
+                );
+                self.touch(from);
+            }
+        }
+    }
+
+    /// The app's and the limits' verdict on a client that asks to connect.
+    fn decide(&mut self, from: SocketAddr) -> Decision {
+        if self.peers.len() >= self.max_peers {
+            Decision::Reject("server is full".into())
+        } else if !self.accept_new {
+            Decision::Reject("server is not accepting new connections".into())
+        } else if let Some(hook) = &mut self.hook {
+            hook(&ConnectRequest {
+                addr: from,
+                peer_count: self.peers.len(),
+            })
+        } else {
+            Decision::Accept
+        }
+    }
+
     /// Answers a connect request with a stateless challenge.
     fn challenge(&mut self, now: Instant, from: SocketAddr, nonce: u64) {
         let issued_at = self.now_ms(now);
@@ -407,19 +489,7 @@ impl ServerEndpoint {
 
     /// A client proved its address: ask the app, then accept or reject.
     fn admit(&mut self, now: Instant, from: SocketAddr, nonce: u64, issued_at: u64) {
-        let decision = if self.peers.len() >= self.max_peers {
-            Decision::Reject("server is full".into())
-        } else if !self.accept_new {
-            Decision::Reject("server is not accepting new connections".into())
-        } else if let Some(hook) = &mut self.hook {
-            hook(&ConnectRequest {
-                addr: from,
-                peer_count: self.peers.len(),
-            })
-        } else {
-            Decision::Accept
-        };
-        match decision {
+        match self.decide(from) {
             Decision::Reject(reason) => {
                 self.stats.rejected += 1;
                 self.reply(
@@ -463,15 +533,19 @@ impl ServerEndpoint {
     }
 
     fn reply(&mut self, to: SocketAddr, packet: &Packet<'_>) {
+        let mut buf = vec![0u8; HANDSHAKE_LEN];
+        if let Ok(n) = packet.emit(&mut buf) {
+            buf.truncate(n);
+            self.reply_bytes(to, buf);
+        }
+    }
+
+    fn reply_bytes(&mut self, to: SocketAddr, bytes: Vec<u8>) {
         if self.replies.len() >= MAX_PENDING_REPLIES {
             self.stats.dropped_replies += 1;
             return;
         }
-        let mut buf = vec![0u8; HANDSHAKE_LEN];
-        if let Ok(n) = packet.emit(&mut buf) {
-            buf.truncate(n);
-            self.replies.push_back((to, buf));
-        }
+        self.replies.push_back((to, bytes));
     }
 
     /// After any change to a peer: collect its events, queue it for

@@ -1,4 +1,4 @@
-//! The sans-IO connection: one peer's protocol state machine.
+//! The native protocol's connection state machine (`docs/PROTOCOL.md`).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -24,24 +24,8 @@ const DISCONNECT_COPIES: u8 = 10;
 /// The longest delay between handshake retries.
 const MAX_CONNECT_RETRY: Duration = Duration::from_secs(1);
 
-/// One end of a connection, as a pure state machine.
-///
-/// A `Connection` never reads a clock or touches a socket. Drive it with four
-/// families of calls:
-///
-/// - **inputs**: [`handle_datagram`](Self::handle_datagram) for each datagram
-///   from the peer, [`handle_timeout`](Self::handle_timeout) when the instant
-///   from `poll_timeout` has passed;
-/// - **commands**: [`send`](Self::send), [`disconnect`](Self::disconnect);
-/// - **outputs**: [`poll_transmit`](Self::poll_transmit) until it returns
-///   `None`, then [`poll_event`](Self::poll_event) until it returns `None`;
-/// - **timer**: [`poll_timeout`](Self::poll_timeout), the next instant at
-///   which `handle_timeout` must be called.
-///
-/// After any input or command, poll transmits, then events, then the
-/// timeout. Clients are created with [`Connection::connect`]; servers get
-/// theirs from the server endpoint.
-pub struct Connection {
+/// The native protocol's connection state machine (see `docs/PROTOCOL.md`).
+pub(crate) struct NativeConnection {
     config: Config,
     factory: Arc<MessageFactory>,
     state: Phase,
@@ -86,13 +70,18 @@ enum Phase {
     },
 }
 
-impl Connection {
+impl NativeConnection {
     /// A client connection that starts its handshake at `now`.
     ///
     /// `nonce` identifies this connection attempt; pass a random value (the
     /// UDP driver draws one from the OS). Sends queued before the handshake
     /// completes go out once it does.
-    pub fn connect(config: Config, factory: Arc<MessageFactory>, now: Instant, nonce: u64) -> Self {
+    pub(crate) fn connect(
+        config: Config,
+        factory: Arc<MessageFactory>,
+        now: Instant,
+        nonce: u64,
+    ) -> Self {
         let retry = config.connect_retry;
         let phase = Phase::Connecting {
             started: now,
@@ -139,7 +128,7 @@ impl Connection {
             config.min_congestion_window,
             config.max_congestion_window.min(ring_limit),
         );
-        Connection {
+        NativeConnection {
             recovery: Recovery::new(config.initial_rtt, config.max_ack_delay, cc),
             acks: AckTracker::new(),
             reliable: SendChannel::new(Channel::Reliable, frag_size, byte_window),
@@ -170,7 +159,7 @@ impl Connection {
     }
 
     /// The connection's state.
-    pub fn state(&self) -> State {
+    pub(crate) fn state(&self) -> State {
         match &self.state {
             Phase::Connecting { .. } => State::Connecting,
             Phase::Connected => State::Connected,
@@ -180,32 +169,32 @@ impl Connection {
     }
 
     /// Whether messages flow.
-    pub fn is_connected(&self) -> bool {
+    pub(crate) fn is_connected(&self) -> bool {
         matches!(self.state, Phase::Connected)
     }
 
     /// Whether the connection has ended (it may still have DISCONNECT copies to send).
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         matches!(self.state, Phase::Closed { .. })
     }
 
     /// Whether the connection has ended and has nothing left to send.
-    pub fn is_drained(&self) -> bool {
+    pub(crate) fn is_drained(&self) -> bool {
         matches!(self.state, Phase::Closed { copies: 0, .. })
     }
 
     /// This attempt's nonce.
-    pub fn nonce(&self) -> u64 {
+    pub(crate) fn nonce(&self) -> u64 {
         self.nonce
     }
 
     /// The session id the server assigned (0 before the handshake completes).
-    pub fn session(&self) -> u32 {
+    pub(crate) fn session(&self) -> u32 {
         self.session
     }
 
     /// The connection's metrics.
-    pub fn stats(&self) -> Stats {
+    pub(crate) fn stats(&self) -> Stats {
         let mut s = self.stats.clone();
         s.latency_ms = self.recovery.rtt.srtt().as_secs_f64() * 1000.0;
         s.latency_variation_ms = self.recovery.rtt.rttvar().as_secs_f64() * 1000.0;
@@ -222,7 +211,7 @@ impl Connection {
     }
 
     /// The smoothed round-trip time.
-    pub fn rtt(&self) -> Duration {
+    pub(crate) fn rtt(&self) -> Duration {
         self.recovery.rtt.srtt()
     }
 
@@ -233,7 +222,7 @@ impl Connection {
     }
 
     /// The largest unreliable message, which must fit in one packet.
-    pub fn max_unreliable_size(&self) -> usize {
+    pub(crate) fn max_unreliable_size(&self) -> usize {
         let room = self.config.effective_mtu() - DATA_HEADER_LEN;
         room - packet::frame_overhead(FrameKind::Unreliable, room)
     }
@@ -242,7 +231,11 @@ impl Connection {
     ///
     /// Messages may be queued while connecting; they are sent once the
     /// handshake completes.
-    pub fn send(&mut self, msg: &dyn AnyMessage, delivery: Delivery) -> Result<(), SendError> {
+    pub(crate) fn send(
+        &mut self,
+        msg: &dyn AnyMessage,
+        delivery: Delivery,
+    ) -> Result<(), SendError> {
         if self.is_closed() {
             return Err(SendError::NotConnected);
         }
@@ -277,7 +270,7 @@ impl Connection {
     /// Closes the connection with `reason`, sending DISCONNECT to the peer
     /// (several copies, so that one lost datagram does not turn it into a
     /// timeout). Queued messages are dropped.
-    pub fn disconnect(&mut self, reason: &str) {
+    pub(crate) fn disconnect(&mut self, reason: &str) {
         if self.is_closed() {
             return;
         }
@@ -296,13 +289,13 @@ impl Connection {
 
     /// The next event, if any.
     #[must_use]
-    pub fn poll_event(&mut self) -> Option<Event> {
+    pub(crate) fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called.
     #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         match &self.state {
             Phase::Connecting {
                 started,
@@ -329,7 +322,7 @@ impl Connection {
 
     /// Runs the timers that are due at `now`: handshake retry and timeout,
     /// idle timeout, loss detection and probes, keep-alive pings.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
         match &mut self.state {
             Phase::Connecting {
                 started,
@@ -361,7 +354,7 @@ impl Connection {
 
     /// Processes one datagram from the peer. Invalid datagrams are dropped
     /// and counted; nothing the peer sends can make this panic.
-    pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
+    pub(crate) fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
         // After a freeze longer than the timeout (the app stopped updating),
         // the peer has given up on us: time out rather than revive.
         if self.is_connected() && now >= self.last_recv + self.config.timeout {
@@ -553,7 +546,7 @@ impl Connection {
     /// `buf` should hold at least the configured MTU; a datagram never
     /// exceeds `min(buf.len(), mtu)` bytes.
     #[must_use]
-    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+    pub(crate) fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         let len = match &mut self.state {
             Phase::Closed { copies: 0, .. } => return None,
             Phase::Closed { copies, .. } => {
@@ -712,9 +705,9 @@ fn apply_outcome(reliable: &mut SendChannel, ordered: &mut SendChannel, o: Outco
     }
 }
 
-impl std::fmt::Debug for Connection {
+impl std::fmt::Debug for NativeConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection")
+        f.debug_struct("NativeConnection")
             .field("state", &self.state())
             .field("session", &self.session)
             .field("rtt", &self.rtt())

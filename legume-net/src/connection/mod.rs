@@ -1,0 +1,209 @@
+//! The sans-IO connection: one peer's protocol state machine, speaking the
+//! protocol chosen in [`Config::protocol`].
+
+mod native;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use legume_core::{AnyMessage, MessageFactory};
+
+use crate::config::{Config, Protocol};
+use crate::event::{Event, SendError, State, Stats};
+use crate::legacy::V4Connection;
+use crate::Delivery;
+
+pub(crate) use native::NativeConnection;
+
+/// One end of a connection, as a pure state machine.
+///
+/// A `Connection` never reads a clock or touches a socket. Drive it with four
+/// families of calls:
+///
+/// - **inputs**: [`handle_datagram`](Self::handle_datagram) for each datagram
+///   from the peer, [`handle_timeout`](Self::handle_timeout) when the instant
+///   from `poll_timeout` has passed;
+/// - **commands**: [`send`](Self::send), [`disconnect`](Self::disconnect);
+/// - **outputs**: [`poll_transmit`](Self::poll_transmit) until it returns
+///   `None`, then [`poll_event`](Self::poll_event) until it returns `None`;
+/// - **timer**: [`poll_timeout`](Self::poll_timeout), the next instant at
+///   which `handle_timeout` must be called.
+///
+/// After any input or command, poll transmits, then events, then the
+/// timeout. Clients are created with [`Connection::connect`]; servers get
+/// theirs from the server endpoint. The wire protocol is the one in
+/// [`Config::protocol`]: the native one (`docs/PROTOCOL.md`) or legume 0.5's
+/// (`docs/LEGUME_COMPAT.md`).
+pub struct Connection {
+    engine: Engine,
+}
+
+enum Engine {
+    Native(Box<NativeConnection>),
+    LegumeV4(Box<V4Connection>),
+}
+
+/// Calls the same method on whichever engine the connection runs.
+macro_rules! dispatch {
+    ($self:expr, $c:ident => $call:expr) => {
+        match &$self.engine {
+            Engine::Native($c) => $call,
+            Engine::LegumeV4($c) => $call,
+        }
+    };
+    (mut $self:expr, $c:ident => $call:expr) => {
+        match &mut $self.engine {
+            Engine::Native($c) => $call,
+            Engine::LegumeV4($c) => $call,
+        }
+    };
+}
+
+impl Connection {
+    /// A client connection that starts its handshake at `now`.
+    ///
+    /// `nonce` identifies this connection attempt; pass a random value (the
+    /// UDP driver draws one from the OS; legume v4 mode does not use it).
+    /// Sends queued before the handshake completes go out once it does.
+    pub fn connect(config: Config, factory: Arc<MessageFactory>, now: Instant, nonce: u64) -> Self {
+        let engine = match config.protocol {
+            Protocol::Native => Engine::Native(Box::new(NativeConnection::connect(
+                config, factory, now, nonce,
+            ))),
+            Protocol::LegumeV4 => {
+                Engine::LegumeV4(Box::new(V4Connection::connect(config, factory, now)))
+            }
+        };
+        Connection { engine }
+    }
+
+    /// The server side of a native connection the endpoint has just accepted.
+    pub(crate) fn accepted(
+        config: Config,
+        factory: Arc<MessageFactory>,
+        now: Instant,
+        nonce: u64,
+        session: u32,
+    ) -> Self {
+        Connection {
+            engine: Engine::Native(Box::new(NativeConnection::accepted(
+                config, factory, now, nonce, session,
+            ))),
+        }
+    }
+
+    /// The server side of a legume v4 connection, created for a connect
+    /// request the endpoint has decided to accept.
+    pub(crate) fn accepted_v4(config: Config, factory: Arc<MessageFactory>, now: Instant) -> Self {
+        Connection {
+            engine: Engine::LegumeV4(Box::new(V4Connection::accepted(config, factory, now))),
+        }
+    }
+
+    /// The wire protocol this connection speaks.
+    pub fn protocol(&self) -> Protocol {
+        match self.engine {
+            Engine::Native(_) => Protocol::Native,
+            Engine::LegumeV4(_) => Protocol::LegumeV4,
+        }
+    }
+
+    /// The connection's state.
+    pub fn state(&self) -> State {
+        dispatch!(self, c => c.state())
+    }
+
+    /// Whether messages flow.
+    pub fn is_connected(&self) -> bool {
+        dispatch!(self, c => c.is_connected())
+    }
+
+    /// Whether the connection has ended (it may still have DISCONNECT copies to send).
+    pub fn is_closed(&self) -> bool {
+        dispatch!(self, c => c.is_closed())
+    }
+
+    /// Whether the connection has ended and has nothing left to send.
+    pub fn is_drained(&self) -> bool {
+        dispatch!(self, c => c.is_drained())
+    }
+
+    /// This attempt's nonce (0 in legume v4 mode, which has none).
+    pub fn nonce(&self) -> u64 {
+        dispatch!(self, c => c.nonce())
+    }
+
+    /// The session id the server assigned (0 before the handshake completes,
+    /// and always in legume v4 mode).
+    pub fn session(&self) -> u32 {
+        dispatch!(self, c => c.session())
+    }
+
+    /// The connection's metrics.
+    pub fn stats(&self) -> Stats {
+        dispatch!(self, c => c.stats())
+    }
+
+    /// The smoothed round-trip time.
+    pub fn rtt(&self) -> Duration {
+        dispatch!(self, c => c.rtt())
+    }
+
+    /// The largest unreliable message, which must fit in one packet.
+    pub fn max_unreliable_size(&self) -> usize {
+        dispatch!(self, c => c.max_unreliable_size())
+    }
+
+    /// Queues a message. Nothing is queued when it returns an error.
+    ///
+    /// Messages may be queued while connecting; they are sent once the
+    /// handshake completes.
+    pub fn send(&mut self, msg: &dyn AnyMessage, delivery: Delivery) -> Result<(), SendError> {
+        dispatch!(mut self, c => c.send(msg, delivery))
+    }
+
+    /// Closes the connection with `reason`, sending a disconnect to the peer
+    /// (several copies, so that one lost datagram does not turn it into a
+    /// timeout). Queued messages are dropped. legume v4 cannot carry the
+    /// reason.
+    pub fn disconnect(&mut self, reason: &str) {
+        dispatch!(mut self, c => c.disconnect(reason))
+    }
+
+    /// The next event, if any.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        dispatch!(mut self, c => c.poll_event())
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        dispatch!(self, c => c.poll_timeout())
+    }
+
+    /// Runs the timers that are due at `now`: handshake retry and timeout,
+    /// idle timeout, loss detection and resends, keep-alives.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        dispatch!(mut self, c => c.handle_timeout(now))
+    }
+
+    /// Processes one datagram from the peer. Invalid datagrams are dropped
+    /// and counted; nothing the peer sends can make this panic.
+    pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
+        dispatch!(mut self, c => c.handle_datagram(now, datagram))
+    }
+
+    /// Writes the next datagram to send into `buf` (at least the MTU long)
+    /// and returns its length, or `None` when nothing is left to send now.
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        dispatch!(mut self, c => c.poll_transmit(now, buf))
+    }
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        dispatch!(self, c => c.fmt(f))
+    }
+}

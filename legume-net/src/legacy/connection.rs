@@ -1,0 +1,735 @@
+//! One legume v4 connection as a sans-IO state machine, with the same
+//! methods as the native one (`Connection` dispatches to either).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use legume_core::{AnyMessage, MessageFactory, Writer};
+
+use super::ids::IdWindow;
+use super::wire::{
+    Body, Control, Header, Messages, ParseFault, FLAG_ORDERED, FLAG_RELIABLE, HEADER_LEN,
+};
+use crate::config::Config;
+use crate::event::{DisconnectReason, Event, MessageError, SendError, State, Stats};
+use crate::rtt::RttEstimator;
+use crate::Delivery;
+
+/// The largest datagram legume 0.5 reads (`recvfrom(MTU)`).
+const LEGUME_MTU: usize = 1400;
+/// Reliable bytes in flight at most; more wait in the send queue, so a
+/// legume 0.5 peer's socket buffer is not flooded.
+const MAX_IN_FLIGHT_BYTES: usize = 64 * 1024;
+/// Ids from the oldest unacked reliable message to the newest message sent,
+/// at most, for new messages. legume 0.5 remembers the last 1,000 ids it
+/// received; within this span, a resend is always among them.
+const MAX_ID_SPAN: u16 = 512;
+/// The bound for acks, pings and keep-alive answers. They must not wait
+/// behind data: if both ends held their acks back until their own oldest
+/// message is acked, neither would ever be. It only keeps ids from lapping
+/// an unacked one (a peer that never acks, as legume 0.5 with in-order
+/// messages).
+const MAX_CONTROL_ID_SPAN: u16 = 32_000;
+/// Shortest resend delay (legume's `MINIMUM_RESEND_DELAY_MS`).
+const MIN_RESEND_DELAY: Duration = Duration::from_millis(10);
+/// Longest resend delay after repeated losses of one message.
+const MAX_RESEND_DELAY: Duration = Duration::from_secs(1);
+/// Copies of Disconnected sent on a local disconnect, all with one id.
+const DISCONNECT_COPIES: u8 = 3;
+/// The reason reported for a legume rejection, which carries none.
+const REJECTED_REASON: &str = "rejected by server (legume v4 has no reason field)";
+
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+enum Role {
+    Client,
+    Server,
+}
+
+#[derive(Debug)]
+enum Phase {
+    Connecting {
+        started: Instant,
+    },
+    Connected,
+    Closed {
+        reason: DisconnectReason,
+        copies: u8,
+    },
+}
+
+/// A user message waiting for its first transmission.
+struct Queued {
+    /// Type id and fields.
+    bytes: Vec<u8>,
+    flags: u8,
+    seq: u16,
+}
+
+/// A reliable message sent and not yet acked.
+struct InFlight {
+    header: Header,
+    bytes: Vec<u8>,
+    sent_at: Option<Instant>,
+    sends: u32,
+}
+
+/// A legume v4 connection (`docs/LEGUME_COMPAT.md`).
+pub(crate) struct V4Connection {
+    config: Config,
+    factory: Arc<MessageFactory>,
+    role: Role,
+    phase: Phase,
+    mtu: usize,
+    /// The id of the last message sent (legume's first is 1).
+    last_id: u16,
+    /// The sequence of the last in-order message queued (legume's first is 2).
+    last_seq: u16,
+    unsent: VecDeque<Queued>,
+    unsent_bytes: usize,
+    control: VecDeque<Control>,
+    in_flight: HashMap<u16, InFlight>,
+    /// In-flight ids in send order, with acked ones still in it until they
+    /// reach the front: the front is the oldest unacked id.
+    in_flight_order: VecDeque<u16>,
+    in_flight_bytes: usize,
+    /// Resend deadlines, earliest first; entries of acked or already resent
+    /// messages are skipped when they come up.
+    resend: BinaryHeap<Reverse<(Instant, u16)>>,
+    /// Server: whether the client sent a datagram without a ConnectRequest
+    /// (such as the ack of the accept). Until then it gets no more bytes than
+    /// it sent, so a spoofed ConnectRequest is not amplified.
+    validated: bool,
+    seen: IdWindow,
+    /// The in-order sequence delivered next.
+    expected_seq: u16,
+    reorder: HashMap<u16, (Box<dyn AnyMessage>, usize)>,
+    reorder_bytes: usize,
+    rtt: RttEstimator,
+    loss: f64,
+    ping: (u16, Option<Instant>),
+    keepalive: (u16, Option<Instant>),
+    next_ping: Instant,
+    next_keepalive: Instant,
+    last_recv: Instant,
+    disconnect_id: u16,
+    events: VecDeque<Event>,
+    stats: Stats,
+}
+
+impl V4Connection {
+    /// A client connection: ConnectRequest goes out on the first transmit
+    /// and is resent until acked or `connect_timeout`.
+    pub(crate) fn connect(config: Config, factory: Arc<MessageFactory>, now: Instant) -> Self {
+        let mut c = Self::new(config, factory, now, Role::Client);
+        c.phase = Phase::Connecting { started: now };
+        let mut bytes = vec![0; Control::ConnectRequest.len()];
+        // Two bytes into a two-byte buffer cannot fail.
+        let _ = Control::ConnectRequest.write(&mut Writer::new(&mut bytes));
+        // In flight from the start, due now: user messages queued meanwhile
+        // wait for the accept (legume drops a peer that sends them earlier).
+        let header = Header {
+            id: c.next_id(),
+            seq: 0,
+            flags: FLAG_RELIABLE,
+        };
+        c.in_flight_bytes += bytes.len();
+        c.in_flight_order.push_back(header.id);
+        c.resend.push(Reverse((now, header.id)));
+        c.in_flight.insert(
+            header.id,
+            InFlight {
+                header,
+                bytes,
+                sent_at: None,
+                sends: 0,
+            },
+        );
+        c
+    }
+
+    /// The server side, for a ConnectRequest the endpoint accepted: answers
+    /// ConnectRequestAccepted, reliably.
+    pub(crate) fn accepted(config: Config, factory: Arc<MessageFactory>, now: Instant) -> Self {
+        let mut c = Self::new(config, factory, now, Role::Server);
+        let mut bytes = vec![0; Control::Accepted.len()];
+        let _ = Control::Accepted.write(&mut Writer::new(&mut bytes));
+        c.queue(bytes, FLAG_RELIABLE, 0);
+        c.validated = false;
+        c.events.push_back(Event::Connected);
+        c
+    }
+
+    fn new(config: Config, factory: Arc<MessageFactory>, now: Instant, role: Role) -> Self {
+        let mtu = config.effective_mtu().min(LEGUME_MTU);
+        V4Connection {
+            rtt: RttEstimator::new(config.initial_rtt),
+            next_ping: now + config.ping_interval,
+            next_keepalive: now + config.timeout / 2,
+            config,
+            factory,
+            role,
+            phase: Phase::Connected,
+            mtu,
+            last_id: 0,
+            last_seq: 1,
+            unsent: VecDeque::new(),
+            unsent_bytes: 0,
+            control: VecDeque::new(),
+            in_flight: HashMap::new(),
+            in_flight_order: VecDeque::new(),
+            in_flight_bytes: 0,
+            resend: BinaryHeap::new(),
+            validated: true,
+            seen: IdWindow::new(),
+            expected_seq: 2,
+            reorder: HashMap::new(),
+            reorder_bytes: 0,
+            loss: 0.0,
+            ping: (0, None),
+            keepalive: (0, None),
+            last_recv: now,
+            disconnect_id: 0,
+            events: VecDeque::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    pub(crate) fn state(&self) -> State {
+        match &self.phase {
+            Phase::Connecting { .. } => State::Connecting,
+            Phase::Connected => State::Connected,
+            Phase::Closed { reason, .. } if reason.is_error() => State::Errored,
+            Phase::Closed { .. } => State::Disconnected,
+        }
+    }
+
+    pub(crate) fn is_connected(&self) -> bool {
+        matches!(self.phase, Phase::Connected)
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        matches!(self.phase, Phase::Closed { .. })
+    }
+
+    pub(crate) fn is_drained(&self) -> bool {
+        matches!(self.phase, Phase::Closed { copies: 0, .. }) && self.control.is_empty()
+    }
+
+    pub(crate) fn nonce(&self) -> u64 {
+        0
+    }
+
+    pub(crate) fn session(&self) -> u32 {
+        0
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let mut s = self.stats.clone();
+        s.latency_ms = self.rtt.srtt().as_secs_f64() * 1000.0;
+        s.latency_variation_ms = self.rtt.rttvar().as_secs_f64() * 1000.0;
+        s.packet_loss = self.loss;
+        s.pending_acks = self.in_flight.len();
+        s.out_buffer_bytes = self.unsent_bytes + self.in_flight_bytes;
+        s.reorder_queue = self.reorder.len();
+        s.bytes_in_flight = self.in_flight_bytes;
+        s
+    }
+
+    pub(crate) fn rtt(&self) -> Duration {
+        self.rtt.srtt()
+    }
+
+    /// Any message must fit in one datagram after its transport header.
+    pub(crate) fn max_unreliable_size(&self) -> usize {
+        self.mtu - HEADER_LEN
+    }
+
+    pub(crate) fn send(
+        &mut self,
+        msg: &dyn AnyMessage,
+        delivery: Delivery,
+    ) -> Result<(), SendError> {
+        if self.is_closed() {
+            return Err(SendError::NotConnected);
+        }
+        let len = msg.message_len();
+        let max = self.max_unreliable_size();
+        if len > max {
+            return Err(SendError::TooLarge { len, max });
+        }
+        let queued = self.unsent_bytes + self.in_flight_bytes;
+        if queued + len > self.config.max_send_queue_bytes {
+            return Err(SendError::QueueFull {
+                queued,
+                max: self.config.max_send_queue_bytes,
+            });
+        }
+        let mut bytes = vec![0; len];
+        let n = msg.encode_message(&mut bytes)?;
+        bytes.truncate(n);
+        let (flags, seq) = match delivery {
+            Delivery::Unreliable => (0, 0),
+            Delivery::Reliable => (FLAG_RELIABLE, 0),
+            // As legume's send_inorder_message: the in-order flag alone,
+            // which legume treats as reliable too.
+            Delivery::ReliableOrdered => {
+                self.last_seq = self.last_seq.wrapping_add(1);
+                (FLAG_ORDERED, self.last_seq)
+            }
+        };
+        self.queue(bytes, flags, seq);
+        self.stats.out_messages += 1;
+        Ok(())
+    }
+
+    fn queue(&mut self, bytes: Vec<u8>, flags: u8, seq: u16) {
+        self.unsent_bytes += bytes.len();
+        self.unsent.push_back(Queued { bytes, flags, seq });
+    }
+
+    pub(crate) fn disconnect(&mut self, reason: &str) {
+        if self.is_closed() {
+            return;
+        }
+        let copies = if self.is_connected() {
+            DISCONNECT_COPIES
+        } else {
+            0
+        };
+        self.disconnect_id = self.next_id();
+        let reason = DisconnectReason::Local(reason.to_owned());
+        self.close(reason, copies);
+    }
+
+    fn close(&mut self, reason: DisconnectReason, copies: u8) {
+        self.events.push_back(Event::Disconnected(reason.clone()));
+        self.phase = Phase::Closed { reason, copies };
+        // Only acks still go out, to a peer that proved its address: it may
+        // be waiting for them.
+        if self.validated {
+            self.control.retain(|c| matches!(c, Control::Ack(_)));
+        } else {
+            self.control.clear();
+        }
+        self.unsent.clear();
+        self.unsent_bytes = 0;
+        self.in_flight.clear();
+        self.in_flight_order.clear();
+        self.in_flight_bytes = 0;
+        self.resend.clear();
+        self.reorder.clear();
+        self.reorder_bytes = 0;
+    }
+
+    pub(crate) fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        let resend = self.resend.peek().map(|&Reverse((t, _))| t);
+        match &self.phase {
+            Phase::Connecting { started } => {
+                let t = *started + self.config.connect_timeout;
+                Some(resend.map_or(t, |r| r.min(t)))
+            }
+            Phase::Connected => {
+                let mut t = (self.last_recv + self.config.timeout).min(self.next_ping);
+                if self.role == Role::Server {
+                    t = t.min(self.next_keepalive);
+                }
+                Some(resend.map_or(t, |r| r.min(t)))
+            }
+            Phase::Closed { .. } => None,
+        }
+    }
+
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Connecting { started } => {
+                if now >= started + self.config.connect_timeout {
+                    self.close(DisconnectReason::ConnectTimedOut, 0);
+                }
+            }
+            Phase::Connected => {
+                if now >= self.last_recv + self.config.timeout {
+                    self.close(DisconnectReason::TimedOut, 0);
+                    return;
+                }
+                if now >= self.next_ping {
+                    self.ping.0 = self.ping.0.wrapping_add(1);
+                    self.ping.1 = Some(now);
+                    self.control.push_back(Control::Ping(self.ping.0));
+                    self.next_ping = now + self.config.ping_interval;
+                    self.stats.keepalive_count += 1;
+                }
+                if self.role == Role::Server && now >= self.next_keepalive {
+                    self.keepalive.0 = self.keepalive.0.wrapping_add(1);
+                    self.keepalive.1 = Some(now);
+                    self.control
+                        .push_back(Control::KeepAliveRequest(self.keepalive.0));
+                    self.next_keepalive = now + self.config.timeout / 2;
+                    self.stats.keepalive_count += 1;
+                }
+            }
+            Phase::Closed { .. } => {}
+        }
+    }
+
+    pub(crate) fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
+        if self.is_connected() && now >= self.last_recv + self.config.timeout {
+            self.close(DisconnectReason::TimedOut, 0);
+        }
+        self.stats.in_bytes += datagram.len() as u64;
+        if self.is_closed() {
+            return;
+        }
+        let factory = Arc::clone(&self.factory);
+        let mut valid = false;
+        let mut connect_request = false;
+        for item in Messages::new(datagram, &factory) {
+            match item {
+                Ok((header, body)) => {
+                    valid = true;
+                    connect_request |= matches!(body, Body::ConnectRequest);
+                    self.handle_message(now, header, body);
+                }
+                Err(ParseFault::Malformed) => self.stats.dropped_invalid += 1,
+                Err(ParseFault::Message(header, e)) => {
+                    valid = true;
+                    // Never decodable, so never worth a resend: ack it.
+                    if self.seen.insert(header.id) && header.wants_ack() {
+                        self.control.push_back(Control::Ack(header.id));
+                    }
+                    self.events.push_back(Event::Error(MessageError::Decode(e)));
+                }
+            }
+            if self.is_closed() {
+                break;
+            }
+        }
+        if valid {
+            self.stats.in_packets += 1;
+            self.last_recv = now;
+            // A datagram that is not a (re)sent request: the client answers
+            // from its address (the ack of the accept, a ping), so replies
+            // are not reflected at someone else.
+            self.validated |= !connect_request;
+        }
+    }
+
+    fn handle_message(&mut self, now: Instant, header: Header, body: Body) {
+        let fresh = self.seen.insert(header.id);
+        if header.wants_ack() {
+            // Acked every time, duplicates included: the first ack may have
+            // been lost (legume 0.5 acks once and leaves its peer resending).
+            self.control.push_back(Control::Ack(header.id));
+        }
+        if !fresh {
+            self.stats.dropped_duplicate += 1;
+            return;
+        }
+        let connecting = matches!(self.phase, Phase::Connecting { .. });
+        match body {
+            Body::Ack(id) => self.handle_ack(now, id),
+            Body::Ping(id) => self.control.push_back(Control::Pong(id)),
+            Body::Pong(id) => {
+                if self.ping.0 == id {
+                    if let Some(sent) = self.ping.1.take() {
+                        self.rtt
+                            .update(now.saturating_duration_since(sent), Duration::ZERO);
+                    }
+                }
+            }
+            Body::KeepAliveRequest(id) => {
+                self.stats.keepalive_count += 1;
+                self.control.push_back(Control::KeepAliveResponse(id));
+            }
+            Body::KeepAliveResponse(id) => {
+                if self.keepalive.0 == id {
+                    if let Some(sent) = self.keepalive.1.take() {
+                        self.rtt
+                            .update(now.saturating_duration_since(sent), Duration::ZERO);
+                    }
+                }
+            }
+            Body::Accepted => {
+                if connecting {
+                    self.become_connected(now);
+                }
+            }
+            Body::Rejected if connecting => {
+                self.events.push_back(Event::Rejected {
+                    reason: REJECTED_REASON.to_owned(),
+                });
+                self.phase = Phase::Closed {
+                    reason: DisconnectReason::Remote(REJECTED_REASON.to_owned()),
+                    copies: 0,
+                };
+                self.control.retain(|c| matches!(c, Control::Ack(_)));
+            }
+            Body::Disconnected if !connecting => {
+                self.close(DisconnectReason::Remote("peer disconnected".to_owned()), 0);
+            }
+            // The server endpoint admitted this connection on it; a copy
+            // is a resend whose ack was lost (acked again above).
+            Body::ConnectRequest if self.role == Role::Server => {}
+            Body::User(msg) if !self.is_closed() => {
+                // A server sends messages only to peers it accepted: data
+                // before the accept means the accept was lost or reordered.
+                if connecting {
+                    self.become_connected(now);
+                }
+                if header.is_ordered() {
+                    self.receive_ordered(header.seq, msg);
+                } else {
+                    self.deliver(msg);
+                }
+            }
+            _ => self.stats.dropped_invalid += 1,
+        }
+    }
+
+    fn become_connected(&mut self, now: Instant) {
+        // The accept answers the request: stop resending it even if its ack
+        // was lost, or a late copy could open a second connection on a
+        // server that has since closed this one.
+        if let Some(m) = self.in_flight.remove(&1) {
+            self.in_flight_bytes -= m.bytes.len();
+            self.pop_acked_front();
+        }
+        self.phase = Phase::Connected;
+        self.next_ping = now + self.config.ping_interval;
+        self.events.push_back(Event::Connected);
+    }
+
+    fn handle_ack(&mut self, now: Instant, id: i32) {
+        let Ok(id) = u16::try_from(id) else {
+            self.stats.dropped_invalid += 1;
+            return;
+        };
+        let Some(m) = self.in_flight.remove(&id) else {
+            // A late ack of a message already acked.
+            return;
+        };
+        self.in_flight_bytes -= m.bytes.len();
+        if m.sends == 1 {
+            if let Some(sent) = m.sent_at {
+                self.rtt
+                    .update(now.saturating_duration_since(sent), Duration::ZERO);
+            }
+            self.loss *= 0.95;
+        }
+        self.pop_acked_front();
+    }
+
+    /// Drops acked ids from the front of the send order.
+    fn pop_acked_front(&mut self) {
+        while let Some(front) = self.in_flight_order.front() {
+            if self.in_flight.contains_key(front) {
+                break;
+            }
+            self.in_flight_order.pop_front();
+        }
+    }
+
+    fn receive_ordered(&mut self, seq: u16, msg: Box<dyn AnyMessage>) {
+        let ahead = seq.wrapping_sub(self.expected_seq);
+        if ahead >= 1 << 15 {
+            // Already delivered: a duplicate by sequence.
+            self.stats.dropped_duplicate += 1;
+            return;
+        }
+        if ahead > 0 {
+            let size = msg.message_len();
+            if self.reorder_bytes + size > self.config.max_reorder_bytes {
+                self.close(
+                    DisconnectReason::LimitExceeded("max_reorder_bytes".to_owned()),
+                    0,
+                );
+                return;
+            }
+            if self.reorder.insert(seq, (msg, size)).is_none() {
+                self.reorder_bytes += size;
+            }
+            return;
+        }
+        self.deliver(msg);
+        self.expected_seq = self.expected_seq.wrapping_add(1);
+        while let Some((msg, size)) = self.reorder.remove(&self.expected_seq) {
+            self.reorder_bytes -= size;
+            self.deliver(msg);
+            self.expected_seq = self.expected_seq.wrapping_add(1);
+        }
+    }
+
+    fn deliver(&mut self, msg: Box<dyn AnyMessage>) {
+        self.stats.in_messages += 1;
+        self.events.push_back(Event::Message(msg));
+    }
+
+    fn next_id(&mut self) -> u16 {
+        self.last_id = self.last_id.wrapping_add(1);
+        self.last_id
+    }
+
+    /// Ids from the oldest unacked reliable message to the last id used.
+    fn id_span(&self) -> u16 {
+        self.in_flight_order
+            .front()
+            .map_or(0, |&oldest| self.last_id.wrapping_sub(oldest))
+    }
+
+    fn resend_delay(&self, sends: u32) -> Duration {
+        // 1.5 x srtt: legume resends after one RTT, which turns any late
+        // datagram into a resend.
+        let base = (self.rtt.srtt() * 3 / 2 + 4 * self.rtt.rttvar()).max(MIN_RESEND_DELAY);
+        let backoff = base.saturating_mul(1 << sends.saturating_sub(1).min(6));
+        backoff.min(MAX_RESEND_DELAY.max(base))
+    }
+
+    pub(crate) fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        let mut limit = self.mtu.min(buf.len());
+        if !self.validated {
+            let budget = self.stats.in_bytes.saturating_sub(self.stats.out_bytes);
+            limit = limit.min(usize::try_from(budget).unwrap_or(usize::MAX));
+        }
+        let mut w = Writer::new(&mut buf[..limit]);
+        if let Phase::Closed { copies, .. } = &mut self.phase {
+            if *copies > 0 {
+                *copies -= 1;
+                let header = Header {
+                    id: self.disconnect_id,
+                    seq: 0,
+                    flags: 0,
+                };
+                // Six bytes always fit in the MTU.
+                let _ = header.write(&mut w);
+                let _ = Control::Disconnected.write(&mut w);
+            }
+        }
+        if self.validated {
+            self.write_control(&mut w);
+        }
+        if !self.is_closed() {
+            self.write_resends(now, &mut w);
+            if self.is_connected() {
+                self.write_new(now, &mut w);
+            }
+        }
+        let n = w.position();
+        if n == 0 {
+            return None;
+        }
+        self.stats.out_packets += 1;
+        self.stats.out_bytes += n as u64;
+        Some(n)
+    }
+
+    fn write_control(&mut self, w: &mut Writer<'_>) {
+        while let Some(&c) = self.control.front() {
+            if w.remaining() < HEADER_LEN + c.len() || self.id_span() >= MAX_CONTROL_ID_SPAN {
+                return;
+            }
+            self.control.pop_front();
+            let header = Header {
+                id: self.next_id(),
+                seq: 0,
+                flags: 0,
+            };
+            let _ = header.write(w);
+            let _ = c.write(w);
+        }
+    }
+
+    fn write_resends(&mut self, now: Instant, w: &mut Writer<'_>) {
+        while let Some(&Reverse((due, id))) = self.resend.peek() {
+            if due > now {
+                return;
+            }
+            let Some(m) = self.in_flight.get(&id) else {
+                self.resend.pop();
+                continue;
+            };
+            if m.sent_at.is_some_and(|s| s > due) {
+                // Resent since this deadline was set; a later entry exists.
+                self.resend.pop();
+                continue;
+            }
+            if w.remaining() < HEADER_LEN + m.bytes.len() {
+                if w.position() == 0 {
+                    // Held back by the amplification budget, not by a full
+                    // datagram: try again later rather than spin.
+                    self.resend.pop();
+                    let delay = self.resend_delay(m.sends.max(1));
+                    self.resend.push(Reverse((now + delay, id)));
+                }
+                return;
+            }
+            self.resend.pop();
+            let _ = m.header.write(w);
+            let _ = w.put_slice(&m.bytes);
+            let sends = m.sends + 1;
+            if m.sends > 0 {
+                self.stats.resends += 1;
+                self.loss = self.loss * 0.95 + 0.05;
+            }
+            let delay = self.resend_delay(sends);
+            if let Some(m) = self.in_flight.get_mut(&id) {
+                m.sent_at = Some(now);
+                m.sends = sends;
+            }
+            self.resend.push(Reverse((now + delay, id)));
+        }
+    }
+
+    fn write_new(&mut self, now: Instant, w: &mut Writer<'_>) {
+        while let Some(q) = self.unsent.front() {
+            let reliable = q.flags != 0;
+            if w.remaining() < HEADER_LEN + q.bytes.len()
+                || self.id_span() >= MAX_ID_SPAN
+                || (reliable && self.in_flight_bytes + q.bytes.len() > MAX_IN_FLIGHT_BYTES)
+            {
+                return;
+            }
+            let Some(q) = self.unsent.pop_front() else {
+                return;
+            };
+            self.unsent_bytes -= q.bytes.len();
+            let header = Header {
+                id: self.next_id(),
+                seq: q.seq,
+                flags: q.flags,
+            };
+            let _ = header.write(w);
+            let _ = w.put_slice(&q.bytes);
+            if reliable {
+                self.in_flight_bytes += q.bytes.len();
+                self.in_flight_order.push_back(header.id);
+                self.resend
+                    .push(Reverse((now + self.resend_delay(1), header.id)));
+                self.in_flight.insert(
+                    header.id,
+                    InFlight {
+                        header,
+                        bytes: q.bytes,
+                        sent_at: Some(now),
+                        sends: 1,
+                    },
+                );
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for V4Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("V4Connection")
+            .field("role", &self.role)
+            .field("phase", &self.phase)
+            .field("in_flight", &self.in_flight.len())
+            .field("unsent", &self.unsent.len())
+            .finish_non_exhaustive()
+    }
+}
