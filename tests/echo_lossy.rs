@@ -5,15 +5,16 @@
 //! `cargo test` builds the examples, so the binary is next to this test's
 //! (this test builds it when run alone).
 
-use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use legume::net::sim::Rng;
+mod common;
+
+use common::{free_port, lossy_proxy, Killed};
 
 fn echo_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
@@ -35,59 +36,6 @@ fn echo_binary() -> PathBuf {
     }
     assert!(bin.exists(), "{} missing", bin.display());
     bin
-}
-
-/// Forwards datagrams between one client and `target`, dropping and
-/// duplicating some, until `stop` is set.
-fn lossy_proxy(target: SocketAddr, loss: f64, dup: f64, stop: Arc<AtomicBool>) -> SocketAddr {
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind proxy");
-    socket
-        .set_read_timeout(Some(Duration::from_millis(20)))
-        .unwrap();
-    let addr = socket.local_addr().unwrap();
-    thread::spawn(move || {
-        let mut rng = Rng::new(2024);
-        let mut client: Option<SocketAddr> = None;
-        let mut buf = vec![0u8; 65_536];
-        while !stop.load(Ordering::Relaxed) {
-            let Ok((n, from)) = socket.recv_from(&mut buf) else {
-                continue;
-            };
-            let to = if from == target {
-                match client {
-                    Some(c) => c,
-                    None => continue,
-                }
-            } else {
-                client = Some(from);
-                target
-            };
-            if rng.chance(loss) {
-                continue;
-            }
-            let copies = if rng.chance(dup) { 2 } else { 1 };
-            for _ in 0..copies {
-                let _ = socket.send_to(&buf[..n], to);
-            }
-        }
-    });
-    addr
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> SocketAddr {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
 }
 
 fn run(delivery: &str, messages: u32, size: u32) -> String {

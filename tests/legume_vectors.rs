@@ -5,90 +5,11 @@
 //! struct built from the case's values must encode to exactly those bytes,
 //! and decoding those bytes must give the values back.
 
+mod common;
+
+use common::vectors::*;
 use legume::prelude::*;
 use serde_json::Value;
-
-#[derive(Debug, PartialEq, Message)]
-#[message(id = 20)]
-struct Empty;
-
-#[derive(Debug, PartialEq, Message)]
-#[message(id = 21)]
-struct Chat {
-    #[field(fixed = 24)]
-    sender_name: String,
-    #[field(fixed = 256)]
-    message: String,
-    #[field(fixed = 24)]
-    channel: String,
-}
-
-#[derive(Debug, PartialEq, Message)]
-#[message(id = 22)]
-struct Position {
-    x: f64,
-    y: f64,
-    z: f64,
-    id: i32,
-}
-
-#[derive(Debug, PartialEq, Message)]
-#[message(id = 23)]
-struct Flags {
-    alive: bool,
-    team: u8,
-    score: u16,
-    hp: i32,
-}
-
-#[derive(Debug, PartialEq, Message)]
-#[message(id = 24)]
-struct Text {
-    body: String,
-    #[field(fixed = 4)]
-    tag: String,
-}
-
-#[derive(Debug, PartialEq, Message)]
-#[message(id = 25)]
-struct EmptyText {
-    body: String,
-    #[field(fixed = 1)]
-    tag: String,
-}
-
-#[derive(Debug, PartialEq, Message)]
-#[message(id = 26)]
-struct IntEdges {
-    a: i32,
-    b: i32,
-    c: u16,
-    d: u8,
-}
-
-#[derive(Debug, PartialEq, Message)]
-#[message(id = 200)]
-struct Mixed {
-    n: i32,
-    name: String,
-    f: f64,
-    ok: bool,
-    #[field(fixed = 8)]
-    pad: String,
-}
-
-/// All the vector messages, so a case can be matched by type after decoding.
-#[derive(Debug, PartialEq, MessageSet)]
-enum Vectors {
-    Empty(Empty),
-    Chat(Chat),
-    Position(Position),
-    Flags(Flags),
-    Text(Text),
-    EmptyText(EmptyText),
-    IntEdges(IntEdges),
-    Mixed(Mixed),
-}
 
 fn text(values: &Value, key: &str) -> String {
     values[key]
@@ -267,4 +188,62 @@ fn fixed_string_over_its_width_is_refused() {
         chat.to_bytes(),
         Err(EncodeError::TooLong { len: 25, max: 24 })
     );
+}
+
+/// In legume v4 mode each vector goes on the wire as legume 0.5 sends it:
+/// a 5-byte transport header, then exactly the vector's bytes; and a legume
+/// datagram carrying those bytes decodes to the vector's values.
+#[test]
+fn vectors_cross_a_legume_v4_connection_byte_exact() {
+    use legume::net::{Config, Connection, Delivery, Event, Protocol};
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    let factory = Arc::new(Vectors::factory().expect("vector types do not clash"));
+    let config = Config {
+        protocol: Protocol::LegumeV4,
+        ..Config::default()
+    };
+    let now = Instant::now();
+    let mut conn = Connection::connect(config, factory, now, 0);
+    let mut buf = [0u8; 1500];
+    let n = conn.poll_transmit(now, &mut buf).expect("a ConnectRequest");
+    assert_eq!(&buf[..n], [0, 1, 0, 0, 2, 2, 4]);
+    // What legume 0.5's server answers: the ack of message 1, then
+    // ConnectRequestAccepted, reliable.
+    conn.handle_datagram(now, &[0, 1, 0, 0, 0, 8, 0, 0, 0, 1, 0, 2, 0, 0, 2, 4]);
+    assert!(matches!(conn.poll_event(), Some(Event::Connected)));
+    let n = conn
+        .poll_transmit(now, &mut buf)
+        .expect("the ack of the accept");
+    assert_eq!(&buf[2..n], [0, 0, 0, 8, 0, 0, 0, 2]);
+
+    for (k, case) in cases().iter().enumerate() {
+        let name = case["name"].as_str().expect("case has a name");
+        let bytes = unhex(case["hex"].as_str().expect("case has hex"));
+        let value = build(name, &case["values"]);
+
+        conn.send(value.as_message(), Delivery::Reliable)
+            .expect("fits one datagram");
+        let n = conn.poll_transmit(now, &mut buf).expect("the message");
+        assert_eq!(&buf[2..5], [0, 0, 2], "{name}: sequence 0, reliable");
+        assert_eq!(hex(&buf[5..n]), hex(&bytes), "{name}: bytes on the wire");
+
+        let id = 3 + k as u16;
+        let mut incoming = id.to_be_bytes().to_vec();
+        incoming.extend_from_slice(&[0, 0, 2]);
+        incoming.extend_from_slice(&bytes);
+        conn.handle_datagram(now, &incoming);
+        match conn.poll_event() {
+            Some(Event::Message(m)) => {
+                let got = Vectors::from_any(m).expect("a vector type");
+                assert_eq!(got, value, "{name}: decoded values");
+            }
+            other => panic!("{name}: expected the message, got {other:?}"),
+        }
+        let n = conn.poll_transmit(now, &mut buf).expect("its ack");
+        let mut ack = vec![0, 0, 0, 8, 0, 0];
+        ack.extend_from_slice(&id.to_be_bytes());
+        assert_eq!(&buf[2..n], ack, "{name}: MessageAck of id {id}");
+    }
 }
