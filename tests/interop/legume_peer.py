@@ -59,11 +59,22 @@ def values_for(i):
     elif kind is Text:
         values = {"body": "text %d" % i, "tag": "t%d" % (i % 10)}
     elif kind is IntEdges:
-        values = {"a": i, "b": -2147483648 + i, "c": 65535 - i, "d": i % 256}
+        values = {"a": i, "b": -2147483648 + i, "c": (65535 - i) % 65536, "d": i % 256}
     else:
         values = {"n": i, "name": "x" * (i % 40), "f": i / 4.0, "ok": 1 - i % 2,
                   "pad": "p%d" % (i % 100)}
     return kind, values
+
+
+def unreliable_indexes(count):
+    """Indexes of unreliable messages: from 1,000,000, skipping the two kinds
+    without fields, so that every unreliable message can be told apart."""
+    out, i = [], 1000000
+    while len(out) < count:
+        if i % 8 not in (0, 5):
+            out.append(i)
+        i += 1
+    return out
 
 
 def build(i):
@@ -197,8 +208,8 @@ def run(args):
                 state["sent"] = True
                 for i in range(args.count):
                     peer.send_reliable_message(build(i))
-                for i in range(args.unreliable):
-                    peer.send_message(build(1000000 + i))
+                for i in unreliable_indexes(args.unreliable):
+                    peer.send_message(build(i))
                 out["sent"] = args.count
                 out["sent_unreliable"] = args.unreliable
         if args.role == "client" and (endpoint.errored or out["rejected"]):
@@ -227,6 +238,13 @@ def run(args):
             # Long enough for the rejection to be resent and acked.
             if time.time() - start > 1.0:
                 break
+        if args.debug and time.time() - state.get("dumped", 0) > 1.0:
+            state["dumped"] = time.time()
+            conn = getattr(peer, "_connection", None) if peer is not None else None
+            if conn is not None:
+                sys.stderr.write("py t=%.1f recv=%d outgoing=%d latency=%r transport=%r in=%d\n" % (
+                    time.time() - start, tally.total(), len(conn._outgoing),
+                    conn.latency, conn._transport_latency, conn._in_bytes))
         time.sleep(0.001)
 
     out["received"] = tally.total()
@@ -260,6 +278,7 @@ def main():
     p.add_argument("--stop-on-disconnect", action="store_true")
     p.add_argument("--stop-on-reject", action="store_true")
     p.add_argument("--max-seconds", type=float, default=30.0)
+    p.add_argument("--debug", action="store_true", help="print the connection's state each second")
     run(p.parse_args())
 
 

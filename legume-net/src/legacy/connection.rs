@@ -26,16 +26,31 @@ const MAX_IN_FLIGHT_BYTES: usize = 64 * 1024;
 /// at most, for new messages. legume 0.5 remembers the last 1,000 ids it
 /// received; within this span, a resend is always among them.
 const MAX_ID_SPAN: u16 = 512;
-/// The bound for acks, pings and keep-alive answers. They must not wait
-/// behind data: if both ends held their acks back until their own oldest
-/// message is acked, neither would ever be. It only keeps ids from lapping
-/// an unacked one (a peer that never acks, as legume 0.5 with in-order
-/// messages).
-const MAX_CONTROL_ID_SPAN: u16 = 32_000;
-/// Shortest resend delay (legume's `MINIMUM_RESEND_DELAY_MS`).
-const MIN_RESEND_DELAY: Duration = Duration::from_millis(10);
+/// The bound for acks, pings and keep-alive answers, still inside legume
+/// 0.5's memory of 1,000 ids (acks take ids too).
+const MAX_CONTROL_ID_SPAN: u16 = 900;
+/// How long control messages wait at that bound before going out anyway. If
+/// both ends held their acks back until their own oldest message is acked,
+/// neither would ever be; and legume 0.5 never acks a message twice, so when
+/// its one ack is lost only ids moving on (and the duplicate delivery legume
+/// then makes) end the wait.
+const CONTROL_SPAN_WAIT: Duration = Duration::from_secs(1);
+/// The hard bound: ids never lap an unacked one.
+const MAX_ID_SPAN_EVER: u16 = 32_000;
+/// Shortest resend delay. legume's `MINIMUM_RESEND_DELAY_MS` is 10 ms, but
+/// legume's delay is in effect about 1000 x the RTT (a unit mix-up), and a
+/// Python peer takes tens of milliseconds to work through a burst: shorter
+/// delays only resend what is still being read.
+const MIN_RESEND_DELAY: Duration = Duration::from_millis(50);
 /// Longest resend delay after repeated losses of one message.
 const MAX_RESEND_DELAY: Duration = Duration::from_secs(1);
+/// Datagrams of resends per resend delay while acks come back; one while
+/// they do not. Resending everything that is due at once would bury a slow
+/// peer: legume 0.5 reads its socket until it is empty before it writes
+/// a single ack, so a flood of resends keeps it from ever acking.
+const RESEND_DATAGRAMS: usize = 4;
+/// Doublings of the resend delay, at most, while resends go unanswered.
+const MAX_BACKOFF: u32 = 5;
 /// Copies of Disconnected sent on a local disconnect, all with one id.
 const DISCONNECT_COPIES: u8 = 3;
 /// The reason reported for a legume rejection, which carries none.
@@ -101,6 +116,16 @@ pub(crate) struct V4Connection {
     /// (such as the ack of the accept). Until then it gets no more bytes than
     /// it sent, so a spoofed ConnectRequest is not amplified.
     validated: bool,
+    /// Bytes that may still be resent before `resend_window_end`.
+    resend_budget: usize,
+    resend_window_end: Instant,
+    /// Whether an ack arrived since the resend window began.
+    acked_in_window: bool,
+    /// Doublings of the resend delay since the last ack of a message sent
+    /// once (TCP's RTO backoff).
+    backoff: u32,
+    /// Since when control messages wait at `MAX_CONTROL_ID_SPAN`.
+    control_blocked_since: Option<Instant>,
     seen: IdWindow,
     /// The in-order sequence delivered next.
     expected_seq: u16,
@@ -182,6 +207,11 @@ impl V4Connection {
             in_flight_bytes: 0,
             resend: BinaryHeap::new(),
             validated: true,
+            control_blocked_since: None,
+            resend_budget: 0,
+            resend_window_end: now,
+            acked_in_window: false,
+            backoff: 0,
             seen: IdWindow::new(),
             expected_seq: 2,
             reorder: HashMap::new(),
@@ -336,6 +366,11 @@ impl V4Connection {
             }
             Phase::Connected => {
                 let mut t = (self.last_recv + self.config.timeout).min(self.next_ping);
+                if let Some(since) = self.control_blocked_since {
+                    if !self.control.is_empty() {
+                        t = t.min(since + CONTROL_SPAN_WAIT);
+                    }
+                }
                 if self.role == Role::Server {
                     t = t.min(self.next_keepalive);
                 }
@@ -514,7 +549,9 @@ impl V4Connection {
             return;
         };
         self.in_flight_bytes -= m.bytes.len();
+        self.acked_in_window = true;
         if m.sends == 1 {
+            self.backoff = 0;
             if let Some(sent) = m.sent_at {
                 self.rtt
                     .update(now.saturating_duration_since(sent), Duration::ZERO);
@@ -585,8 +622,9 @@ impl V4Connection {
         // 1.5 x srtt: legume resends after one RTT, which turns any late
         // datagram into a resend.
         let base = (self.rtt.srtt() * 3 / 2 + 4 * self.rtt.rttvar()).max(MIN_RESEND_DELAY);
-        let backoff = base.saturating_mul(1 << sends.saturating_sub(1).min(6));
-        backoff.min(MAX_RESEND_DELAY.max(base))
+        let doublings = (sends.saturating_sub(1) + self.backoff).min(6);
+        base.saturating_mul(1 << doublings)
+            .min(MAX_RESEND_DELAY.max(base))
     }
 
     pub(crate) fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
@@ -610,7 +648,7 @@ impl V4Connection {
             }
         }
         if self.validated {
-            self.write_control(&mut w);
+            self.write_control(now, &mut w);
         }
         if !self.is_closed() {
             self.write_resends(now, &mut w);
@@ -627,10 +665,19 @@ impl V4Connection {
         Some(n)
     }
 
-    fn write_control(&mut self, w: &mut Writer<'_>) {
+    fn write_control(&mut self, now: Instant, w: &mut Writer<'_>) {
         while let Some(&c) = self.control.front() {
-            if w.remaining() < HEADER_LEN + c.len() || self.id_span() >= MAX_CONTROL_ID_SPAN {
+            if w.remaining() < HEADER_LEN + c.len() {
                 return;
+            }
+            let span = self.id_span();
+            if span < MAX_CONTROL_ID_SPAN {
+                self.control_blocked_since = None;
+            } else {
+                let since = *self.control_blocked_since.get_or_insert(now);
+                if now < since + CONTROL_SPAN_WAIT || span >= MAX_ID_SPAN_EVER {
+                    return;
+                }
             }
             self.control.pop_front();
             let header = Header {
@@ -667,6 +714,16 @@ impl V4Connection {
                 }
                 return;
             }
+            let size = HEADER_LEN + m.bytes.len();
+            if m.sends > 0 && !self.take_resend_budget(now, size) {
+                // Over this window's budget: wait for the next window.
+                self.resend.pop();
+                self.resend.push(Reverse((self.resend_window_end, id)));
+                continue;
+            }
+            let Some(m) = self.in_flight.get(&id) else {
+                return;
+            };
             self.resend.pop();
             let _ = m.header.write(w);
             let _ = w.put_slice(&m.bytes);
@@ -682,6 +739,30 @@ impl V4Connection {
             }
             self.resend.push(Reverse((now + delay, id)));
         }
+    }
+
+    /// Takes `size` bytes from the resend budget, opening a new window (and
+    /// backing off when the last one brought no ack) when this one is over.
+    fn take_resend_budget(&mut self, now: Instant, size: usize) -> bool {
+        if now >= self.resend_window_end {
+            if !self.acked_in_window && self.resend_budget == 0 {
+                self.backoff = (self.backoff + 1).min(MAX_BACKOFF);
+            }
+            self.acked_in_window = false;
+            let datagrams = if self.backoff == 0 {
+                RESEND_DATAGRAMS
+            } else {
+                1
+            };
+            self.resend_budget = datagrams * self.mtu;
+            self.resend_window_end = now + self.resend_delay(1);
+        }
+        if self.resend_budget < size {
+            self.resend_budget = 0;
+            return false;
+        }
+        self.resend_budget -= size;
+        true
     }
 
     fn write_new(&mut self, now: Instant, w: &mut Writer<'_>) {
