@@ -832,6 +832,13 @@ fn hand_written_messages_are_opaque_but_fingerprinted() {
     assert!(schema.is_opaque() && schema.fields().is_none());
     assert_eq!(schema.to_string(), r#"60 "Legacy" opaque"#);
     assert_eq!(
+        format!("{schema:#}"),
+        format!(
+            "message 60 `Legacy` (opaque, fingerprint {})",
+            schema.fingerprint()
+        )
+    );
+    assert_eq!(
         schema.fingerprint().as_u64(),
         fnv1a(br#"60 "Legacy" opaque"#)
     );
@@ -875,5 +882,50 @@ fn schemas_can_be_read_field_by_field_and_listed() {
         format!("{input:#}"),
         "message 24 `Input` (enum, fingerprint b29f0d0bae19acd4)\n    Move([i8;2])\n    \
          Say{type:u8,text:max_len(64,string)}\n    Quit"
+    );
+}
+
+mod odd_shapes {
+    #![allow(dead_code)]
+    use legume::prelude::*;
+
+    #[derive(Debug, Codec)]
+    pub enum Never {}
+
+    #[derive(Debug, Codec)]
+    pub struct Empty {}
+
+    #[derive(Debug, Codec)]
+    pub struct Nothing();
+
+    #[derive(Debug, Message)]
+    #[message(id = 70, name = "odd \"name\"")]
+    pub struct r#Odd {
+        pub r#match: Option<Never>,
+        pub empty: Empty,
+        pub nothing: Nothing,
+        pub unit: (),
+        pub one: (u8,),
+    }
+}
+
+#[test]
+fn empty_types_raw_identifiers_and_quoted_names() {
+    assert_eq!(
+        text::<odd_shapes::Odd>(),
+        r#"70 "odd \"name\"" struct{match:option<enum Never{}>,empty:struct Empty,nothing:struct Nothing,unit:(),one:(u8)}"#
+    );
+    assert_eq!(
+        odd_shapes::Odd::wire_type(&mut SchemaContext::new()).to_string(),
+        "struct Odd{match:option<enum Never{}>,empty:struct Empty,nothing:struct Nothing,unit:(),one:(u8)}"
+    );
+    // An enum without variants has no values: only `None` travels.
+    assert_eq!(to_vec(&Option::<odd_shapes::Never>::None).unwrap(), [0]);
+    assert_eq!(
+        from_bytes::<Option<odd_shapes::Never>>(&[1, 0]).unwrap_err(),
+        DecodeError::InvalidEnumTag {
+            tag: 0,
+            ty: "Never"
+        }
     );
 }

@@ -28,6 +28,11 @@ pub(crate) fn codec(c: &Container) -> TokenStream {
         Shape::Enum(variants) => enum_body(krate, ident, variants),
     };
     let schema = wire_schema(c);
+    // The `Ok(())` after an enum without variants' `match *self {}` is unreachable.
+    let allow = match shape {
+        Shape::Enum(variants) if variants.is_empty() => quote!(#[allow(unreachable_code)]),
+        _ => quote!(),
+    };
     quote! {
         #[automatically_derived]
         impl #krate::Encode for #ident {
@@ -36,6 +41,7 @@ pub(crate) fn codec(c: &Container) -> TokenStream {
                 #len
             }
 
+            #allow
             fn encode(
                 &self,
                 __legume_w: &mut #krate::Writer<'_>,
@@ -302,8 +308,15 @@ fn enum_body(
             if min == usize::MAX { 0 } else { min }
         }
     };
-    let len = quote!(match self { #(#len_arms)* });
-    let encode = quote!(match self { #(#encode_arms)* });
+    // An enum without variants has no values: `match *self {}` says so,
+    // where `match self {}` on a reference would not compile.
+    let scrutinee = if variants.is_empty() {
+        quote!(*self)
+    } else {
+        quote!(self)
+    };
+    let len = quote!(match #scrutinee { #(#len_arms)* });
+    let encode = quote!(match #scrutinee { #(#encode_arms)* });
     let decode = quote! {
         match __legume_r.read_u8()? {
             #(#decode_arms)*

@@ -577,7 +577,8 @@ impl MessageSchema {
         let kind = match &self.body {
             WireType::Struct { .. } => "struct",
             WireType::Enum { .. } => "enum",
-            _ => "message",
+            WireType::Opaque(_) => "opaque",
+            _ => "type",
         };
         write!(
             f,
@@ -599,6 +600,7 @@ impl MessageSchema {
                     write!(f, "\n    {text}")?;
                 }
             }
+            WireType::Opaque("") => {}
             other => write!(f, "\n    {other}")?,
         }
         Ok(())
