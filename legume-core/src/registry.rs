@@ -217,9 +217,11 @@ impl MessageFactory {
     /// followed by its [fingerprint](MessageInfo::fingerprint) as 8
     /// big-endian bytes. It depends on the set of messages only, not on the
     /// order they were registered or merged in. Two peers whose factories
-    /// have equal fingerprints encode and decode every message alike. An
-    /// empty factory's fingerprint is the FNV offset basis,
-    /// `cbf29ce484222325`.
+    /// have equal fingerprints encode and decode every message alike, as far
+    /// as the messages describe their fields (derived ones do; a
+    /// hand-written one is covered by its id and name only, see
+    /// [`Message::wire_shape`]). An empty factory's fingerprint is the FNV
+    /// offset basis, `cbf29ce484222325`.
     pub fn fingerprint(&self) -> SchemaFingerprint {
         let hash = self.iter().fold(Fnv1a64::new(), |h, info| {
             h.write(&[info.type_id])
