@@ -76,6 +76,16 @@ pub enum DecodeError {
     /// Bytes were left over after the message was complete.
     #[error("{0} trailing bytes after the message")]
     TrailingBytes(usize),
+    /// A list keyed by message type id (a
+    /// [`SchemaSummary`](crate::SchemaSummary)) has an id that does not
+    /// follow the previous one in strictly increasing order.
+    #[error("type id {found} follows type id {previous}; ids must be strictly increasing")]
+    IdsOutOfOrder {
+        /// The id before the offending one.
+        previous: u8,
+        /// The id that is not greater than `previous`.
+        found: u8,
+    },
 }
 
 /// Why a value could not be encoded.

@@ -11,6 +11,11 @@
 //! - [`Message`]: a type with a one-byte type id and a name.
 //! - [`MessageFactory`]: the registry that decodes any registered message
 //!   from its bytes, with clash errors that name both types.
+//! - [`schema`]: a canonical description of every message's wire shape
+//!   ([`WireSchema`], [`MessageSchema`]) and a stable [`SchemaFingerprint`]
+//!   of a factory, so that two peers can tell, before they exchange
+//!   messages, whether they were built from the same definitions, and if not
+//!   which messages differ ([`SchemaSummary`], [`SchemaDiff`]).
 //!
 //! Every decode returns a [`DecodeError`] on bad input; none panics, and no
 //! length prefix allocates more than the remaining input can hold.
@@ -50,9 +55,13 @@ pub mod codec;
 mod error;
 mod message;
 mod registry;
+pub mod schema;
 pub mod varint;
 
 pub use codec::{Decode, Encode, Reader, Writer};
 pub use error::{DecodeError, EncodeError, RegistryError};
 pub use message::{AnyMessage, Message, MessageSet, FIRST_USER_TYPE_ID};
 pub use registry::{MessageFactory, MessageInfo};
+pub use schema::{
+    MessageSchema, SchemaDiff, SchemaFingerprint, SchemaSummary, WireSchema, WireType,
+};

@@ -10,6 +10,7 @@ use std::fmt::Debug;
 use crate::codec::{Decode, Encode, Reader, Writer};
 use crate::error::{DecodeError, EncodeError, RegistryError};
 use crate::registry::MessageFactory;
+use crate::schema::WireType;
 
 /// The first type id available to applications; 0 to 19 belong to the protocol.
 pub const FIRST_USER_TYPE_ID: u8 = 20;
@@ -18,6 +19,10 @@ pub const FIRST_USER_TYPE_ID: u8 = 20;
 ///
 /// Usually derived with `#[derive(Message)]` and `#[message(id = N)]`. The
 /// provided methods frame the fields with the type id byte.
+///
+/// A hand-written implementation needs only the two constants; it may
+/// also describe its fields in [`wire_shape`](Message::wire_shape) so that
+/// schema fingerprints cover them.
 pub trait Message: Encode + Decode + Debug + Send + Sync + 'static {
     /// The one-byte type id that tells receivers which message this is.
     /// Ids 0 to 19 are reserved for the protocol's own messages.
@@ -25,6 +30,49 @@ pub trait Message: Encode + Decode + Debug + Send + Sync + 'static {
 
     /// The message name, unique within a factory (by default the struct name).
     const NAME: &'static str;
+
+    /// The wire shape of the message's fields, which its
+    /// [schema fingerprint](crate::schema) covers along with its id and name.
+    ///
+    /// `#[derive(Message)]` describes the struct or enum field by field, as
+    /// `<Self as WireSchema>::wire_type(&mut SchemaContext::new())`. The
+    /// default, for hand-written messages, is [`WireType::Opaque`]`("")`: the
+    /// fingerprint then covers only the id and the name, and a change to the
+    /// fields goes unnoticed until a decode fails. Override it to describe
+    /// the fields:
+    ///
+    /// ```
+    /// use legume_core::schema::{Fields, SchemaContext};
+    /// use legume_core::{Message, MessageSchema, WireSchema, WireType};
+    /// # use legume_core::{Decode, DecodeError, Encode, EncodeError, Reader, Writer};
+    /// #[derive(Debug)]
+    /// struct Ping(u32);
+    /// # impl Encode for Ping {
+    /// #     fn encoded_len(&self) -> usize { 4 }
+    /// #     fn encode(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> { self.0.encode(w) }
+    /// # }
+    /// # impl Decode for Ping {
+    /// #     const MIN_LEN: usize = 4;
+    /// #     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> { Ok(Ping(u32::decode(r)?)) }
+    /// # }
+    ///
+    /// impl Message for Ping {
+    ///     const TYPE_ID: u8 = 30;
+    ///     const NAME: &'static str = "Ping";
+    ///
+    ///     fn wire_shape() -> WireType {
+    ///         WireType::Struct {
+    ///             name: "Ping",
+    ///             fields: Fields::Tuple(vec![u32::wire_type(&mut SchemaContext::new())]),
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// assert_eq!(MessageSchema::of::<Ping>().to_string(), r#"30 "Ping" struct(u32)"#);
+    /// ```
+    fn wire_shape() -> WireType {
+        WireType::Opaque("")
+    }
 
     /// The exact length of [`encode_message`](Message::encode_message)'s output:
     /// the type id byte plus the fields.

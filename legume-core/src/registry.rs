@@ -3,6 +3,9 @@
 //! A factory is built once at start-up, then shared (it is `Send + Sync`;
 //! wrap it in an `Arc`) by every client, server and connection that decodes
 //! with it. Lookups by id are an array index.
+//!
+//! The factory also fingerprints its messages' schemas (see [`crate::schema`]):
+//! each message's fingerprint is computed once, when it is registered.
 
 use std::any::{type_name, TypeId};
 use std::collections::HashMap;
@@ -11,6 +14,8 @@ use std::fmt;
 use crate::codec::Reader;
 use crate::error::{DecodeError, RegistryError};
 use crate::message::{AnyMessage, Message, FIRST_USER_TYPE_ID};
+use crate::schema::fingerprint::Fnv1a64;
+use crate::schema::{MessageSchema, SchemaDiff, SchemaEntry, SchemaFingerprint, SchemaSummary};
 
 /// Decodes the fields of one registered type into a boxed message.
 type DecodeFn = fn(&mut Reader<'_>) -> Result<Box<dyn AnyMessage>, DecodeError>;
@@ -23,6 +28,8 @@ pub struct MessageInfo {
     rust_type: &'static str,
     key: TypeId,
     decode: DecodeFn,
+    schema: fn() -> MessageSchema,
+    fingerprint: SchemaFingerprint,
 }
 
 impl MessageInfo {
@@ -33,6 +40,8 @@ impl MessageInfo {
             rust_type: type_name::<T>(),
             key: TypeId::of::<T>(),
             decode: |r| Ok(Box::new(T::decode(r)?)),
+            schema: MessageSchema::of::<T>,
+            fingerprint: MessageSchema::of::<T>().fingerprint(),
         }
     }
 
@@ -60,6 +69,16 @@ impl MessageInfo {
     pub fn decode_fields(&self, r: &mut Reader<'_>) -> Result<Box<dyn AnyMessage>, DecodeError> {
         (self.decode)(r)
     }
+
+    /// The message's schema: id, name and the wire shape of its fields.
+    pub fn schema(&self) -> MessageSchema {
+        (self.schema)()
+    }
+
+    /// The message's fingerprint: FNV-1a 64 over its schema's canonical line.
+    pub fn fingerprint(&self) -> SchemaFingerprint {
+        self.fingerprint
+    }
 }
 
 impl fmt::Debug for MessageInfo {
@@ -68,6 +87,7 @@ impl fmt::Debug for MessageInfo {
             .field("type_id", &self.type_id)
             .field("name", &self.name)
             .field("rust_type", &self.rust_type)
+            .field("fingerprint", &self.fingerprint)
             .finish()
     }
 }
@@ -189,6 +209,67 @@ impl MessageFactory {
         self.by_id(id)
             .ok_or(DecodeError::UnknownTypeId(id))?
             .decode_fields(r)
+    }
+
+    /// The fingerprint of every registered message's schema.
+    ///
+    /// FNV-1a 64 over, for each message in increasing id order, its id byte
+    /// followed by its [fingerprint](MessageInfo::fingerprint) as 8
+    /// big-endian bytes. It depends on the set of messages only, not on the
+    /// order they were registered or merged in. Two peers whose factories
+    /// have equal fingerprints encode and decode every message alike, as far
+    /// as the messages describe their fields (derived ones do; a
+    /// hand-written one is covered by its id and name only, see
+    /// [`Message::wire_shape`]). An empty factory's fingerprint is the FNV
+    /// offset basis, `cbf29ce484222325`.
+    pub fn fingerprint(&self) -> SchemaFingerprint {
+        let hash = self.iter().fold(Fnv1a64::new(), |h, info| {
+            h.write(&[info.type_id])
+                .write(&info.fingerprint.as_u64().to_be_bytes())
+        });
+        SchemaFingerprint::from_u64(hash.finish())
+    }
+
+    /// The schema of every registered message, in id order.
+    pub fn schemas(&self) -> impl Iterator<Item = MessageSchema> + '_ {
+        self.iter().map(MessageInfo::schema)
+    }
+
+    /// The canonical schema text: one line per message in id order, each
+    /// ending in `\n`. Each line, without its newline, is what that
+    /// message's fingerprint hashes.
+    ///
+    /// Meant for finding a mismatch by eye: print it on both sides and
+    /// `diff` the two. `{:#}` on each of [`schemas`](Self::schemas) gives a
+    /// longer listing with one field per line.
+    pub fn schema_text(&self) -> String {
+        self.schemas().map(|s| format!("{s}\n")).collect()
+    }
+
+    /// The summary a peer sends in a handshake: the factory fingerprint and
+    /// every message's id and compact fingerprint. Shorten it to the room
+    /// available with [`SchemaSummary::within`].
+    pub fn schema_summary(&self) -> SchemaSummary {
+        let entries = self
+            .iter()
+            .map(|info| SchemaEntry {
+                id: info.type_id,
+                fingerprint: info.fingerprint.compact(),
+            })
+            .collect();
+        SchemaSummary::new(self.fingerprint(), entries)
+    }
+
+    /// Compares this factory's schema with a peer's summary, naming this
+    /// side's messages.
+    ///
+    /// [`SchemaDiff::is_match`] tells whether the schemas match; the
+    /// `Display` of the diff is a reason for a rejection, such as
+    /// ``schema mismatch: message `Chat` (id 22) differs``.
+    pub fn schema_diff(&self, remote: &SchemaSummary) -> SchemaDiff {
+        self.schema_summary()
+            .diff(remote)
+            .name_with(|id| self.by_id(id).map(MessageInfo::name))
     }
 
     /// Checks that `info` can be inserted without a clash.

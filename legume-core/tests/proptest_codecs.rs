@@ -403,14 +403,18 @@ where
 /// the set. Accepted messages re-encode and decode to the same value (not
 /// necessarily the same bytes: fixed-width strings drop NUL bytes, as legume does).
 fn check_arbitrary_message(bytes: &[u8], factory: &MessageFactory) -> Result<(), TestCaseError> {
-    fn one<M: Message + PartialEq>(bytes: &[u8]) -> Result<(), TestCaseError> {
+    fn one<M: Message>(bytes: &[u8]) -> Result<(), TestCaseError> {
         let (result, allocated) = allocated_during(|| M::decode_message(bytes));
         prop_assert!(allocated <= alloc_budget(bytes.len()));
         if let Ok(msg) = result {
             let again = msg
                 .to_bytes()
                 .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
-            prop_assert_eq!(M::decode_message(&again), Ok(msg));
+            // Compared as bytes, not values: corrupted input decodes to NaN
+            // floats now and then, and a NaN is not equal to itself.
+            let back =
+                M::decode_message(&again).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+            prop_assert_eq!(back.to_bytes().ok(), Some(again));
         }
         Ok(())
     }

@@ -3,16 +3,20 @@
 //! Field code is spanned on the field's type, so a type without `Encode` /
 //! `Decode` (or without `FixedWidth` / `LenBounded` for the attribute forms)
 //! is reported at the field that uses it.
+//!
+//! Every container also gets `WireSchema`: the struct's fields or the enum's
+//! variants described in order, with the names written without `r#`.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Ident, Member, Path};
 
 use crate::ast::{Container, Field, Fields, MessageDef, SetDef, Shape, Style};
 use crate::attr::FieldForm;
 
-/// `Encode` and `Decode` for a struct or enum.
+/// `Encode`, `Decode` and `WireSchema` for a struct or enum.
 pub(crate) fn codec(c: &Container) -> TokenStream {
     let Container {
         ident,
@@ -23,6 +27,12 @@ pub(crate) fn codec(c: &Container) -> TokenStream {
         Shape::Struct(fields) => struct_body(krate, fields),
         Shape::Enum(variants) => enum_body(krate, ident, variants),
     };
+    let schema = wire_schema(c);
+    // The `Ok(())` after an enum without variants' `match *self {}` is unreachable.
+    let allow = match shape {
+        Shape::Enum(variants) if variants.is_empty() => quote!(#[allow(unreachable_code)]),
+        _ => quote!(),
+    };
     quote! {
         #[automatically_derived]
         impl #krate::Encode for #ident {
@@ -31,6 +41,7 @@ pub(crate) fn codec(c: &Container) -> TokenStream {
                 #len
             }
 
+            #allow
             fn encode(
                 &self,
                 __legume_w: &mut #krate::Writer<'_>,
@@ -50,6 +61,8 @@ pub(crate) fn codec(c: &Container) -> TokenStream {
                 #decode
             }
         }
+
+        #schema
     }
 }
 
@@ -65,6 +78,12 @@ pub(crate) fn message(def: &MessageDef) -> TokenStream {
         impl #krate::Message for #ident {
             const TYPE_ID: u8 = #id;
             const NAME: &'static str = #name;
+
+            fn wire_shape() -> #krate::WireType {
+                <Self as #krate::WireSchema>::wire_type(
+                    &mut #krate::schema::SchemaContext::new(),
+                )
+            }
         }
     }
 }
@@ -152,6 +171,78 @@ pub(crate) fn message_set(def: &SetDef) -> TokenStream {
     }
 }
 
+/// `WireSchema`: the container described by name and shape, or referred to
+/// by name when it is met again inside itself.
+fn wire_schema(c: &Container) -> TokenStream {
+    let Container {
+        ident,
+        krate,
+        shape,
+    } = c;
+    let name = ident.unraw().to_string();
+    let body = match shape {
+        Shape::Struct(fields) => {
+            let fields = describe_fields(krate, fields);
+            quote!(#krate::WireType::Struct { name: #name, fields: #fields })
+        }
+        Shape::Enum(variants) => {
+            let variants = variants.iter().map(|v| {
+                let vname = v.ident.unraw().to_string();
+                let fields = describe_fields(krate, &v.fields);
+                quote!(#krate::schema::Variant { name: #vname, fields: #fields })
+            });
+            quote!(#krate::WireType::Enum {
+                name: #name,
+                variants: ::std::vec![#(#variants),*],
+            })
+        }
+    };
+    quote! {
+        #[automatically_derived]
+        impl #krate::WireSchema for #ident {
+            fn wire_type(
+                __legume_cx: &mut #krate::schema::SchemaContext,
+            ) -> #krate::WireType {
+                __legume_cx.composite::<Self>(#name, |__legume_cx| #body)
+            }
+        }
+    }
+}
+
+/// A `schema::Fields` expression; no fields at all is `Fields::Unit`
+/// whatever the style, as on the wire.
+fn describe_fields(krate: &Path, fields: &Fields) -> TokenStream {
+    let types = fields.fields.iter().map(|f| describe_field(krate, f));
+    if fields.fields.is_empty() {
+        return quote!(#krate::schema::Fields::Unit);
+    }
+    match fields.style {
+        Style::Named => {
+            let names = fields.fields.iter().map(|f| match &f.member {
+                Member::Named(ident) => ident.unraw().to_string(),
+                Member::Unnamed(index) => index.index.to_string(),
+            });
+            quote!(#krate::schema::Fields::Named(::std::vec![#((#names, #types)),*]))
+        }
+        Style::Tuple | Style::Unit => {
+            quote!(#krate::schema::Fields::Tuple(::std::vec![#(#types),*]))
+        }
+    }
+}
+
+/// The `WireType` expression of one field, with its attribute form.
+fn describe_field(krate: &Path, f: &Field) -> TokenStream {
+    let ty = &f.ty;
+    let inner = quote_spanned! {ty.span()=>
+        <#ty as #krate::WireSchema>::wire_type(__legume_cx)
+    };
+    match f.form {
+        FieldForm::Plain => inner,
+        FieldForm::Fixed(n) => quote!(#krate::WireType::fixed(#n, #inner)),
+        FieldForm::MaxLen(n) => quote!(#krate::WireType::max_len(#n, #inner)),
+    }
+}
+
 /// The four pieces of a struct's codec: length, encode, minimum length, decode.
 fn struct_body(
     krate: &Path,
@@ -217,8 +308,15 @@ fn enum_body(
             if min == usize::MAX { 0 } else { min }
         }
     };
-    let len = quote!(match self { #(#len_arms)* });
-    let encode = quote!(match self { #(#encode_arms)* });
+    // An enum without variants has no values: `match *self {}` says so,
+    // where `match self {}` on a reference would not compile.
+    let scrutinee = if variants.is_empty() {
+        quote!(*self)
+    } else {
+        quote!(self)
+    };
+    let len = quote!(match #scrutinee { #(#len_arms)* });
+    let encode = quote!(match #scrutinee { #(#encode_arms)* });
     let decode = quote! {
         match __legume_r.read_u8()? {
             #(#decode_arms)*

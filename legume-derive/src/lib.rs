@@ -2,15 +2,23 @@
 //!
 //! - `#[derive(Message)]`: a struct or enum becomes a message with a type id
 //!   (`#[message(id = 21)]`, 20..=255) and a name (`name = ".."`, by default
-//!   the type's name). It gets `Encode`, `Decode` and `Message`.
+//!   the type's name). It gets `Encode`, `Decode`, `WireSchema` and
+//!   `Message`, whose `wire_shape` describes the fields for the schema
+//!   fingerprint.
 //! - `#[derive(Codec)]`: a struct or enum usable as a field of messages
-//!   (`Encode` and `Decode` only, no type id).
+//!   (`Encode`, `Decode` and `WireSchema`, no type id).
 //! - `#[derive(MessageSet)]`: an enum whose variants each wrap one message
 //!   type, for exhaustive `match`es on received messages.
 //!
 //! Field attributes: `#[field(fixed = N)]` writes a `String` as legume's
 //! `string N` (exactly N bytes, zero-padded); `#[field(max_len = N)]` caps a
 //! `String` (bytes) or `Vec` (elements), checked on encode and decode.
+//!
+//! Every field type must implement `WireSchema` as well as `Encode` and
+//! `Decode`: the schema fingerprint (`legume::schema`) covers each field's
+//! name, wire type and attribute, and the names of the message, of nested
+//! types and of variants, so two peers built from different definitions can
+//! tell before they exchange messages.
 //!
 //! The generated code names the `legume` crate; a crate that depends on
 //! `legume-core` directly says so with `#[legume(crate = "legume_core")]`.
@@ -47,7 +55,7 @@ mod expand;
 use proc_macro::TokenStream;
 use syn::{parse_macro_input, DeriveInput};
 
-/// Derives `Encode`, `Decode` and `Message`; see the crate docs.
+/// Derives `Encode`, `Decode`, `WireSchema` and `Message`; see the crate docs.
 #[proc_macro_derive(Message, attributes(message, field, legume))]
 pub fn derive_message(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
@@ -56,7 +64,7 @@ pub fn derive_message(input: TokenStream) -> TokenStream {
         .into()
 }
 
-/// Derives `Encode` and `Decode` for a type used as a field; see the crate docs.
+/// Derives `Encode`, `Decode` and `WireSchema` for a type used as a field; see the crate docs.
 #[proc_macro_derive(Codec, attributes(field, legume))]
 pub fn derive_codec(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
