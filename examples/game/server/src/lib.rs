@@ -135,7 +135,10 @@ impl GameServer {
             server,
             world: World::new(options.seed),
             players: HashMap::new(),
-            next_stats: options.stats_every.map(|every| now + every),
+            // A little past the second, so that the first rates are in.
+            next_stats: options
+                .stats_every
+                .map(|every| now + every + 3 * tick_period()),
             options,
             started: now,
             next_tick: now + tick_period(),
@@ -175,6 +178,7 @@ impl GameServer {
             self.send_snapshots();
             self.server.update(); // send them now, not after the next wait
             self.handle_events();
+            self.sample_rates(now);
             self.next_tick += tick_period();
             if self.next_tick < now {
                 // Far behind (a stalled machine): skip the missed ticks
@@ -347,12 +351,22 @@ impl GameServer {
         }
     }
 
+    /// Feeds every peer's counters to its rate meter (each tick; a meter
+    /// recomputes once a second).
+    fn sample_rates(&mut self, now: Instant) {
+        for (addr, conn) in self.server.peers() {
+            self.meters
+                .entry(addr)
+                .or_default()
+                .sample(now, &conn.stats());
+        }
+    }
+
     /// A table of the peers with their connection's metrics: RTT and its
     /// variation, loss, bytes and messages per second each way (over the
-    /// time since the previous table), resends, congestion window, bytes in
-    /// flight and unacked reliable messages.
-    pub fn stats_table(&mut self) -> String {
-        let now = Instant::now();
+    /// last whole second), resends, congestion window, bytes in flight and
+    /// unacked reliable messages.
+    pub fn stats_table(&self) -> String {
         let mut out = String::new();
         let e = self.server.stats();
         let _ = writeln!(
@@ -386,7 +400,11 @@ impl GameServer {
         let rows: BTreeMap<SocketAddr, Stats> =
             self.server.peers().map(|(a, c)| (a, c.stats())).collect();
         for (addr, s) in rows {
-            let rates = self.meters.entry(addr).or_default().sample(now, &s);
+            let rates = self
+                .meters
+                .get(&addr)
+                .map(RateMeter::rates)
+                .unwrap_or_default();
             let id = self.players.get(&addr).copied();
             let name = id
                 .and_then(|id| self.world.player(id))

@@ -30,9 +30,7 @@ fn play(net: NetFlags, seed: u64) -> Outcome {
     let bots = spawn_bots(game.local_addr(), &spec);
     // Mid-game, the --stats table lists every bot.
     game.run_until(|g| g.world().len() == BOTS || start.elapsed() > Duration::from_secs(5));
-    game.run_for(Duration::from_secs(1));
-    game.stats_table(); // the rates cover the time between two tables
-    game.run_for(Duration::from_secs(1));
+    game.run_for(Duration::from_secs(2));
     let table = game.stats_table();
     game.run_until(|_| bots.iter().all(|b| b.is_finished()));
     // The leaves are reported once the bots' disconnects arrive.
