@@ -107,6 +107,8 @@ pub fn run(config: UiConfig) -> Result<String, Box<dyn std::error::Error>> {
     let guard = TerminalGuard::enter()?;
     let mut out = io::BufWriter::new(io::stdout());
     let mut chat: Option<String> = None;
+    // A message for the bottom line, shown for a few seconds.
+    let mut flash: Option<(String, Instant)> = None;
     let mut last_draw: Option<Instant> = None;
     let frame = Duration::from_secs(1) / 30;
     loop {
@@ -141,7 +143,7 @@ pub fn run(config: UiConfig) -> Result<String, Box<dyn std::error::Error>> {
                     if let Some(line) = chat.take() {
                         if let Err(e) = session.say(&line) {
                             chat = Some(line);
-                            draw_error(&mut out, &format!("not sent: {e}"))?;
+                            flash = Some((format!("not sent: {e}"), Instant::now()));
                         }
                     }
                 }
@@ -162,24 +164,21 @@ pub fn run(config: UiConfig) -> Result<String, Box<dyn std::error::Error>> {
         while session.poll_event().is_some() {
             dirty = true;
         }
+        if flash
+            .as_ref()
+            .is_some_and(|(_, at)| at.elapsed() > Duration::from_secs(3))
+        {
+            flash = None;
+        }
         if dirty || last_draw.is_none_or(|t| t.elapsed() >= frame) {
-            draw(&mut out, &session, &config, chat.as_deref())?;
+            let bottom = Bottom {
+                chat: chat.as_deref(),
+                flash: flash.as_ref().map(|(text, _)| text.as_str()),
+            };
+            draw(&mut out, &session, &config, &bottom)?;
             last_draw = Some(Instant::now());
         }
     }
-}
-
-fn draw_error(out: &mut impl Write, text: &str) -> io::Result<()> {
-    let (_, rows) = terminal::size()?;
-    queue!(
-        out,
-        cursor::MoveTo(0, rows.saturating_sub(1)),
-        SetForegroundColor(Color::Red),
-        Print(text),
-        ResetColor,
-        terminal::Clear(terminal::ClearType::UntilNewLine)
-    )?;
-    out.flush()
 }
 
 /// `text` cut to `width` characters.
@@ -192,11 +191,19 @@ struct Screen {
     lines: Vec<String>,
 }
 
+/// What the bottom line shows.
+struct Bottom<'a> {
+    /// The chat line being typed, if open.
+    chat: Option<&'a str>,
+    /// A passing message (a chat line that was not sent).
+    flash: Option<&'a str>,
+}
+
 /// Lays out the whole screen for a terminal `cols` × `rows`.
 fn layout(
     session: &GameSession,
     config: &UiConfig,
-    chat: Option<&str>,
+    bottom: &Bottom<'_>,
     cols: usize,
     rows: usize,
 ) -> Screen {
@@ -212,7 +219,10 @@ fn layout(
             p.y
         ),
         (Some(id), None) => format!("you are @ = {} (player {id})", session.name()),
-        _ => format!("{:?} to {}", session.state(), config.server),
+        _ => match session.ended() {
+            Some(why) => format!("not connected ({why}); q quits"),
+            None => format!("connecting to {}", config.server),
+        },
     };
     let tick = session
         .tick()
@@ -288,9 +298,10 @@ fn layout(
     while lines.len() + 1 < rows {
         lines.push(String::new());
     }
-    lines.push(match chat {
-        Some(text) => format!(" say> {text}"),
-        None => " arrows/WASD move · Enter chat · Esc/q quit".to_string(),
+    lines.push(match (bottom.chat, bottom.flash) {
+        (Some(text), _) => format!(" say> {text}"),
+        (None, Some(flash)) => format!(" ! {flash}"),
+        (None, None) => " arrows/WASD move · Enter chat · Esc/q quit".to_string(),
     });
     for l in &mut lines {
         *l = fit(l, cols);
@@ -302,10 +313,16 @@ fn draw(
     out: &mut impl Write,
     session: &GameSession,
     config: &UiConfig,
-    chat: Option<&str>,
+    bottom: &Bottom<'_>,
 ) -> io::Result<()> {
     let (cols, rows) = terminal::size()?;
-    let screen = layout(session, config, chat, usize::from(cols), usize::from(rows));
+    let screen = layout(
+        session,
+        config,
+        bottom,
+        usize::from(cols),
+        usize::from(rows),
+    );
     let grid_rows = 1..=usize::from(HEIGHT);
     for (i, line) in screen.lines.iter().enumerate() {
         queue!(out, cursor::MoveTo(0, i as u16))?;
@@ -339,7 +356,7 @@ fn draw(
         }
         queue!(out, terminal::Clear(terminal::ClearType::UntilNewLine))?;
     }
-    if chat.is_some() {
+    if bottom.chat.is_some() {
         let last = screen.lines.len().saturating_sub(1);
         let col = screen.lines.last().map_or(0, |l| l.chars().count());
         queue!(out, cursor::MoveTo(col as u16, last as u16), cursor::Show)?;
@@ -403,15 +420,25 @@ mod tests {
             net: Config::default(),
             conditions: Some("loss 10%".into()),
         };
-        let screen = layout(&session, &config, Some("hello"), 60, 30);
+        let bottom = Bottom {
+            chat: Some("hello"),
+            flash: None,
+        };
+        let screen = layout(&session, &config, &bottom, 60, 30);
         assert_eq!(screen.lines.len(), 30);
         assert!(screen.lines.iter().all(|l| l.chars().count() <= 60));
-        assert!(screen.lines[0].contains("Connecting to 127.0.0.1:9"));
+        assert!(screen.lines[0].contains("connecting to 127.0.0.1:9"));
         assert_eq!(
             screen.lines[1].trim(),
             "#".repeat(usize::from(WIDTH)) + "  players: 0"
         );
         assert_eq!(screen.lines[29], " say> hello");
         assert!(screen.lines.iter().any(|l| l == " conditioner: loss 10%"));
+        let bottom = Bottom {
+            chat: None,
+            flash: Some("not sent: not connected"),
+        };
+        let screen = layout(&session, &config, &bottom, 60, 30);
+        assert_eq!(screen.lines[29], " ! not sent: not connected");
     }
 }
