@@ -139,6 +139,9 @@ fn play_with_bots(
     spec.seed = seed * 100;
     let handles = spawn_bots(game.local_addr(), &spec);
     game.run_until(|_| handles.iter().all(|h| h.is_finished()));
+    // Their goodbyes may still be on the way (a conditioner delays them).
+    let end = Instant::now() + Duration::from_secs(1);
+    game.run_until(|g| g.world().is_empty() || Instant::now() >= end);
     let reports: Vec<BotReport> = join_bots(handles);
     println!("\nwhat each bot saw:");
     for r in &reports {
