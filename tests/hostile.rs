@@ -5,14 +5,25 @@
 //! halfway through a fragmented message).
 //!
 //! The CI versions run by default and take a few seconds in a debug build.
-//! The full versions are ignored; run them in release, one at a time:
+//! The full versions are ignored; run them in release (they take the
+//! `SERIAL` lock, so they run one at a time anyway):
 //!
 //! ```text
-//! cargo test --release --test hostile -- --ignored --nocapture --test-threads 1
-//! LEGUME_ATTACK_DATAGRAMS=1000000 cargo test --release --test hostile -- --ignored --nocapture bad_input_full
-//! LEGUME_FLOOD_SECS=10 cargo test --release --test hostile -- --ignored --nocapture flood_full
-//! LEGUME_SOAK_SECS=300 LEGUME_SOAK_CLIENTS=200 cargo test --release --test hostile -- --ignored --nocapture soak
+//! cargo test --release --test hostile -- --ignored --nocapture bad_input_full
+//! cargo test --release --test hostile -- --ignored --nocapture bad_input_blast
+//! cargo test --release --test hostile -- --ignored --nocapture flood_full
+//! cargo test --release --test hostile -- --ignored --nocapture soak
 //! ```
+//!
+//! - `LEGUME_ATTACK_DATAGRAMS` (default 1,000,000), `LEGUME_ATTACK_NOTES`
+//!   (reliable notes per honest client, default 2,000) and
+//!   `LEGUME_ATTACK_SEED` (printed; decimal or `0x` hex) for the two
+//!   `bad_input_*` runs. The seed fixes the generators, not the captured
+//!   datagrams or the thread interleaving.
+//! - `LEGUME_FLOOD_SECS` (default 10), `LEGUME_FLOOD_RATE` (requests per
+//!   second, default 10,000) and `LEGUME_FLOOD_SEED` for `flood_full`.
+//! - `LEGUME_SOAK_SECS` (default 300) and `LEGUME_SOAK_CLIENTS` (default
+//!   200) for `soak`.
 //!
 //! Datagrams are built by hand from `docs/PROTOCOL.md`, so these tests also
 //! check the document against the implementation. Every test takes the
@@ -40,11 +51,17 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// A number from the environment (decimal, or hex with `0x`), or `default`.
 fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.trim().replace('_', "").parse().ok())
-        .unwrap_or(default)
+    let Ok(s) = std::env::var(name) else {
+        return default;
+    };
+    let s = s.trim().replace('_', "");
+    match s.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
+    }
+    .unwrap_or_else(|| panic!("{name}={s} is not a number"))
 }
 
 /// A field of `/proc/self/status` in KiB (`VmRSS`, `VmHWM`); 0 elsewhere.
