@@ -174,6 +174,9 @@ pub struct Stats {
     pub keepalive_count: u64,
     /// Ordered messages received early, waiting for earlier ones.
     pub reorder_queue: usize,
+    /// Bytes held for partly received fragmented messages, as charged to
+    /// `Config::max_reassembly_bytes`.
+    pub reassembly_bytes: usize,
     /// Datagrams dropped as invalid (bad header, bad frames, wrong session).
     pub dropped_invalid: u64,
     /// Packets dropped as duplicates or too old.

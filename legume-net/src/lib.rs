@@ -97,7 +97,9 @@ mod time;
 
 pub use config::{Config, Protocol};
 pub use connection::Connection;
-pub use driver::{BufferSizes, Client, Conditioner, ConnectError, ListenError, Server};
+pub use driver::{
+    BufferSizes, Client, Conditioner, ConnectError, ListenError, Server, SocketStats,
+};
 pub use event::{DisconnectReason, Event, IoError, MessageError, SendError, State, Stats};
 pub use packet::PacketError;
 pub use server::{

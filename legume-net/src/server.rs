@@ -57,14 +57,24 @@ pub struct ServerEvent {
     pub event: Event,
 }
 
-/// Counters of the endpoint itself (per-peer metrics are in each connection's stats).
+/// Counters and gauges of the endpoint itself (per-peer metrics are in each
+/// connection's stats).
+///
+/// Every datagram is counted once: one from an address with no connection
+/// moves [`handshake_outcomes`](Self::handshake_outcomes) by one; one from a
+/// connected address moves that connection's `in_packets`,
+/// `dropped_invalid` or `dropped_duplicate` (see [`Stats`](crate::Stats)), or
+/// [`repeated_accepts`](Self::repeated_accepts).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct EndpointStats {
     /// Datagrams from unknown addresses that were not valid handshake packets.
     pub dropped_invalid: u64,
-    /// Challenges sent.
+    /// Challenges sent (answers to connect requests, plus `rechallenges`).
     pub challenges_sent: u64,
+    /// Of `challenges_sent`, those answering a refused challenge response
+    /// (a fresh cookie for an expired or forged one).
+    pub rechallenges: u64,
     /// Challenge responses refused (bad or expired cookie, other protocol id).
     pub bad_cookies: u64,
     /// Connections accepted.
@@ -80,6 +90,31 @@ pub struct EndpointStats {
     /// Retransmitted challenge responses from connected clients, answered
     /// by repeating the ACCEPT.
     pub repeated_accepts: u64,
+    /// Gauge: handshake replies queued, not yet handed to the socket (at
+    /// most 4,096).
+    pub queued_replies: usize,
+    /// Gauge: source IPs in the current one-second connect-rate window (at
+    /// most 8,192; the table is cleared when the next window starts).
+    pub rate_tracked_sources: usize,
+    /// Gauge: completed handshakes remembered to refuse replays, one per
+    /// accepted connection, dropped once its cookie has expired (when the
+    /// next valid challenge response arrives); at most 65,536.
+    pub remembered_handshakes: usize,
+}
+
+impl EndpointStats {
+    /// Datagrams from addresses with no connection, each counted once by
+    /// its outcome: dropped as invalid, rate-limited, answered with a
+    /// challenge, refused as a bad cookie or a replay, accepted or rejected.
+    pub fn handshake_outcomes(&self) -> u64 {
+        self.dropped_invalid
+            + self.rate_limited
+            + (self.challenges_sent - self.rechallenges)
+            + self.bad_cookies
+            + self.replayed
+            + self.accepted
+            + self.rejected
+    }
 }
 
 struct Peer {
@@ -218,9 +253,13 @@ impl ServerEndpoint {
         self.max_peers = max;
     }
 
-    /// The endpoint's own counters.
+    /// The endpoint's own counters and gauges.
     pub fn stats(&self) -> EndpointStats {
-        self.stats.clone()
+        let mut s = self.stats.clone();
+        s.queued_replies = self.replies.len();
+        s.rate_tracked_sources = self.rate.counts.len();
+        s.remembered_handshakes = self.completed.set.len();
+        s
     }
 
     /// Connected (and closing) peers.
@@ -386,6 +425,7 @@ impl ServerEndpoint {
                     // lost until the connection timed out) gets a fresh one:
                     // still stateless, and smaller than the response.
                     if protocol_id == self.config.protocol_id {
+                        self.stats.rechallenges += 1;
                         self.challenge(now, from, nonce);
                     }
                 }
@@ -701,6 +741,44 @@ mod tests {
         s.handle_datagram(expired, addr, &response);
         assert_eq!(s.peer_count(), 0);
         assert_eq!(s.stats().bad_cookies, 1);
+    }
+
+    #[test]
+    fn each_datagram_from_a_stranger_is_one_outcome() {
+        let now = Instant::now();
+        let mut s = endpoint(now);
+        let from: SocketAddr = "192.0.2.9:4000".parse().unwrap();
+        let mut response = vec![0u8; HANDSHAKE_LEN];
+        let n = Packet::ChallengeResponse {
+            protocol_id: 0,
+            nonce: 5,
+            issued_at: 0,
+            cookie: [1; 16],
+        }
+        .emit(&mut response)
+        .unwrap();
+        assert_eq!(n, HANDSHAKE_LEN);
+        let mut other_protocol = response.clone();
+        other_protocol[4..12].copy_from_slice(&9u64.to_be_bytes());
+        let datagrams = [
+            request(1),
+            response,
+            other_protocol,
+            b"LG\x01\x06junk".to_vec(),
+            Vec::new(),
+        ];
+        for (i, d) in datagrams.iter().enumerate() {
+            s.handle_datagram(now, from, d);
+            assert_eq!(s.stats().handshake_outcomes(), i as u64 + 1, "{d:02x?}");
+        }
+        let st = s.stats();
+        assert_eq!((st.challenges_sent, st.rechallenges), (2, 1));
+        assert_eq!((st.bad_cookies, st.dropped_invalid), (2, 2));
+        assert_eq!((st.queued_replies, st.rate_tracked_sources), (2, 1));
+        assert_eq!(st.remembered_handshakes, 0);
+        let mut buf = [0u8; 1500];
+        while s.poll_transmit(now, &mut buf).is_some() {}
+        assert_eq!(s.stats().queued_replies, 0);
     }
 
     #[test]

@@ -592,6 +592,11 @@ fn a_client_gone_mid_fragment_is_freed_at_timeout() {
         partial > 10_000 && partial < 500_000,
         "{partial} bytes arrived"
     );
+    let held = w
+        .server
+        .peer(peer)
+        .map_or(0, |p| p.stats().reassembly_bytes);
+    assert!(held > 10_000, "{held} bytes held for reassembly");
     w.net.set_default_conditions(LinkConditions::lossy(1.0));
     w.clients.clear();
     w.run_for(11 * SEC);

@@ -203,6 +203,7 @@ impl NativeConnection {
         s.pending_acks = self.reliable.pending_acks() + self.ordered.pending_acks();
         s.out_buffer_bytes = self.queued_bytes();
         s.reorder_queue = self.recv_ordered.reorder_queue();
+        s.reassembly_bytes = self.reassembly.in_use;
         s.lost_packets = self.recovery.lost_packets;
         s.spurious_losses = self.recovery.spurious_losses;
         s.congestion_window = self.recovery.cc.window();

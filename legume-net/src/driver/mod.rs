@@ -10,4 +10,4 @@ mod socket;
 pub use client::{Client, ConnectError};
 pub use conditioner::Conditioner;
 pub use server::{ListenError, Server};
-pub use socket::BufferSizes;
+pub use socket::{BufferSizes, SocketStats};

@@ -10,7 +10,9 @@ use legume_core::{AnyMessage, MessageFactory};
 use thiserror::Error;
 
 use super::conditioner::Impairment;
-use super::socket::{is_peer_error, is_would_block, random_u64, BufferSizes, DriverSocket};
+use super::socket::{
+    is_peer_error, is_would_block, random_u64, BufferSizes, DriverSocket, SocketStats,
+};
 use crate::config::Config;
 use crate::connection::Connection;
 use crate::event::{Event, IoError, SendError};
@@ -70,6 +72,7 @@ pub struct Server {
     events: VecDeque<ServerEvent>,
     io_errors: u64,
     last_io_error: Option<IoError>,
+    socket_stats: SocketStats,
     buf: Vec<u8>,
 }
 
@@ -88,6 +91,7 @@ impl Server {
             events: VecDeque::new(),
             io_errors: 0,
             last_io_error: None,
+            socket_stats: SocketStats::default(),
             buf: vec![0; 65_536],
         }
     }
@@ -209,10 +213,14 @@ impl Server {
         let mut errors = Vec::new();
         for _ in 0..self.config.recv_budget {
             match socket.recv_from(&mut self.buf) {
-                Ok((n, from)) => match &mut self.impairment {
-                    Some(imp) => imp.receive(now, from, &self.buf[..n]),
-                    None => endpoint.handle_datagram(now, from, &self.buf[..n]),
-                },
+                Ok((n, from)) => {
+                    self.socket_stats.datagrams_received += 1;
+                    self.socket_stats.bytes_received += n as u64;
+                    match &mut self.impairment {
+                        Some(imp) => imp.receive(now, from, &self.buf[..n]),
+                        None => endpoint.handle_datagram(now, from, &self.buf[..n]),
+                    }
+                }
                 Err(e) if is_would_block(&e) => break,
                 // An ICMP report about one peer must not stop the others.
                 Err(e) if is_peer_error(&e) => errors.push(e),
@@ -243,7 +251,10 @@ impl Server {
                 continue;
             }
             match socket.send_to(&self.buf[..n], to) {
-                Ok(_) => {}
+                Ok(sent) => {
+                    self.socket_stats.datagrams_sent += 1;
+                    self.socket_stats.bytes_sent += sent as u64;
+                }
                 // A full socket buffer drops the datagram; the protocol resends.
                 Err(e) if is_would_block(&e) => {}
                 Err(e) => self.events.push_back(ServerEvent {
@@ -254,13 +265,16 @@ impl Server {
         }
         if let Some(imp) = &mut self.impairment {
             while let Some(d) = imp.due_outgoing(now) {
-                if let Err(e) = socket.send_to(&d.bytes, d.to) {
-                    if !is_would_block(&e) {
-                        self.events.push_back(ServerEvent {
-                            peer: d.to,
-                            event: Event::Io(IoError::from(&e)),
-                        });
+                match socket.send_to(&d.bytes, d.to) {
+                    Ok(sent) => {
+                        self.socket_stats.datagrams_sent += 1;
+                        self.socket_stats.bytes_sent += sent as u64;
                     }
+                    Err(e) if is_would_block(&e) => {}
+                    Err(e) => self.events.push_back(ServerEvent {
+                        peer: d.to,
+                        event: Event::Io(IoError::from(&e)),
+                    }),
                 }
                 imp.recycle_outgoing(d.bytes);
             }
@@ -333,6 +347,11 @@ impl Server {
             .as_ref()
             .map(ServerEndpoint::stats)
             .unwrap_or_default()
+    }
+
+    /// Datagrams and bytes the socket read and sent since `listen`.
+    pub fn socket_stats(&self) -> SocketStats {
+        self.socket_stats
     }
 
     /// Socket errors not tied to one peer, and the latest of them.

@@ -22,6 +22,22 @@ pub struct BufferSizes {
     pub send: usize,
 }
 
+/// What a [`Server`](crate::Server)'s socket moved: every datagram read or
+/// written, whatever became of it (see `EndpointStats` and each
+/// connection's `Stats` for that).
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+#[non_exhaustive]
+pub struct SocketStats {
+    /// Datagrams read from the socket.
+    pub datagrams_received: u64,
+    /// UDP payload bytes read from the socket.
+    pub bytes_received: u64,
+    /// Datagrams the socket accepted for sending.
+    pub datagrams_sent: u64,
+    /// UDP payload bytes the socket accepted for sending.
+    pub bytes_sent: u64,
+}
+
 /// The driver's socket.
 #[derive(Debug)]
 pub(crate) struct DriverSocket {
