@@ -59,6 +59,13 @@ pub struct Config {
     /// window never shrinks below this: about 16 datagrams per round trip.
     /// Default 22,400 (16 × 1400).
     pub min_congestion_window: usize,
+    /// Server: refuse a client whose message schema (its factory's
+    /// [`fingerprint`](legume_core::MessageFactory::fingerprint), sent in the
+    /// handshake) differs from the server's, with a reason naming the
+    /// messages that differ. Default true; turn it off when clients
+    /// legitimately register other messages than the server. Native
+    /// protocol only (legume v4 has no room for it).
+    pub check_schema: bool,
     /// How long a server accepts a challenge cookie. Default 10 s.
     pub challenge_lifetime: Duration,
     /// Handshake packets (connect requests and challenge responses) a server
@@ -108,6 +115,7 @@ impl Default for Config {
             max_reorder_bytes: 16 << 20,
             max_congestion_window: 4 << 20,
             min_congestion_window: 16 * 1400,
+            check_schema: true,
             challenge_lifetime: Duration::from_secs(10),
             connect_rate_per_source: 256,
             recv_budget: 4096,

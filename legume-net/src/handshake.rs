@@ -90,3 +90,68 @@ mod tests {
         assert!(!other.verify(a, 1, 1000, 0, &c, 1500, life), "other key");
     }
 }
+
+/// The CHALLENGE_RESPONSE extension (the bytes after the cookie): a kind
+/// byte, then its payload, then zero padding (`docs/PROTOCOL.md` 2.3).
+pub(crate) mod extension {
+    use legume_core::{Decode, Encode, MessageFactory, Reader, SchemaSummary, Writer};
+
+    use crate::packet::CHALLENGE_EXTENSION_LEN;
+
+    /// No extension: all padding.
+    pub(crate) const NONE: u8 = 0;
+    /// The client's schema summary (`SchemaSummary` encoding).
+    pub(crate) const SCHEMA: u8 = 1;
+    /// The longest reason a REJECT carries.
+    const MAX_REASON: usize = 255;
+
+    /// The client's extension: its factory's schema summary, with the
+    /// per-message list when it fits.
+    pub(crate) fn schema_of(factory: &MessageFactory) -> Vec<u8> {
+        let summary = factory.schema_summary().within(CHALLENGE_EXTENSION_LEN - 1);
+        let mut buf = vec![0u8; CHALLENGE_EXTENSION_LEN];
+        let mut w = Writer::new(&mut buf);
+        // The fingerprint alone (9 bytes) always fits; `within` dropped the
+        // list if it did not.
+        if w.put_u8(SCHEMA).is_ok() && summary.encode(&mut w).is_ok() {
+            let n = w.position();
+            buf.truncate(n);
+            return buf;
+        }
+        vec![NONE]
+    }
+
+    /// The server's verdict on a client's extension: `Ok` to go on, or the
+    /// rejection reason naming the messages that differ. A client that sent
+    /// no summary is not checked; a malformed one is refused.
+    pub(crate) fn check_schema(factory: &MessageFactory, ext: &[u8]) -> Result<(), String> {
+        match ext.first() {
+            None | Some(&NONE) => Ok(()),
+            Some(&SCHEMA) => {
+                // Zero padding follows the summary.
+                let Ok(summary) = SchemaSummary::decode(&mut Reader::new(&ext[1..])) else {
+                    return Err("malformed schema summary".into());
+                };
+                let diff = factory.schema_diff(&summary).with_sides("server", "client");
+                if diff.is_match() {
+                    Ok(())
+                } else {
+                    Err(truncate(diff.to_string()))
+                }
+            }
+            Some(other) => Err(format!("unknown handshake extension {other}")),
+        }
+    }
+
+    fn truncate(mut reason: String) -> String {
+        if reason.len() > MAX_REASON {
+            let mut end = MAX_REASON - 3;
+            while !reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            reason.truncate(end);
+            reason.push_str("...");
+        }
+        reason
+    }
+}

@@ -15,6 +15,8 @@ pub(crate) const MAGIC: [u8; 2] = *b"LG";
 pub(crate) const VERSION: u8 = 1;
 /// The padded size of the client's handshake packets.
 pub(crate) const HANDSHAKE_LEN: usize = 300;
+/// Bytes after the cookie in a CHALLENGE_RESPONSE.
+pub(crate) const CHALLENGE_EXTENSION_LEN: usize = HANDSHAKE_LEN - 44;
 /// The size of a DATA packet's header.
 pub(crate) const DATA_HEADER_LEN: usize = 18;
 /// The most bytes of a reason string (REJECT, DISCONNECT).
@@ -99,6 +101,9 @@ pub(crate) enum Packet<'a> {
         nonce: u64,
         issued_at: u64,
         cookie: [u8; 16],
+        /// The bytes after the cookie (zero padding, or an extension such
+        /// as the client's schema summary; see `handshake::SchemaExtension`).
+        extension: &'a [u8],
     },
     Accept {
         nonce: u64,
@@ -154,6 +159,7 @@ impl<'a> Packet<'a> {
                     nonce: r.read_u64()?,
                     issued_at: r.read_u64()?,
                     cookie: read_cookie(&mut r)?,
+                    extension: r.rest(),
                 }
             }
             TYPE_ACCEPT => Packet::Accept {
@@ -220,12 +226,20 @@ impl<'a> Packet<'a> {
                 nonce,
                 issued_at,
                 cookie,
+                extension,
             } => {
                 w.put_u8(TYPE_CHALLENGE_RESPONSE)?;
                 w.put_u64(protocol_id)?;
                 w.put_u64(nonce)?;
                 w.put_u64(issued_at)?;
                 w.put_slice(&cookie)?;
+                if w.position() + extension.len() > HANDSHAKE_LEN {
+                    return Err(EncodeError::TooLong {
+                        len: extension.len(),
+                        max: HANDSHAKE_LEN - w.position(),
+                    });
+                }
+                w.put_slice(extension)?;
                 pad_to(&mut w, HANDSHAKE_LEN)?;
             }
             Packet::Accept { nonce, session } => {
@@ -481,6 +495,7 @@ mod tests {
             nonce: 1,
             issued_at: 99,
             cookie: [5; 16],
+            extension: &[0; CHALLENGE_EXTENSION_LEN],
         });
         assert_eq!(resp.len(), HANDSHAKE_LEN);
         assert_eq!(

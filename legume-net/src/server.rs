@@ -12,7 +12,7 @@ use legume_core::{AnyMessage, MessageFactory, Writer};
 use crate::config::{Config, Protocol};
 use crate::connection::Connection;
 use crate::event::{Event, SendError};
-use crate::handshake::CookieKey;
+use crate::handshake::{extension, CookieKey};
 use crate::legacy::wire;
 use crate::packet::{Packet, HANDSHAKE_LEN};
 use crate::sim::Rng;
@@ -79,6 +79,9 @@ pub struct EndpointStats {
     pub bad_cookies: u64,
     /// Connections accepted.
     pub accepted: u64,
+    /// Connect requests rejected because the client's message schema
+    /// differs (also counted in `rejected`).
+    pub schema_mismatches: u64,
     /// Connect requests rejected (by the hook, the peer limit or the accept switch).
     pub rejected: u64,
     /// Handshake replies dropped because too many were waiting.
@@ -403,6 +406,7 @@ impl ServerEndpoint {
                 nonce,
                 issued_at,
                 cookie,
+                extension,
             }) => {
                 let valid = protocol_id == self.config.protocol_id
                     && self.key.verify(
@@ -418,7 +422,12 @@ impl ServerEndpoint {
                     // The connection this response opened has ended: a replay.
                     self.stats.replayed += 1;
                 } else if valid {
-                    self.admit(now, from, nonce, issued_at);
+                    let schema = if self.config.check_schema {
+                        extension::check_schema(&self.factory, extension)
+                    } else {
+                        Ok(())
+                    };
+                    self.admit(now, from, nonce, issued_at, schema);
                 } else {
                     self.stats.bad_cookies += 1;
                     // An expired cookie (say, from an attempt whose ACCEPT was
@@ -528,8 +537,22 @@ impl ServerEndpoint {
     }
 
     /// A client proved its address: ask the app, then accept or reject.
-    fn admit(&mut self, now: Instant, from: SocketAddr, nonce: u64, issued_at: u64) {
-        match self.decide(from) {
+    fn admit(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        nonce: u64,
+        issued_at: u64,
+        schema: Result<(), String>,
+    ) {
+        let decision = match schema {
+            Err(reason) => {
+                self.stats.schema_mismatches += 1;
+                Decision::Reject(reason)
+            }
+            Ok(()) => self.decide(from),
+        };
+        match decision {
             Decision::Reject(reason) => {
                 self.stats.rejected += 1;
                 self.reply(
@@ -754,6 +777,7 @@ mod tests {
             nonce: 5,
             issued_at: 0,
             cookie: [1; 16],
+            extension: &[],
         }
         .emit(&mut response)
         .unwrap();

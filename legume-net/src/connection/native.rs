@@ -47,6 +47,8 @@ pub(crate) struct NativeConnection {
     last_eliciting_sent: Instant,
     ping_due: bool,
     ordered_first: bool,
+    /// What the client sends after the cookie: its schema summary.
+    handshake_extension: Vec<u8>,
     stats: Stats,
 }
 
@@ -148,6 +150,10 @@ impl NativeConnection {
             last_eliciting_sent: now,
             ping_due: false,
             ordered_first: true,
+            handshake_extension: match state {
+                Phase::Connecting { .. } => crate::handshake::extension::schema_of(&factory),
+                _ => Vec::new(),
+            },
             stats: Stats::default(),
             config,
             factory,
@@ -592,6 +598,7 @@ impl NativeConnection {
                         nonce: self.nonce,
                         issued_at,
                         cookie,
+                        extension: &self.handshake_extension,
                     },
                 };
                 packet.emit(buf).ok()?
