@@ -244,10 +244,10 @@ fn pump(limit: Duration, mut step: impl FnMut() -> bool) -> bool {
 fn python_client_rust_server(proxy_loss: f64) -> (Tally, Value) {
     let (mut server, addr) = listening_server(config(Duration::from_secs(10)));
     let stop = Arc::new(AtomicBool::new(false));
-    let target = if proxy_loss > 0.0 {
-        lossy_proxy(addr, proxy_loss, 0.01, Arc::clone(&stop))
+    let (target, _proxy) = if proxy_loss > 0.0 {
+        proxy(addr, proxy_loss, &stop)
     } else {
-        addr
+        (addr, None)
     };
     let port = target.port().to_string();
     let child = spawn_py(&[
@@ -324,10 +324,10 @@ fn rust_client_python_server(proxy_loss: f64) -> (Tally, Value) {
         "60",
     ]);
     let stop = Arc::new(AtomicBool::new(false));
-    let target = if proxy_loss > 0.0 {
-        lossy_proxy(server_addr, proxy_loss, 0.01, Arc::clone(&stop))
+    let (target, _proxy) = if proxy_loss > 0.0 {
+        proxy(server_addr, proxy_loss, &stop)
     } else {
-        server_addr
+        (server_addr, None)
     };
     thread::sleep(Duration::from_millis(500));
     let mut client = Client::new(factory(), config(Duration::from_secs(10)));
@@ -362,6 +362,33 @@ fn rust_client_python_server(proxy_loss: f64) -> (Tally, Value) {
     stop.store(true, Ordering::Relaxed);
     let py = py_summary(child);
     (tally, py)
+}
+
+/// A 5%-loss (1% duplication) proxy in front of `target`: the in-process
+/// one, or `../shared/tools/lossy_proxy.py`-style script named by
+/// `LEGUME_LOSSY_PROXY` (run by hand; CI uses the in-process one).
+fn proxy(target: SocketAddr, loss: f64, stop: &Arc<AtomicBool>) -> (SocketAddr, Option<Killed>) {
+    let Ok(script) = std::env::var("LEGUME_LOSSY_PROXY") else {
+        return (lossy_proxy(target, loss, 0.01, Arc::clone(stop)), None);
+    };
+    let listen = free_port();
+    let child = Command::new("python3")
+        .arg(script)
+        .args(["--listen", &listen.port().to_string()])
+        .args(["--target", &target.port().to_string()])
+        .args([
+            "--loss",
+            &loss.to_string(),
+            "--dup",
+            "0.01",
+            "--seconds",
+            "90",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the proxy script");
+    thread::sleep(Duration::from_millis(300));
+    (listen, Some(Killed(child)))
 }
 
 fn assert_python_got_everything(py: &Value) {
