@@ -52,27 +52,42 @@ fn spawn_py(args: &[&str]) -> Child {
         .arg(script)
         .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        // Inherited, not piped: a pipe nobody reads until the end fills up
+        // with legume's log lines and then blocks the Python process.
+        .stderr(Stdio::inherit())
         .spawn()
         .expect("start the Python legume peer")
 }
 
-/// Waits for the Python peer and parses its summary.
-fn py_summary(child: Child) -> Value {
-    let out = child.wait_with_output().expect("Python peer ran");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+/// Waits for the Python peer to end, calling `step` meanwhile (to keep the
+/// Rust endpoint answering: legume 0.5 spins in `update()` resending what is
+/// not acked), and parses its summary.
+fn py_summary(mut child: Child, mut step: impl FnMut()) -> Value {
+    use std::io::Read;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("Python peer state") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the Python peer did not end");
+        }
+        step();
+        thread::sleep(Duration::from_millis(1));
+    };
+    let mut stdout = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        out.read_to_string(&mut stdout).expect("Python peer output");
+    }
     assert!(
-        out.status.success(),
-        "Python peer failed: {stdout}\n{stderr}"
+        status.success(),
+        "Python peer failed (its stderr is above): {stdout}"
     );
     let line = stdout.lines().last().unwrap_or_default();
-    let v: Value = serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("bad summary {line:?}: {e}\nstderr: {stderr}"));
+    let v: Value =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("bad summary {line:?}: {e}"));
     println!("python: {v}");
-    if std::env::var("LEGUME_INTEROP_DEBUG").is_ok() {
-        eprintln!("{stderr}");
-    }
     v
 }
 
@@ -265,7 +280,6 @@ fn python_client_rust_server(proxy_loss: f64) -> (Tally, Value) {
         "1.0",
         "--max-seconds",
         "60",
-        "--debug",
     ]);
     let mut tally = Tally::default();
     let mut remote_disconnect = false;
@@ -296,7 +310,7 @@ fn python_client_rust_server(proxy_loss: f64) -> (Tally, Value) {
         remote_disconnect || !unexpected.is_empty()
     });
     stop.store(true, Ordering::Relaxed);
-    let py = py_summary(child);
+    let py = py_summary(child, || server.update());
     assert!(unexpected.is_empty(), "server side: {unexpected:?}");
     assert!(
         remote_disconnect,
@@ -360,7 +374,7 @@ fn rust_client_python_server(proxy_loss: f64) -> (Tally, Value) {
         false
     });
     stop.store(true, Ordering::Relaxed);
-    let py = py_summary(child);
+    let py = py_summary(child, || client.update());
     (tally, py)
 }
 
@@ -467,7 +481,7 @@ fn rejections_both_ways() {
         rejected
     });
     assert!(rejected, "the Rust client saw the rejection");
-    assert_eq!(py_summary(child)["rejected"], true);
+    assert_eq!(py_summary(child, || client.update())["rejected"], true);
 
     // A Rust server that rejects: the Python client is told.
     let (mut server, addr) = listening_server(config(Duration::from_secs(10)));
@@ -487,7 +501,7 @@ fn rejections_both_ways() {
         false
     });
     assert_eq!(server.peer_count(), 0);
-    let py = py_summary(child);
+    let py = py_summary(child, || server.update());
     assert_eq!(py["rejected"], true, "{py}");
     assert_eq!(py["connected"], false, "{py}");
 }
@@ -543,7 +557,7 @@ fn keep_alive_holds_an_idle_connection_past_the_timeout() {
         false
     });
     tally.assert_exactly(10);
-    let py = py_summary(child);
+    let py = py_summary(child, || client.update());
     assert_eq!(py["errors"].as_array().map(Vec::len), Some(0), "{py}");
     assert_eq!(py["received"], 10, "{py}");
 
@@ -588,7 +602,7 @@ fn keep_alive_holds_an_idle_connection_past_the_timeout() {
         ended
     });
     tally.assert_exactly(10);
-    let py = py_summary(child);
+    let py = py_summary(child, || server.update());
     assert_eq!(py["errors"].as_array().map(Vec::len), Some(0), "{py}");
     assert_eq!(py["received"], 10, "{py}");
 }
@@ -632,7 +646,7 @@ fn disconnects_from_the_server_side_reach_the_client() {
         "{reason:?}"
     );
     tally.assert_exactly(5);
-    py_summary(child);
+    py_summary(child, || client.update());
 
     // Rust server disconnects the Python client.
     let (mut server, addr) = listening_server(config(Duration::from_secs(10)));
@@ -664,7 +678,7 @@ fn disconnects_from_the_server_side_reach_the_client() {
         server.update();
         false
     });
-    let py = py_summary(child);
+    let py = py_summary(child, || server.update());
     assert_eq!(py["disconnected_by_peer"], true, "{py}");
 }
 
@@ -727,7 +741,7 @@ fn a_vanished_server_is_a_timeout_on_the_other_side() {
         server.peer_count() == 1
     }));
     drop(server);
-    let py = py_summary(child);
+    let py = py_summary(child, || {});
     assert_eq!(py["state"], "errored", "{py}");
     assert!(py["errors"].to_string().contains("timed out"), "{py}");
 }

@@ -12,6 +12,7 @@ summary line on stdout when it ends.
 
 import argparse
 import json
+import logging
 import sys
 import time
 
@@ -279,7 +280,11 @@ def main():
     p.add_argument("--stop-on-reject", action="store_true")
     p.add_argument("--max-seconds", type=float, default=30.0)
     p.add_argument("--debug", action="store_true", help="print the connection's state each second")
-    run(p.parse_args())
+    args = p.parse_args()
+    # legume logs a warning for every duplicate ack it gets (legume-rs acks
+    # every copy of a resent message); keep stderr for real errors.
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.ERROR)
+    run(args)
 
 
 if __name__ == "__main__":
