@@ -402,3 +402,20 @@ fn live_stats_of_a_legume_v4_connection() {
     );
     assert!(live.out_bytes_per_s > 0.0 && live.rtt_ms > 0.0, "{live:?}");
 }
+
+#[cfg(feature = "serde")]
+#[test]
+fn stats_serialize_with_the_serde_feature() {
+    let mut w = World::new(12, Config::default(), link());
+    let c = w.add_client();
+    assert!(w.connect_all(SEC));
+    w.run_for(SEC);
+    let live = w.clients[c].conn.live_stats(w.now);
+    let json = serde_json::to_value(&live).unwrap();
+    assert_eq!(json["rtt_ms"], serde_json::json!(live.rtt_ms));
+    assert_eq!(json["span"]["secs"], serde_json::json!(live.span.as_secs()));
+    let stats = serde_json::to_value(w.clients[c].conn.stats()).unwrap();
+    assert!(stats["out_bytes"].as_u64().unwrap() > 0);
+    let endpoint = serde_json::to_value(w.server.stats()).unwrap();
+    assert_eq!(endpoint["accepted"], serde_json::json!(1));
+}
