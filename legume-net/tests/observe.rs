@@ -342,6 +342,36 @@ fn a_full_send_queue_is_a_debug_summary() {
 }
 
 #[test]
+fn messages_dropped_at_a_memory_limit_are_a_warning() {
+    let (errors, logs) = captured(|| {
+        // The server takes messages up to 1 MiB; this client sends 2 MiB ones.
+        let mut w = World::new(13, Config::default(), link());
+        w.config.max_message_size = 4 << 20;
+        let c = w.add_client();
+        assert!(w.connect_all(SEC));
+        for n in 0..3 {
+            w.clients[c]
+                .conn
+                .send(&padded(n, 2 << 20), Delivery::Reliable)
+                .unwrap();
+        }
+        w.run_for(10 * SEC);
+        w.server_events
+            .iter()
+            .filter(|e| matches!(e.event, legume_net::Event::Error(_)))
+            .count()
+    });
+    assert_eq!(errors, 3);
+    let warns = find(&logs, Level::WARN, CONN, "memory limit");
+    assert!(!warns.is_empty() && warns.len() <= 2, "{warns:#?}");
+    assert_eq!(warns.iter().map(|r| r.count()).sum::<u64>(), 3);
+    assert_eq!(
+        warns[0].field("peer"),
+        Some(client_addr(0).to_string().as_str())
+    );
+}
+
+#[test]
 fn live_stats_follow_the_traffic() {
     let mut w = World::new(10, Config::default(), link());
     let c = w.add_client();
