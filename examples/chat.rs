@@ -10,6 +10,9 @@
 //! Lines typed in a client are sent reliably and in order, and shown on
 //! every other client with the sender's name; joins and leaves are
 //! announced. Ctrl-D leaves gracefully.
+//!
+//! The library's logs go to stderr, filtered by `RUST_LOG` (default
+//! `warn`); `RUST_LOG=legume_net=debug` shows handshakes and disconnects.
 
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -67,6 +70,12 @@ fn arg(args: &[String], name: &str) -> Option<String> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let args: Vec<String> = std::env::args().collect();
     let usage = "usage: chat server --listen ADDR | chat client --connect ADDR --name NAME";
     let factory = Arc::new(ChatMsg::factory()?);

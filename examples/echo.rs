@@ -4,7 +4,7 @@
 //! Run:
 //!
 //! ```text
-//! cargo run --release --example echo -- server --listen 127.0.0.1:40000 --seconds 30
+//! cargo run --release --example echo -- server --listen 127.0.0.1:40000 --seconds 30 [--stats]
 //! cargo run --release --example echo -- client --connect 127.0.0.1:40000 \
 //!     --messages 100000 --size 32 --delivery ordered --timeout 60 [--clients C] [--window W]
 //! ```
@@ -13,14 +13,24 @@
 //! (each direction of that side's traffic) to run through the driver's
 //! network conditioner instead of a proxy.
 //!
-//! The server echoes every message to its sender with the same delivery.
-//! The client prints one JSON line and exits 0 when every reliable or
-//! ordered message came back exactly once (always 0 for unreliable).
+//! The server echoes every message to its sender with the same delivery;
+//! with `--stats` it prints a table of its peers' live statistics every
+//! second (RTT, loss, bytes and messages per second each way, resends per
+//! second, congestion window, queues). The client prints one JSON line and
+//! exits 0 when every reliable or ordered message came back exactly once
+//! (always 0 for unreliable).
+//!
+//! The library's logs go to stderr, filtered by `RUST_LOG` (default
+//! `warn`): `RUST_LOG=legume_net=debug` adds handshakes, disconnects and
+//! summaries of invalid traffic.
 
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use legume::net::LiveStats;
 use legume::prelude::*;
 
 /// One echoed payload: the delivery kind, then the bytes (u32 LE sequence first).
@@ -73,20 +83,38 @@ fn config(args: &[String]) -> Config {
 }
 
 fn usage() -> Box<dyn std::error::Error> {
-    "usage: echo server --listen ADDR --seconds S\n       \
+    "usage: echo server --listen ADDR --seconds S [--stats]\n       \
      echo client --connect ADDR --messages N --size B --delivery reliable|ordered|unreliable \
      --timeout S [--clients C] [--window W]\n       \
      either side: [--loss P] [--dup P] [--latency-ms MS] [--jitter-ms MS]"
         .into()
 }
 
+/// Sends legume's `tracing` events to stderr, filtered by `RUST_LOG`
+/// (default `warn`), so stdout keeps only the results.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    init_logging();
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("server") => {
             let listen: SocketAddr = arg(&args, "--listen").ok_or_else(usage)?;
             let seconds: f64 = arg(&args, "--seconds").ok_or_else(usage)?;
-            run_server(listen, Duration::from_secs_f64(seconds), config(&args))
+            let stats = args.iter().any(|a| a == "--stats");
+            run_server(
+                listen,
+                Duration::from_secs_f64(seconds),
+                config(&args),
+                stats,
+            )
         }
         Some("client") => run_client(&args),
         _ => Err(usage()),
@@ -97,6 +125,7 @@ fn run_server(
     listen: SocketAddr,
     life: Duration,
     config: Config,
+    stats: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let mut server = Server::new(factory()?, config);
     server.listen(listen)?;
@@ -106,9 +135,15 @@ fn run_server(
             b.recv, b.send
         );
     }
-    let end = Instant::now() + life;
+    let start = Instant::now();
+    let end = start + life;
+    let mut next_table = start + Duration::from_secs(1);
     while Instant::now() < end {
         server.update_timeout(Duration::from_millis(5));
+        if stats && Instant::now() >= next_table {
+            print!("{}", stats_table(&server, start));
+            next_table = (next_table + Duration::from_secs(1)).max(Instant::now());
+        }
         while let Some(ServerEvent { peer, event }) = server.poll_event() {
             if let Event::Message(msg) = event {
                 if let Some(e) = msg.downcast_ref::<Echo>() {
@@ -119,6 +154,69 @@ fn run_server(
         }
     }
     Ok(())
+}
+
+/// The `--stats` table: the endpoint's counters, then one line per peer
+/// from its live statistics (rates over the last second).
+fn stats_table(server: &Server, start: Instant) -> String {
+    let e = server.stats();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "-- {:.1} s  peers {}  accepted {}  rejected {}  invalid {}",
+        start.elapsed().as_secs_f64(),
+        server.peer_count(),
+        e.accepted,
+        e.rejected,
+        e.dropped_invalid
+    );
+    let _ = writeln!(
+        out,
+        "{:<21} {:>7} {:>6} {:>6} {:>10} {:>10} {:>15} {:>8} {:>7} {:>9} {:>7} {:>7}",
+        "peer",
+        "rtt ms",
+        "±ms",
+        "loss%",
+        "in/s",
+        "out/s",
+        "msg/s in/out",
+        "resend/s",
+        "cwnd kB",
+        "queue B",
+        "unacked",
+        "reorder"
+    );
+    let peers: BTreeMap<SocketAddr, LiveStats> = server.live_stats().collect();
+    for (peer, s) in peers {
+        let _ = writeln!(
+            out,
+            "{:<21} {:>7.1} {:>6.1} {:>6.1} {:>10} {:>10} {:>15} {:>8.1} {:>7.1} {:>9} {:>7} {:>7}",
+            peer.to_string(),
+            s.rtt_ms,
+            s.rtt_var_ms,
+            s.packet_loss * 100.0,
+            human_rate(s.in_bytes_per_s),
+            human_rate(s.out_bytes_per_s),
+            format!("{:.0}/{:.0}", s.in_messages_per_s, s.out_messages_per_s),
+            s.resends_per_s,
+            s.congestion_window as f64 / 1000.0,
+            s.out_buffer_bytes,
+            s.pending_acks,
+            s.reorder_queue
+        );
+    }
+    out
+}
+
+/// A byte rate for people: `812 B`, `3.4 kB`, `1.2 MB` (per second).
+fn human_rate(bytes_per_s: f64) -> String {
+    if bytes_per_s < 1000.0 {
+        format!("{bytes_per_s:.0} B")
+    } else if bytes_per_s < 1e6 {
+        format!("{:.1} kB", bytes_per_s / 1e3)
+    } else {
+        format!("{:.1} MB", bytes_per_s / 1e6)
+    }
 }
 
 /// Per-client bookkeeping of echoes.

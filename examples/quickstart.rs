@@ -1,7 +1,8 @@
 //! The smallest complete program: a server and a client in one process
 //! exchange a derived message over UDP on 127.0.0.1.
 //!
-//! Run: `cargo run --example quickstart`
+//! Run: `cargo run --example quickstart`, or with the library's logs:
+//! `RUST_LOG=legume_net=debug cargo run --example quickstart`
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,15 @@ struct Greeting {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // legume logs through `tracing`; this prints its events on stderr,
+    // filtered by RUST_LOG (warnings when it is unset).
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
     let mut factory = MessageFactory::new();
     factory.register::<Greeting>()?;
     let factory = Arc::new(factory);

@@ -76,6 +76,10 @@ pub struct Config {
     /// flooding the socket cannot starve the frame loop (legume 0.5 reads
     /// until the socket is empty). Default 4096.
     pub recv_budget: usize,
+    /// The sliding window of the rates in [`LiveStats`](crate::LiveStats)
+    /// (bytes, packets and messages per second). Counters are sampled every
+    /// tenth of it. Default 1 s.
+    pub stats_window: Duration,
     /// UDP driver: simulated loss, duplication, latency, jitter and
     /// reordering applied to this endpoint's real traffic, for watching the
     /// protocol under bad conditions. Default `None` (off).
@@ -119,6 +123,7 @@ impl Default for Config {
             challenge_lifetime: Duration::from_secs(10),
             connect_rate_per_source: 256,
             recv_budget: 4096,
+            stats_window: Duration::from_secs(1),
             conditioner: None,
         }
     }

@@ -143,7 +143,11 @@ pub enum State {
 }
 
 /// A connection's metrics, all measured (legume's `Metrics` and more).
+///
+/// The counters are cumulative since the connection began; [`LiveStats`](crate::LiveStats)
+/// turns them into rates over a sliding window.
 #[derive(Clone, Debug, Default, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct Stats {
     /// Smoothed round-trip time in milliseconds (legume's `latency`).

@@ -26,6 +26,8 @@
 //! | `handshake` | stateless challenge cookies |
 //! | `server` | the server endpoint: handshake, peers keyed by address, timer heap |
 //! | `driver` | `Client` and `Server` over a non-blocking UDP socket |
+//! | `live` | [`LiveStats`]: rates over a sliding window from the cumulative [`Stats`] |
+//! | `observe` | `tracing` events and their rate limits, per connection |
 //! | [`sim`] | a deterministic in-memory lossy network for tests and benchmarks |
 //!
 //! # Example
@@ -87,6 +89,8 @@ mod driver;
 mod event;
 mod handshake;
 mod legacy;
+mod live;
+mod observe;
 mod packet;
 mod recovery;
 mod rtt;
@@ -101,6 +105,7 @@ pub use driver::{
     BufferSizes, Client, Conditioner, ConnectError, ListenError, Server, SocketStats,
 };
 pub use event::{DisconnectReason, Event, IoError, MessageError, SendError, State, Stats};
+pub use live::{LiveStats, StatsWindow};
 pub use packet::PacketError;
 pub use server::{
     ConnectHook, ConnectRequest, Decision, EndpointStats, ServerEndpoint, ServerEvent,

@@ -8,12 +8,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use legume_core::{AnyMessage, MessageFactory, Writer};
+use tracing::{debug, info, trace, warn};
 
 use crate::config::{Config, Protocol};
 use crate::connection::Connection;
 use crate::event::{Event, SendError};
 use crate::handshake::{extension, CookieKey};
 use crate::legacy::wire;
+use crate::live::LiveStats;
+use crate::observe::{Gate, Tally};
 use crate::packet::{Packet, HANDSHAKE_LEN};
 use crate::sim::Rng;
 use crate::Delivery;
@@ -25,6 +28,9 @@ const MAX_REMEMBERED_HANDSHAKES: usize = 65_536;
 /// Source addresses tracked for the connect rate per second, at most; past
 /// it, new sources go untracked rather than growing the table.
 const MAX_RATE_SOURCES: usize = 8192;
+/// Rejections logged one by one per log interval, at most; the rest are
+/// counted and the number given with the next one logged.
+const REJECTS_LOGGED: u32 = 32;
 
 /// What the app decided about a connect request.
 #[derive(Clone, Debug, Eq, PartialEq)]
@@ -66,6 +72,7 @@ pub struct ServerEvent {
 /// `dropped_invalid` or `dropped_duplicate` (see [`Stats`](crate::Stats)), or
 /// [`repeated_accepts`](Self::repeated_accepts).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct EndpointStats {
     /// Datagrams from unknown addresses that were not valid handshake packets.
@@ -152,6 +159,21 @@ pub struct ServerEndpoint {
     completed: CompletedHandshakes,
     rate: SourceRate,
     stats: EndpointStats,
+    logs: EndpointLogs,
+}
+
+/// Rate limits of the endpoint's own log events: summaries for all sources
+/// that are not peers together, so a flood from many addresses writes one
+/// line per interval, not one per address.
+#[derive(Debug, Default)]
+struct EndpointLogs {
+    invalid: Tally,
+    refused: Tally,
+    rate_limited: Tally,
+    dropped_replies: Tally,
+    rejects: Gate,
+    /// The latest source summarised, named again when a summary is flushed.
+    latest: Option<SocketAddr>,
 }
 
 /// Handshakes that created a connection, kept until their cookie expires so
@@ -233,6 +255,7 @@ impl ServerEndpoint {
             completed: CompletedHandshakes::default(),
             rate: SourceRate::default(),
             stats: EndpointStats::default(),
+            logs: EndpointLogs::default(),
         }
     }
 
@@ -278,6 +301,34 @@ impl ServerEndpoint {
     /// The connection of the peer at `addr` (legume's `get_peer_by_address`).
     pub fn peer(&self, addr: SocketAddr) -> Option<&Connection> {
         self.peers.get(&addr).map(|p| &p.conn)
+    }
+
+    /// The live statistics of the peer at `addr` at `now` (see
+    /// [`Connection::live_stats`]).
+    pub fn peer_live_stats(&self, addr: SocketAddr, now: Instant) -> Option<LiveStats> {
+        self.peer(addr).map(|c| c.live_stats(now))
+    }
+
+    /// Keeps a stats sample for every peer that is due one (see
+    /// [`Connection::sample_stats`]), so that idle peers' rates stay exact,
+    /// and writes the log summaries that are due. It costs a pass over the
+    /// peers: call it every tenth of [`Config::stats_window`] or so, not
+    /// every datagram (the UDP driver does, in `update`).
+    pub fn sample_stats(&mut self, now: Instant) {
+        for p in self.peers.values_mut() {
+            p.conn.sample_stats(now);
+        }
+        self.flush_logs(now);
+    }
+
+    /// Writes the endpoint's summaries whose interval has passed (a flood
+    /// that stopped is reported here rather than with its next datagram).
+    fn flush_logs(&mut self, now: Instant) {
+        if let Some(from) = self.logs.latest {
+            self.log_invalid(now, from);
+            self.log_refused(now, from);
+            self.log_rate_limited(now, from);
+        }
     }
 
     /// Queues a message to one peer.
@@ -339,6 +390,7 @@ impl ServerEndpoint {
     /// Each due peer runs once per call: a deadline that is still due
     /// afterwards (an ack waiting for `poll_transmit`) waits for the next call.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.flush_logs(now);
         let mut due = std::mem::take(&mut self.due);
         while let Some(&Reverse((t, addr))) = self.timers.peek() {
             if t > now {
@@ -375,7 +427,7 @@ impl ServerEndpoint {
                 if nonce == p.conn.nonce() {
                     self.stats.repeated_accepts += 1;
                     let session = p.conn.session();
-                    self.reply(from, &Packet::Accept { nonce, session });
+                    self.reply(now, from, &Packet::Accept { nonce, session });
                     return;
                 }
             }
@@ -398,6 +450,7 @@ impl ServerEndpoint {
                 .allow(from.ip(), now_ms, self.config.connect_rate_per_source)
         {
             self.stats.rate_limited += 1;
+            self.log_rate_limited(now, from);
             return;
         }
         match packet {
@@ -426,6 +479,7 @@ impl ServerEndpoint {
                 if valid && self.completed.contains(now_ms, from, nonce) {
                     // The connection this response opened has ended: a replay.
                     self.stats.replayed += 1;
+                    self.log_refused(now, from);
                 } else if valid {
                     let schema = if self.config.check_schema {
                         extension::check_schema(&self.factory, extension)
@@ -435,6 +489,7 @@ impl ServerEndpoint {
                     self.admit(now, from, nonce, issued_at, schema);
                 } else {
                     self.stats.bad_cookies += 1;
+                    self.log_refused(now, from);
                     // An expired cookie (say, from an attempt whose ACCEPT was
                     // lost until the connection timed out) gets a fresh one:
                     // still stateless, and smaller than the response.
@@ -444,7 +499,61 @@ impl ServerEndpoint {
                     }
                 }
             }
-            _ => self.stats.dropped_invalid += 1,
+            _ => {
+                self.stats.dropped_invalid += 1;
+                self.log_invalid(now, from);
+            }
+        }
+    }
+
+    /// Summarises datagrams from sources that are not peers and are no
+    /// handshake (debug, once per log interval for all such sources).
+    fn log_invalid(&mut self, now: Instant, from: SocketAddr) {
+        self.logs.latest = Some(from);
+        if let Some((n, secs)) = self
+            .logs
+            .invalid
+            .due(now, self.epoch, self.stats.dropped_invalid)
+        {
+            debug!(latest = %from, count = n, secs,
+                "{n} invalid datagrams from unknown sources in the last {secs:.1} s (latest from {from})");
+        }
+    }
+
+    /// Summarises refused challenge responses: bad or expired cookies and
+    /// replays (debug, once per log interval).
+    fn log_refused(&mut self, now: Instant, from: SocketAddr) {
+        self.logs.latest = Some(from);
+        let total = self.stats.bad_cookies + self.stats.replayed;
+        if let Some((n, secs)) = self.logs.refused.due(now, self.epoch, total) {
+            debug!(latest = %from, count = n, secs, bad_cookies = self.stats.bad_cookies,
+                replayed = self.stats.replayed,
+                "{n} challenge responses refused (bad, expired or replayed cookie) \
+                 in the last {secs:.1} s (latest from {from})");
+        }
+    }
+
+    /// Summarises handshake packets over the per-source rate (warn, once
+    /// per log interval).
+    fn log_rate_limited(&mut self, now: Instant, from: SocketAddr) {
+        self.logs.latest = Some(from);
+        if let Some((n, secs)) =
+            self.logs
+                .rate_limited
+                .due(now, self.epoch, self.stats.rate_limited)
+        {
+            let limit = self.config.connect_rate_per_source;
+            warn!(latest = %from, count = n, secs, limit,
+                "{n} handshake packets over the connect rate ({limit}/s per source) dropped \
+                 in the last {secs:.1} s (latest from {from})");
+        }
+    }
+
+    /// Logs one rejection (info), at most [`REJECTS_LOGGED`] per log interval.
+    fn log_reject(&mut self, now: Instant, from: SocketAddr, reason: &str) {
+        if let Some(suppressed) = self.logs.rejects.allow(now, REJECTS_LOGGED) {
+            info!(peer = %from, reason, suppressed,
+                "rejected the connection from {from}: {reason}");
         }
     }
 
@@ -460,6 +569,7 @@ impl ServerEndpoint {
         }
         let Some((request, version)) = wire::connect_request(datagram) else {
             self.stats.dropped_invalid += 1;
+            self.log_invalid(now, from);
             return;
         };
         let now_ms = self.now_ms(now);
@@ -468,6 +578,7 @@ impl ServerEndpoint {
             .allow(from.ip(), now_ms, self.config.connect_rate_per_source)
         {
             self.stats.rate_limited += 1;
+            self.log_rate_limited(now, from);
             return;
         }
         let decision = if version != wire::PROTOCOL_VERSION {
@@ -476,11 +587,12 @@ impl ServerEndpoint {
             self.decide(from)
         };
         match decision {
-            Decision::Reject(_) => {
+            Decision::Reject(reason) => {
                 // Stateless, reliable as legume's, and 6 bytes: smaller than
                 // the 7-byte request. A lost one is answered again when the
                 // client resends its request.
                 self.stats.rejected += 1;
+                self.log_reject(now, from, &reason);
                 let mut buf = [0u8; 6];
                 let mut w = Writer::new(&mut buf);
                 let header = wire::Header {
@@ -489,13 +601,19 @@ impl ServerEndpoint {
                     flags: wire::FLAG_RELIABLE,
                 };
                 if header.write(&mut w).is_ok() && wire::Control::Rejected.write(&mut w).is_ok() {
-                    self.reply_bytes(from, buf.to_vec());
+                    self.reply_bytes(now, from, buf.to_vec());
                 }
             }
             Decision::Accept => {
                 self.stats.accepted += 1;
-                let mut conn =
-                    Connection::accepted_v4(self.config.clone(), Arc::clone(&self.factory), now);
+                info!(peer = %from, peers = self.peers.len() + 1, protocol = "legume v4",
+                    "accepted the connection from {from}");
+                let mut conn = Connection::accepted_v4(
+                    self.config.clone(),
+                    Arc::clone(&self.factory),
+                    now,
+                    from,
+                );
                 conn.handle_datagram(now, datagram);
                 self.peers.insert(
                     from,
@@ -532,7 +650,9 @@ impl ServerEndpoint {
         let protocol_id = self.config.protocol_id;
         let cookie = self.key.cookie(from, nonce, issued_at, protocol_id);
         self.stats.challenges_sent += 1;
+        trace!(peer = %from, "challenge sent to {from}");
         self.reply(
+            now,
             from,
             &Packet::Challenge {
                 nonce,
@@ -561,7 +681,9 @@ impl ServerEndpoint {
         match decision {
             Decision::Reject(reason) => {
                 self.stats.rejected += 1;
+                self.log_reject(now, from, &reason);
                 self.reply(
+                    now,
                     from,
                     &Packet::Reject {
                         nonce,
@@ -576,10 +698,13 @@ impl ServerEndpoint {
                 self.completed
                     .insert(issued_at.saturating_add(lifetime), from, nonce);
                 let session = (self.rng.next_u64() >> 32) as u32;
+                info!(peer = %from, session, peers = self.peers.len() + 1,
+                    "accepted the connection from {from}");
                 let conn = Connection::accepted(
                     self.config.clone(),
                     Arc::clone(&self.factory),
                     now,
+                    from,
                     nonce,
                     session,
                 );
@@ -591,7 +716,7 @@ impl ServerEndpoint {
                         dirty: false,
                     },
                 );
-                self.reply(from, &Packet::Accept { nonce, session });
+                self.reply(now, from, &Packet::Accept { nonce, session });
                 self.touch(from);
             }
         }
@@ -601,17 +726,26 @@ impl ServerEndpoint {
         u64::try_from(now.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn reply(&mut self, to: SocketAddr, packet: &Packet<'_>) {
+    fn reply(&mut self, now: Instant, to: SocketAddr, packet: &Packet<'_>) {
         let mut buf = vec![0u8; HANDSHAKE_LEN];
         if let Ok(n) = packet.emit(&mut buf) {
             buf.truncate(n);
-            self.reply_bytes(to, buf);
+            self.reply_bytes(now, to, buf);
         }
     }
 
-    fn reply_bytes(&mut self, to: SocketAddr, bytes: Vec<u8>) {
+    fn reply_bytes(&mut self, now: Instant, to: SocketAddr, bytes: Vec<u8>) {
         if self.replies.len() >= MAX_PENDING_REPLIES {
             self.stats.dropped_replies += 1;
+            if let Some((n, secs)) =
+                self.logs
+                    .dropped_replies
+                    .due(now, self.epoch, self.stats.dropped_replies)
+            {
+                warn!(latest = %to, count = n, secs, limit = MAX_PENDING_REPLIES,
+                    "{n} handshake replies dropped in the last {secs:.1} s: \
+                     {MAX_PENDING_REPLIES} were waiting to be sent (latest to {to})");
+            }
             return;
         }
         self.replies.push_back((to, bytes));
@@ -657,6 +791,7 @@ impl ServerEndpoint {
             p.dirty = false;
             if p.conn.is_drained() {
                 self.peers.remove(&addr);
+                debug!(peer = %addr, peers = self.peers.len(), "removed {addr}");
                 continue;
             }
             // Sending moves timers (acks cleared, probes armed).

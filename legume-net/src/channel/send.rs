@@ -67,6 +67,8 @@ pub(crate) struct SendChannel {
     pending_acks: usize,
     /// Retransmissions (of messages or fragments).
     pub(crate) resends: u64,
+    /// First transmissions (of messages or fragments).
+    pub(crate) first_sends: u64,
 }
 
 impl SendChannel {
@@ -87,6 +89,7 @@ impl SendChannel {
             spare_parts: Vec::new(),
             pending_acks: 0,
             resends: 0,
+            first_sends: 0,
         }
     }
 
@@ -184,6 +187,7 @@ impl SendChannel {
                 self.pending_acks += 1;
             }
             msg.sent_parts += 1;
+            self.first_sends += 1;
             if msg.sent_parts == msg.parts.len() {
                 self.next_unsent += 1;
             }

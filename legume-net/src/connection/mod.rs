@@ -3,6 +3,7 @@
 
 mod native;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,8 @@ use legume_core::{AnyMessage, MessageFactory};
 use crate::config::{Config, Protocol};
 use crate::event::{Event, SendError, State, Stats};
 use crate::legacy::V4Connection;
+use crate::live::LiveStats;
+use crate::observe::Observer;
 use crate::Delivery;
 
 pub(crate) use native::NativeConnection;
@@ -34,8 +37,16 @@ pub(crate) use native::NativeConnection;
 /// theirs from the server endpoint. The wire protocol is the one in
 /// [`Config::protocol`]: the native one (`docs/PROTOCOL.md`) or legume 0.5's
 /// (`docs/LEGUME_COMPAT.md`).
+///
+/// It logs through `tracing` under the target `legume_net::connection`
+/// (handshake, connect, disconnect with its reason, limits, summaries of
+/// invalid datagrams, resend storms), with the `peer` field set by
+/// [`set_peer_addr`](Self::set_peer_addr), and keeps [`LiveStats`] over
+/// [`Config::stats_window`]: see [`live_stats`](Self::live_stats).
 pub struct Connection {
     engine: Engine,
+    /// Boxed, like the engines, so a `Connection` stays small to move.
+    obs: Box<Observer>,
 }
 
 enum Engine {
@@ -66,6 +77,7 @@ impl Connection {
     /// UDP driver draws one from the OS; legume v4 mode does not use it).
     /// Sends queued before the handshake completes go out once it does.
     pub fn connect(config: Config, factory: Arc<MessageFactory>, now: Instant, nonce: u64) -> Self {
+        let obs = Box::new(Observer::new(now, config.stats_window));
         let engine = match config.protocol {
             Protocol::Native => Engine::Native(Box::new(NativeConnection::connect(
                 config, factory, now, nonce,
@@ -74,30 +86,58 @@ impl Connection {
                 Engine::LegumeV4(Box::new(V4Connection::connect(config, factory, now)))
             }
         };
-        Connection { engine }
+        Connection { engine, obs }
     }
 
-    /// The server side of a native connection the endpoint has just accepted.
+    /// The server side of a native connection the endpoint has just
+    /// accepted from `peer`.
     pub(crate) fn accepted(
         config: Config,
         factory: Arc<MessageFactory>,
         now: Instant,
+        peer: SocketAddr,
         nonce: u64,
         session: u32,
     ) -> Self {
-        Connection {
+        let obs = Box::new(Observer::new(now, config.stats_window));
+        let mut conn = Connection {
             engine: Engine::Native(Box::new(NativeConnection::accepted(
                 config, factory, now, nonce, session,
             ))),
-        }
+            obs,
+        };
+        conn.set_peer_addr(peer);
+        conn
     }
 
     /// The server side of a legume v4 connection, created for a connect
-    /// request the endpoint has decided to accept.
-    pub(crate) fn accepted_v4(config: Config, factory: Arc<MessageFactory>, now: Instant) -> Self {
-        Connection {
+    /// request from `peer` the endpoint has decided to accept.
+    pub(crate) fn accepted_v4(
+        config: Config,
+        factory: Arc<MessageFactory>,
+        now: Instant,
+        peer: SocketAddr,
+    ) -> Self {
+        let obs = Box::new(Observer::new(now, config.stats_window));
+        let mut conn = Connection {
             engine: Engine::LegumeV4(Box::new(V4Connection::accepted(config, factory, now))),
-        }
+            obs,
+        };
+        conn.set_peer_addr(peer);
+        conn
+    }
+
+    /// Tells the connection its peer's address. It is used only as the
+    /// `peer` field of the connection's log events (the sans-IO core never
+    /// sees addresses); `Client` and the server endpoint set it.
+    pub fn set_peer_addr(&mut self, peer: SocketAddr) {
+        self.obs.set_peer(peer);
+        dispatch!(mut self, c => c.set_peer(peer));
+    }
+
+    /// The address given to [`set_peer_addr`](Self::set_peer_addr), if any.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.obs.peer()
     }
 
     /// The wire protocol this connection speaks.
@@ -144,6 +184,34 @@ impl Connection {
         dispatch!(self, c => c.stats())
     }
 
+    /// The connection's metrics at `now`, with rates over the last
+    /// [`Config::stats_window`].
+    ///
+    /// The rates compare the current counters with samples the connection
+    /// keeps at most every tenth of the window, whenever it handles a
+    /// datagram or a timeout, or when [`sample_stats`](Self::sample_stats)
+    /// is called; call that every frame for rates that stay exact while the
+    /// connection is idle. `now` should be the time of the latest input.
+    pub fn live_stats(&self, now: Instant) -> LiveStats {
+        self.obs.live(now, &self.stats())
+    }
+
+    /// Keeps a sample of the counters for [`live_stats`](Self::live_stats)
+    /// if a tenth of the stats window has passed since the last one, and
+    /// writes the periodic log summaries that are due. Cheap: call it every
+    /// frame (the UDP driver does, in `update`).
+    pub fn sample_stats(&mut self, now: Instant) {
+        if self.obs.is_due(now) {
+            self.observe(now);
+        }
+    }
+
+    fn observe(&mut self, now: Instant) {
+        let stats = self.stats();
+        let counters = dispatch!(self, c => c.counters());
+        self.obs.tick(now, &stats, &counters);
+    }
+
     /// The smoothed round-trip time.
     pub fn rtt(&self) -> Duration {
         dispatch!(self, c => c.rtt())
@@ -159,7 +227,12 @@ impl Connection {
     /// Messages may be queued while connecting; they are sent once the
     /// handshake completes.
     pub fn send(&mut self, msg: &dyn AnyMessage, delivery: Delivery) -> Result<(), SendError> {
-        dispatch!(mut self, c => c.send(msg, delivery))
+        let result = dispatch!(mut self, c => c.send(msg, delivery));
+        if let Err(SendError::QueueFull { .. }) = result {
+            // Counted here, summarised at the next sample (debug).
+            self.obs.queue_full += 1;
+        }
+        result
     }
 
     /// Closes the connection with `reason`, sending a disconnect to the peer
@@ -185,13 +258,15 @@ impl Connection {
     /// Runs the timers that are due at `now`: handshake retry and timeout,
     /// idle timeout, loss detection and resends, keep-alives.
     pub fn handle_timeout(&mut self, now: Instant) {
-        dispatch!(mut self, c => c.handle_timeout(now))
+        dispatch!(mut self, c => c.handle_timeout(now));
+        self.sample_stats(now);
     }
 
     /// Processes one datagram from the peer. Invalid datagrams are dropped
     /// and counted; nothing the peer sends can make this panic.
     pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
-        dispatch!(mut self, c => c.handle_datagram(now, datagram))
+        dispatch!(mut self, c => c.handle_datagram(now, datagram));
+        self.sample_stats(now);
     }
 
     /// Writes the next datagram to send into `buf` (at least the MTU long)

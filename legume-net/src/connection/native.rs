@@ -1,6 +1,7 @@
 //! The native protocol's connection state machine (`docs/PROTOCOL.md`).
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,7 @@ use crate::channel::{
 use crate::config::Config;
 use crate::congestion::Congestion;
 use crate::event::{DisconnectReason, Event, MessageError, SendError, State, Stats};
+use crate::observe::{self, EngineCounters, Faults, PeerLabel, CONNECTION};
 use crate::packet::{
     self, Channel, DataHeader, Frame, FrameKind, Frames, Packet, DATA_HEADER_LEN, FRAGMENT_OVERHEAD,
 };
@@ -50,6 +52,11 @@ pub(crate) struct NativeConnection {
     /// What the client sends after the cookie: its schema summary.
     handshake_extension: Vec<u8>,
     stats: Stats,
+    /// The peer's address, for log fields only.
+    peer: Option<SocketAddr>,
+    /// Handshake packets sent (connect requests and challenge responses).
+    handshake_sends: u32,
+    faults: Faults,
 }
 
 /// The handshake and lifetime phases.
@@ -155,6 +162,9 @@ impl NativeConnection {
                 _ => Vec::new(),
             },
             stats: Stats::default(),
+            peer: None,
+            handshake_sends: 0,
+            faults: Faults::default(),
             config,
             factory,
             state,
@@ -220,6 +230,19 @@ impl NativeConnection {
     /// The smoothed round-trip time.
     pub(crate) fn rtt(&self) -> Duration {
         self.recovery.rtt.srtt()
+    }
+
+    /// Sets the peer's address, used only in log fields.
+    pub(crate) fn set_peer(&mut self, peer: SocketAddr) {
+        self.peer = Some(peer);
+    }
+
+    /// Counters for the observer beyond the stats.
+    pub(crate) fn counters(&self) -> EngineCounters {
+        EngineCounters {
+            first_sends: self.reliable.first_sends + self.ordered.first_sends,
+            faults: self.faults,
+        }
     }
 
     fn queued_bytes(&self) -> usize {
@@ -290,6 +313,7 @@ impl NativeConnection {
     }
 
     fn close(&mut self, reason: DisconnectReason, copies: u8) {
+        observe::log_closed(self.peer, &reason, &self.stats);
         self.events.push_back(Event::Disconnected(reason.clone()));
         self.state = Phase::Closed { reason, copies };
     }
@@ -402,6 +426,7 @@ impl NativeConnection {
             Packet::Reject { nonce, reason } if nonce == self.nonce => {
                 if matches!(self.state, Phase::Connecting { .. }) {
                     self.stats.in_packets += 1;
+                    observe::log_rejected(self.peer, reason);
                     self.events.push_back(Event::Rejected {
                         reason: reason.to_owned(),
                     });
@@ -427,6 +452,8 @@ impl NativeConnection {
             return;
         };
         self.stats.in_packets += 1;
+        tracing::debug!(target: CONNECTION, peer = %PeerLabel(self.peer),
+            "challenge received; answering it");
         if challenge.is_none() {
             if let Some(sent) = *last_sent {
                 self.recovery
@@ -447,6 +474,7 @@ impl NativeConnection {
             self.last_recv = now;
             self.last_eliciting_sent = now;
             self.events.push_back(Event::Connected);
+            observe::log_connected(self.peer, session, self.rtt());
         }
     }
 
@@ -542,7 +570,10 @@ impl NativeConnection {
                     self.stats.in_messages += 1;
                     self.events.push_back(Event::Message(msg));
                 }
-                Err(e) => self.events.push_back(Event::Error(e)),
+                Err(e) => {
+                    self.faults.count(&e);
+                    self.events.push_back(Event::Error(e));
+                }
             }
         }
     }
@@ -587,6 +618,15 @@ impl NativeConnection {
                 *next_retry = now + *retry;
                 *retry = (*retry * 2).min(MAX_CONNECT_RETRY);
                 *last_sent = Some(now);
+                self.handshake_sends += 1;
+                let attempt = self.handshake_sends;
+                let kind = if challenge.is_some() {
+                    "challenge response"
+                } else {
+                    "connect request"
+                };
+                tracing::debug!(target: CONNECTION, peer = %PeerLabel(self.peer), attempt,
+                    "handshake: sending {kind} to {} (packet {attempt})", PeerLabel(self.peer));
                 let protocol_id = self.config.protocol_id;
                 let packet = match *challenge {
                     None => Packet::ConnectRequest {

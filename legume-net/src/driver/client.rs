@@ -14,6 +14,7 @@ use super::socket::{is_peer_error, is_would_block, random_u64, BufferSizes, Driv
 use crate::config::Config;
 use crate::connection::Connection;
 use crate::event::{Event, IoError, SendError, State, Stats};
+use crate::live::LiveStats;
 use crate::time::earliest;
 use crate::Delivery;
 
@@ -69,6 +70,8 @@ pub struct Client {
     impairment: Option<Impairment>,
     events: VecDeque<Event>,
     buf: Vec<u8>,
+    /// The time of the last update, for `live_stats`.
+    last_update: Option<Instant>,
 }
 
 impl Client {
@@ -83,6 +86,7 @@ impl Client {
             impairment: None,
             events: VecDeque::new(),
             buf: vec![0; 65_536],
+            last_update: None,
         }
     }
 
@@ -99,12 +103,16 @@ impl Client {
             .next()
             .ok_or(ConnectError::NoAddress)?;
         let socket = DriverSocket::connect_to(server).map_err(ConnectError::Socket)?;
-        let conn = Connection::connect(
+        let now = Instant::now();
+        let mut conn = Connection::connect(
             self.config.clone(),
             Arc::clone(&self.factory),
-            Instant::now(),
+            now,
             random_u64(),
         );
+        conn.set_peer_addr(server);
+        tracing::debug!(peer = %server, protocol = ?self.config.protocol,
+            local = ?socket.local_addr().ok(), "connecting to {server}");
         self.impairment = match &self.config.conditioner {
             Some(c) => Some(Impairment::new(
                 c,
@@ -115,7 +123,8 @@ impl Client {
         self.socket = Some(socket);
         self.conn = Some(conn);
         self.server = Some(server);
-        self.flush(Instant::now());
+        self.last_update = Some(now);
+        self.flush(now);
         Ok(())
     }
 
@@ -144,6 +153,10 @@ impl Client {
             }
         }
         self.flush(now);
+        if let Some(conn) = &mut self.conn {
+            conn.sample_stats(now);
+        }
+        self.last_update = Some(now);
     }
 
     /// Waits until a datagram arrives, a timer is due, or `max_wait` passes,
@@ -291,6 +304,31 @@ impl Client {
             .as_ref()
             .map(Connection::stats)
             .unwrap_or_default()
+    }
+
+    /// The connection's metrics with rates over the last
+    /// [`Config::stats_window`] (one second by default), as of the last
+    /// [`update`](Self::update); all zero before `connect`.
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # use legume_net::{Client, Config};
+    /// # let client = Client::new(Arc::new(legume_core::MessageFactory::new()), Config::default());
+    /// let live = client.live_stats();
+    /// println!(
+    ///     "rtt {:.0} ms, loss {:.1}%, in {:.0} B/s, out {:.0} B/s, {:.1} resends/s",
+    ///     live.rtt_ms,
+    ///     live.packet_loss * 100.0,
+    ///     live.in_bytes_per_s,
+    ///     live.out_bytes_per_s,
+    ///     live.resends_per_s
+    /// );
+    /// ```
+    pub fn live_stats(&self) -> LiveStats {
+        match (&self.conn, self.last_update) {
+            (Some(conn), Some(at)) => conn.live_stats(at),
+            _ => LiveStats::default(),
+        }
     }
 
     /// Round-trip latency in milliseconds (legume's `latency`).

@@ -16,6 +16,8 @@ use super::socket::{
 use crate::config::Config;
 use crate::connection::Connection;
 use crate::event::{Event, IoError, SendError};
+use crate::live::LiveStats;
+use crate::observe::Tally;
 use crate::server::{ConnectRequest, Decision, EndpointStats, ServerEndpoint, ServerEvent};
 use crate::time::earliest;
 use crate::Delivery;
@@ -73,7 +75,12 @@ pub struct Server {
     io_errors: u64,
     last_io_error: Option<IoError>,
     socket_stats: SocketStats,
+    io_error_log: Tally,
     buf: Vec<u8>,
+    /// The time of the last update, for the live stats.
+    last_update: Option<Instant>,
+    /// When the peers' stats are next sampled.
+    next_sample: Option<Instant>,
 }
 
 impl Server {
@@ -92,7 +99,10 @@ impl Server {
             io_errors: 0,
             last_io_error: None,
             socket_stats: SocketStats::default(),
+            io_error_log: Tally::default(),
             buf: vec![0; 65_536],
+            last_update: None,
+            next_sample: None,
         }
     }
 
@@ -119,6 +129,9 @@ impl Server {
             endpoint.set_connect_hook(hook);
         }
         let local = socket.local_addr().map_err(ListenError::Bind)?;
+        tracing::info!(local = %local, protocol = ?self.config.protocol,
+            recv_buffer = socket.buffers.recv, send_buffer = socket.buffers.send,
+            "listening on {local}");
         self.impairment = self.config.conditioner.map(|c| Impairment::new(&c, local));
         self.socket = Some(socket);
         self.endpoint = Some(endpoint);
@@ -180,6 +193,21 @@ impl Server {
             }
         }
         self.flush(now);
+        self.sample(now);
+        self.last_update = Some(now);
+    }
+
+    /// Samples every peer's stats at most every tenth of the stats window.
+    fn sample(&mut self, now: Instant) {
+        let Some(e) = &mut self.endpoint else {
+            return;
+        };
+        if self.next_sample.is_some_and(|t| now < t) {
+            return;
+        }
+        e.sample_stats(now);
+        let interval = (self.config.stats_window / 10).max(Duration::from_millis(1));
+        self.next_sample = Some(now + interval);
     }
 
     /// Waits until a datagram arrives, a timer is due, or `max_wait` passes,
@@ -204,6 +232,11 @@ impl Server {
     fn note_io_error(&mut self, e: &io::Error) {
         self.io_errors += 1;
         self.last_io_error = Some(IoError::from(e));
+        let now = Instant::now();
+        if let Some((n, secs)) = self.io_error_log.due(now, now, self.io_errors) {
+            tracing::debug!(count = n, secs, error = %e,
+                "{n} socket errors in the last {secs:.1} s (latest: {e})");
+        }
     }
 
     fn receive(&mut self, now: Instant) {
@@ -302,6 +335,33 @@ impl Server {
     /// The peer at `addr` (legume's `get_peer_by_address`).
     pub fn peer(&self, addr: SocketAddr) -> Option<&Connection> {
         self.endpoint.as_ref().and_then(|e| e.peer(addr))
+    }
+
+    /// The live statistics of the peer at `addr`, with rates over the last
+    /// [`Config::stats_window`], as of the last [`update`](Self::update).
+    pub fn peer_live_stats(&self, addr: SocketAddr) -> Option<LiveStats> {
+        let at = self.last_update?;
+        self.peer(addr).map(|c| c.live_stats(at))
+    }
+
+    /// Every peer with its live statistics, as of the last
+    /// [`update`](Self::update), in no particular order.
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # use legume_net::{Config, Server};
+    /// # let server = Server::new(Arc::new(legume_core::MessageFactory::new()), Config::default());
+    /// for (peer, live) in server.live_stats() {
+    ///     println!(
+    ///         "{peer}: rtt {:.0} ms, {:.0} B/s in, {:.0} B/s out",
+    ///         live.rtt_ms, live.in_bytes_per_s, live.out_bytes_per_s
+    ///     );
+    /// }
+    /// ```
+    pub fn live_stats(&self) -> impl Iterator<Item = (SocketAddr, LiveStats)> + '_ {
+        let at = self.last_update;
+        self.peers()
+            .filter_map(move |(addr, c)| at.map(|at| (addr, c.live_stats(at))))
     }
 
     /// Queues a message to one peer.

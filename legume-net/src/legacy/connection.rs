@@ -3,6 +3,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,7 @@ use super::wire::{
 };
 use crate::config::Config;
 use crate::event::{DisconnectReason, Event, MessageError, SendError, State, Stats};
+use crate::observe::{self, EngineCounters, Faults};
 use crate::rtt::RttEstimator;
 use crate::Delivery;
 
@@ -141,6 +143,11 @@ pub(crate) struct V4Connection {
     disconnect_id: u16,
     events: VecDeque<Event>,
     stats: Stats,
+    /// The peer's address, for log fields only.
+    peer: Option<SocketAddr>,
+    /// Reliable messages sent for the first time.
+    first_sends: u64,
+    faults: Faults,
 }
 
 impl V4Connection {
@@ -223,6 +230,9 @@ impl V4Connection {
             disconnect_id: 0,
             events: VecDeque::new(),
             stats: Stats::default(),
+            peer: None,
+            first_sends: 0,
+            faults: Faults::default(),
         }
     }
 
@@ -269,6 +279,19 @@ impl V4Connection {
 
     pub(crate) fn rtt(&self) -> Duration {
         self.rtt.srtt()
+    }
+
+    /// Sets the peer's address, used only in log fields.
+    pub(crate) fn set_peer(&mut self, peer: SocketAddr) {
+        self.peer = Some(peer);
+    }
+
+    /// Counters for the observer beyond the stats.
+    pub(crate) fn counters(&self) -> EngineCounters {
+        EngineCounters {
+            first_sends: self.first_sends,
+            faults: self.faults,
+        }
     }
 
     /// Any message must fit in one datagram after its transport header.
@@ -334,6 +357,7 @@ impl V4Connection {
     }
 
     fn close(&mut self, reason: DisconnectReason, copies: u8) {
+        observe::log_closed(self.peer, &reason, &self.stats);
         self.events.push_back(Event::Disconnected(reason.clone()));
         self.phase = Phase::Closed { reason, copies };
         // Only acks still go out, to a peer that proved its address: it may
@@ -437,6 +461,7 @@ impl V4Connection {
                     if self.seen.insert(header.id) && header.wants_ack() {
                         self.control.push_back(Control::Ack(header.id));
                     }
+                    self.faults.undecodable += 1;
                     self.events.push_back(Event::Error(MessageError::Decode(e)));
                 }
             }
@@ -495,6 +520,7 @@ impl V4Connection {
                 }
             }
             Body::Rejected if connecting => {
+                observe::log_rejected(self.peer, REJECTED_REASON);
                 self.events.push_back(Event::Rejected {
                     reason: REJECTED_REASON.to_owned(),
                 });
@@ -537,6 +563,7 @@ impl V4Connection {
         self.phase = Phase::Connected;
         self.next_ping = now + self.config.ping_interval;
         self.events.push_back(Event::Connected);
+        observe::log_connected(self.peer, 0, self.rtt());
     }
 
     fn handle_ack(&mut self, now: Instant, id: i32) {
@@ -786,6 +813,7 @@ impl V4Connection {
             let _ = header.write(w);
             let _ = w.put_slice(&q.bytes);
             if reliable {
+                self.first_sends += 1;
                 self.in_flight_bytes += q.bytes.len();
                 self.in_flight_order.push_back(header.id);
                 self.resend

@@ -120,7 +120,8 @@ impl World {
     pub fn add_client(&mut self) -> usize {
         let i = self.clients.len();
         let nonce = 0xC11E_0000_0000 + i as u64;
-        let conn = Connection::connect(self.config.clone(), factory(), self.now, nonce);
+        let mut conn = Connection::connect(self.config.clone(), factory(), self.now, nonce);
+        conn.set_peer_addr(server_addr());
         self.clients.push(SimClient {
             addr: client_addr(i),
             conn,

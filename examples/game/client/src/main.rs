@@ -24,12 +24,31 @@ fn usage() -> String {
          --expect N        bot: chat only once N players are in the game\n  \
          --seed N          seed of the bot's moves and of the conditioner (default: the PID)\n\
          {NET_USAGE}\n\n\
-         Keys: arrows/WASD move, Enter opens the chat line, Esc or q quits."
+         Keys: arrows/WASD move, Enter opens the chat line, Esc or q quits.\n\
+         Logs: RUST_LOG=legume_net=debug on stderr (a bot: warnings by default; \
+         the game: redirect stderr, e.g. 2>client.log)."
     )
+}
+
+/// Sends legume's `tracing` events to stderr, filtered by `RUST_LOG`.
+/// A bot logs warnings by default; the terminal game logs only when
+/// `RUST_LOG` is set (redirect stderr then, say `2>client.log`, or the
+/// lines land on the game's screen).
+fn init_logging(bot: bool) {
+    let filter = match tracing_subscriber::EnvFilter::try_from_default_env() {
+        Ok(filter) => filter,
+        Err(_) if bot => tracing_subscriber::EnvFilter::new("warn"),
+        Err(_) => return,
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn main() -> ExitCode {
     let args = Args::from_env();
+    init_logging(args.flag("--bot"));
     if args.flag("--help") || args.flag("-h") {
         println!("{}", usage());
         return ExitCode::SUCCESS;

@@ -5,9 +5,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use legume::net::{ConnectError, Stats};
+use legume::net::{ConnectError, LiveStats, Stats};
 use legume::prelude::*;
-use legume_game_protocol::rates::{RateMeter, Rates};
 use legume_game_protocol::world::step;
 use legume_game_protocol::{
     factory, sanitize, ChatSend, Dir, Hello, Input, PlayerId, Pos, ToClient, MAX_CHAT_LEN,
@@ -109,7 +108,6 @@ pub struct GameSession {
     next_chat_id: u32,
     log: VecDeque<LogLine>,
     events: VecDeque<GameEvent>,
-    meter: RateMeter,
     ended: Option<String>,
 }
 
@@ -136,7 +134,6 @@ impl GameSession {
             next_chat_id: 1,
             log: VecDeque::new(),
             events: VecDeque::new(),
-            meter: RateMeter::default(),
             ended: None,
         })
     }
@@ -154,7 +151,6 @@ impl GameSession {
             self.handle(event);
         }
         self.send_inputs(Instant::now());
-        self.meter.sample(Instant::now(), &self.client.stats());
     }
 
     fn handle(&mut self, event: Event) {
@@ -446,8 +442,9 @@ impl GameSession {
         self.client.stats()
     }
 
-    /// Bytes, messages and resends per second over the last second.
-    pub fn rates(&self) -> Rates {
-        self.meter.rates()
+    /// The connection's live statistics: RTT, loss, and bytes, messages
+    /// and resends per second over the last second.
+    pub fn live_stats(&self) -> LiveStats {
+        self.client.live_stats()
     }
 }

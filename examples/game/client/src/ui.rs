@@ -264,16 +264,15 @@ fn layout(
         lines.push(format!(" {row}"));
     }
 
-    let stats = session.stats();
-    let rates = session.rates();
+    let live = session.live_stats();
     lines.push(format!(
         " RTT {:.0} ms ±{:.0} · loss {:.1}% · in {} · out {} · resends {:.1}/s · unacked moves {}",
-        stats.latency_ms,
-        stats.latency_variation_ms,
-        stats.packet_loss * 100.0,
-        human_rate(rates.in_bytes_per_s),
-        human_rate(rates.out_bytes_per_s),
-        rates.resends_per_s,
+        live.rtt_ms,
+        live.rtt_var_ms,
+        live.packet_loss * 100.0,
+        human_rate(live.in_bytes_per_s),
+        human_rate(live.out_bytes_per_s),
+        live.resends_per_s,
         session.pending_moves()
     ));
     if let Some(c) = &config.conditions {

@@ -12,7 +12,7 @@
 //!   rule ([`world`]), so that a client can predict its own moves exactly;
 //! - the constants of the game ([`TICK_RATE`], [`DEFAULT_PORT`], limits);
 //! - the command-line flags both binaries take, network conditioner
-//!   included ([`cli`]), and a bandwidth meter over `Stats` ([`rates`]).
+//!   included ([`cli`]), and byte rates for people ([`rates`]).
 //!
 //! # Deliveries
 //!

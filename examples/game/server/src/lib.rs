@@ -30,11 +30,11 @@ use std::net::SocketAddr;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use legume::net::{ListenError, Stats};
+use legume::net::{ListenError, LiveStats, Stats};
 use legume::prelude::*;
 use legume_game_client::bot::{run_bot, BotConfig, BotReport};
 use legume_game_protocol::cli::NetFlags;
-use legume_game_protocol::rates::{human_rate, RateMeter};
+use legume_game_protocol::rates::human_rate;
 use legume_game_protocol::{
     factory, sanitize, ChatLine, PlayerId, PlayerInfo, PlayerJoined, PlayerLeft, ToServer, Welcome,
     MAX_CHAT_LEN, MAX_PLAYERS, PROTOCOL_ID, TICK_RATE,
@@ -104,7 +104,6 @@ pub struct GameServer {
     started: Instant,
     next_tick: Instant,
     next_stats: Option<Instant>,
-    meters: HashMap<SocketAddr, RateMeter>,
     counters: ServerCounters,
 }
 
@@ -142,7 +141,6 @@ impl GameServer {
             options,
             started: now,
             next_tick: now + tick_period(),
-            meters: HashMap::new(),
             counters: ServerCounters::default(),
         })
     }
@@ -178,7 +176,6 @@ impl GameServer {
             self.send_snapshots();
             self.server.update(); // send them now, not after the next wait
             self.handle_events();
-            self.sample_rates(now);
             self.next_tick += tick_period();
             if self.next_tick < now {
                 // Far behind (a stalled machine): skip the missed ticks
@@ -303,7 +300,6 @@ impl GameServer {
     }
 
     fn player_gone(&mut self, peer: SocketAddr, reason: &DisconnectReason) {
-        self.meters.remove(&peer);
         let Some(id) = self.players.remove(&peer) else {
             return;
         };
@@ -351,21 +347,11 @@ impl GameServer {
         }
     }
 
-    /// Feeds every peer's counters to its rate meter (each tick; a meter
-    /// recomputes once a second).
-    fn sample_rates(&mut self, now: Instant) {
-        for (addr, conn) in self.server.peers() {
-            self.meters
-                .entry(addr)
-                .or_default()
-                .sample(now, &conn.stats());
-        }
-    }
-
-    /// A table of the peers with their connection's metrics: RTT and its
-    /// variation, loss, bytes and messages per second each way (over the
-    /// last whole second), resends, congestion window, bytes in flight and
-    /// unacked reliable messages.
+    /// A table of the peers with their connection's live statistics (from
+    /// legume's `Server::live_stats`): RTT and its variation, loss, bytes
+    /// and messages per second each way and resends per second (over the
+    /// last second), congestion window, bytes in flight and unacked
+    /// reliable messages.
     pub fn stats_table(&self) -> String {
         let mut out = String::new();
         let e = self.server.stats();
@@ -382,7 +368,7 @@ impl GameServer {
         );
         let _ = writeln!(
             out,
-            "{:<21} {:>3} {:<12} {:>7} {:>6} {:>6} {:>10} {:>10} {:>9} {:>7} {:>8} {:>8} {:>7}",
+            "{:<21} {:>3} {:<12} {:>7} {:>6} {:>6} {:>10} {:>10} {:>9} {:>8} {:>8} {:>8} {:>7}",
             "peer",
             "id",
             "name",
@@ -392,36 +378,30 @@ impl GameServer {
             "in",
             "out",
             "msg/s i/o",
-            "resends",
+            "resend/s",
             "cwnd kB",
             "flight B",
             "unacked"
         );
-        let rows: BTreeMap<SocketAddr, Stats> =
-            self.server.peers().map(|(a, c)| (a, c.stats())).collect();
+        let rows: BTreeMap<SocketAddr, LiveStats> = self.server.live_stats().collect();
         for (addr, s) in rows {
-            let rates = self
-                .meters
-                .get(&addr)
-                .map(RateMeter::rates)
-                .unwrap_or_default();
             let id = self.players.get(&addr).copied();
             let name = id
                 .and_then(|id| self.world.player(id))
                 .map_or("-", |p| p.name.as_str());
             let _ = writeln!(
                 out,
-                "{:<21} {:>3} {:<12} {:>7.1} {:>6.1} {:>6.1} {:>10} {:>10} {:>9} {:>7} {:>8.1} {:>8} {:>7}",
+                "{:<21} {:>3} {:<12} {:>7.1} {:>6.1} {:>6.1} {:>10} {:>10} {:>9} {:>8.1} {:>8.1} {:>8} {:>7}",
                 addr.to_string(),
                 id.map_or("-".into(), |i| i.to_string()),
                 name.chars().take(12).collect::<String>(),
-                s.latency_ms,
-                s.latency_variation_ms,
+                s.rtt_ms,
+                s.rtt_var_ms,
                 s.packet_loss * 100.0,
-                human_rate(rates.in_bytes_per_s),
-                human_rate(rates.out_bytes_per_s),
-                format!("{:.0}/{:.0}", rates.in_msgs_per_s, rates.out_msgs_per_s),
-                s.resends,
+                human_rate(s.in_bytes_per_s),
+                human_rate(s.out_bytes_per_s),
+                format!("{:.0}/{:.0}", s.in_messages_per_s, s.out_messages_per_s),
+                s.resends_per_s,
                 s.congestion_window as f64 / 1000.0,
                 s.bytes_in_flight,
                 s.pending_acks

@@ -20,14 +20,28 @@ fn usage() -> String {
          --seconds S       stop after S seconds (default: run until killed; with --demo, 6)\n  \
          --bots N          start N bot players in this process (with --demo, default 4)\n  \
          --demo            play a short game with bots, print what each saw, exit 0 if all is well\n  \
-         --stats           print a table of the peers every second\n  \
+         --stats           print a table of the peers every second (legume's live stats)\n  \
          --seed N          seed of the spawn points, the bots and the conditioner (default 1)\n\
          {NET_USAGE}\n  \
-         (the conditioner impairs the server's socket, so every client's traffic)"
+         (the conditioner impairs the server's socket, so every client's traffic)\n\n\
+         Logs: RUST_LOG=legume_net=debug (default warn) on stderr."
     )
 }
 
+/// Sends legume's `tracing` events to stderr, filtered by `RUST_LOG`
+/// (default `warn`): `RUST_LOG=legume_net=debug` shows handshakes,
+/// disconnects with reasons and summaries of invalid traffic.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 fn main() -> ExitCode {
+    init_logging();
     let args = Args::from_env();
     if args.flag("--help") || args.flag("-h") {
         println!("{}", usage());
