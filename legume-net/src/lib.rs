@@ -24,6 +24,7 @@
 //! | `channel` | unreliable queue; reliable and ordered send and receive sides, fragmentation |
 //! | `connection` | one peer's state machine |
 //! | `handshake` | stateless challenge cookies |
+//! | `secure` | connect tokens, packet sealing, replay window (the secure mode's building blocks) |
 //! | `server` | the server endpoint: handshake, peers keyed by address, timer heap |
 //! | `driver` | `Client` and `Server` over a non-blocking UDP socket |
 //! | [`sim`] | a deterministic in-memory lossy network for tests and benchmarks |
@@ -90,6 +91,7 @@ mod legacy;
 mod packet;
 mod recovery;
 mod rtt;
+mod secure;
 mod seq;
 mod server;
 pub mod sim;
@@ -102,6 +104,11 @@ pub use driver::{
 };
 pub use event::{DisconnectReason, Event, IoError, MessageError, SendError, State, Stats};
 pub use packet::PacketError;
+pub use secure::{
+    extend_seq, open_private_token, AuthError, ConnectToken, IssueError, PacketKey, PrivateKey,
+    PrivateToken, RandomError, ReplayWindow, TokenError, TokenParams, CONNECT_TOKEN_LEN, KEY_LEN,
+    MAX_SERVER_ADDRESSES, REPLAY_WINDOW, SEALED_TOKEN_LEN, TAG_LEN, TOKEN_VERSION, USER_DATA_LEN,
+};
 pub use server::{
     ConnectHook, ConnectRequest, Decision, EndpointStats, ServerEndpoint, ServerEvent,
 };
