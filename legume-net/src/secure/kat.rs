@@ -8,7 +8,7 @@ use std::time::Duration;
 use chacha20poly1305::aead::KeyInit;
 use chacha20poly1305::{ChaCha20Poly1305, Key};
 
-use super::protect::{nonce, open_with_nonce, seal_with_nonce, DOMAIN_CONNECTION};
+use super::protect::{nonce, open_with_nonce, seal_with_nonce};
 use super::token::{xopen, xseal};
 use super::*;
 
@@ -74,31 +74,37 @@ fn xchacha_draft_vector() {
     assert_eq!(buf, RFC_PLAINTEXT);
 }
 
-/// The packet nonce is `00 00 00 00 ‖ seq` big-endian; pinned ciphertext.
+/// The packet nonce is `session ‖ seq` big-endian; pinned ciphertext.
 #[test]
 fn packet_seal_kat() {
     assert_eq!(
-        nonce(DOMAIN_CONNECTION, 0x0102_0304_0506_0708),
-        [0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]
+        nonce(0x0A0B_0C0D, 0x0102_0304_0506_0708),
+        [0x0A, 0x0B, 0x0C, 0x0D, 1, 2, 3, 4, 5, 6, 7, 8]
     );
     let bytes: [u8; 32] = std::array::from_fn(|i| i as u8);
     let key = PacketKey::from_bytes(bytes);
     let header = b"LG\x01\x06header";
     let mut payload = *b"legume packet KAT";
-    let tag = key.seal(0x0102_0304_0506_0708, header, &mut payload);
+    let tag = key.seal(0x0A0B_0C0D, 0x0102_0304_0506_0708, header, &mut payload);
     assert_eq!(
         payload.to_vec(),
-        unhex("8383c28dc8e988ec71dc83b3fecc6c1fc1")
+        unhex("45416702cad990bc45dab6a9a971f2db84")
     );
-    assert_eq!(tag.to_vec(), unhex("34ebe5fdf3854aa7e502bd7940936b28"));
+    assert_eq!(tag.to_vec(), unhex("b0326f26cab4eaf46532c64a94d67784"));
     // The same through the crate with the nonce written out by hand.
     let cipher = ChaCha20Poly1305::new(&Key::from(bytes));
     let mut again = *b"legume packet KAT";
-    let nonce = [0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+    let nonce = [0x0A, 0x0B, 0x0C, 0x0D, 1, 2, 3, 4, 5, 6, 7, 8];
     assert_eq!(seal_with_nonce(&cipher, &nonce, header, &mut again), tag);
     assert_eq!(again, payload);
-    key.open(0x0102_0304_0506_0708, header, &mut payload, &tag)
-        .unwrap();
+    key.open(
+        0x0A0B_0C0D,
+        0x0102_0304_0506_0708,
+        header,
+        &mut payload,
+        &tag,
+    )
+    .unwrap();
     assert_eq!(&payload, b"legume packet KAT");
 }
 

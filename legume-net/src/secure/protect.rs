@@ -14,9 +14,10 @@ pub const TAG_LEN: usize = 16;
 /// Packets a [`ReplayWindow`] remembers below the newest one.
 pub const REPLAY_WINDOW: u64 = 1024;
 
-/// The nonce domain of the packets of an established connection (the
-/// first four nonce bytes); other values are reserved for handshake packets.
-pub(crate) const DOMAIN_CONNECTION: u32 = 0;
+/// The nonce prefix of the client's sealed handshake packet; connections
+/// use their (never zero) session id.
+#[allow(dead_code)] // Used by the secure handshake (next step).
+pub(crate) const HANDSHAKE_SESSION: u32 = 0;
 
 /// A packet failed authentication: a wrong key, sequence number, header,
 /// payload or tag. It must be dropped unread.
@@ -27,10 +28,13 @@ pub struct AuthError;
 /// A key that seals the packets of one direction of a connection with
 /// ChaCha20-Poly1305 (RFC 8439).
 ///
-/// The 12-byte nonce is four zero bytes, then the packet's 64-bit sequence
-/// number big-endian: `00 00 00 00 ‖ seq` (`docs/PROTOCOL.md` 8.4). The
-/// sender must never seal two packets with the same sequence number under
-/// one key; each direction has its own key, so both may count from 0.
+/// The 12-byte nonce is the connection's 32-bit session id, then the
+/// packet's 64-bit sequence number, both big-endian: `session ‖ seq`
+/// (`docs/PROTOCOL.md` 8.4). The sender must never seal two different
+/// packets with the same session and sequence number under one key. Each
+/// direction has its own key, so both ends may count from 0; the session
+/// id, drawn by the server for each connection, keeps the nonces of two
+/// connections made with one token apart.
 ///
 /// ```
 /// use legume_net::PacketKey;
@@ -38,11 +42,12 @@ pub struct AuthError;
 /// let key = PacketKey::from_bytes([7; 32]);
 /// let header = b"header";
 /// let mut payload = *b"hello";
-/// let tag = key.seal(42, header, &mut payload);
+/// let tag = key.seal(0xC0FFEE, 42, header, &mut payload);
 /// assert_ne!(&payload, b"hello");
-/// key.open(42, header, &mut payload, &tag)?;
+/// key.open(0xC0FFEE, 42, header, &mut payload, &tag)?;
 /// assert_eq!(&payload, b"hello");
-/// assert!(key.open(43, header, &mut payload, &tag).is_err());
+/// assert!(key.open(0xC0FFEE, 43, header, &mut payload, &tag).is_err());
+/// assert!(key.open(0xC0FFEF, 42, header, &mut payload, &tag).is_err());
 /// # Ok::<(), legume_net::AuthError>(())
 /// ```
 #[derive(Clone)]
@@ -78,37 +83,29 @@ impl PacketKey {
         self.bytes
     }
 
-    /// Encrypts `payload` in place for packet `seq`, authenticating `header`
-    /// (sent in the clear) with it; returns the tag to send after it.
+    /// Encrypts `payload` in place as packet `seq` of connection `session`,
+    /// authenticating `header` (sent in the clear) with it; returns the tag
+    /// to send after it.
     ///
     /// # Panics
     ///
     /// Only for a payload longer than the AEAD's limit of about 256 GiB.
-    pub fn seal(&self, seq: u64, header: &[u8], payload: &mut [u8]) -> [u8; TAG_LEN] {
-        seal_with_nonce(
-            &self.cipher,
-            &nonce(DOMAIN_CONNECTION, seq),
-            header,
-            payload,
-        )
+    pub fn seal(&self, session: u32, seq: u64, header: &[u8], payload: &mut [u8]) -> [u8; TAG_LEN] {
+        seal_with_nonce(&self.cipher, &nonce(session, seq), header, payload)
     }
 
-    /// Decrypts `payload` in place if `tag` authenticates it, `header` and
-    /// `seq` under this key; on failure `payload` is left encrypted.
+    /// Decrypts `payload` in place if `tag` authenticates it, `header`,
+    /// `session` and `seq` under this key; on failure `payload` is left
+    /// encrypted.
     pub fn open(
         &self,
+        session: u32,
         seq: u64,
         header: &[u8],
         payload: &mut [u8],
         tag: &[u8; TAG_LEN],
     ) -> Result<(), AuthError> {
-        open_with_nonce(
-            &self.cipher,
-            &nonce(DOMAIN_CONNECTION, seq),
-            header,
-            payload,
-            tag,
-        )
+        open_with_nonce(&self.cipher, &nonce(session, seq), header, payload, tag)
     }
 
     /// Seals the packet `buf[..len]` in place: `buf[..header_len]` is the
@@ -118,7 +115,7 @@ impl PacketKey {
     #[allow(dead_code)] // Wired into the packet path in the next step.
     pub(crate) fn seal_packet(
         &self,
-        domain: u32,
+        session: u32,
         seq: u64,
         buf: &mut [u8],
         header_len: usize,
@@ -129,7 +126,7 @@ impl PacketKey {
         }
         let (header, rest) = buf.split_at_mut(header_len);
         let (payload, tail) = rest.split_at_mut(len - header_len);
-        let tag = seal_with_nonce(&self.cipher, &nonce(domain, seq), header, payload);
+        let tag = seal_with_nonce(&self.cipher, &nonce(session, seq), header, payload);
         tail[..TAG_LEN].copy_from_slice(&tag);
         Some(len + TAG_LEN)
     }
@@ -139,7 +136,7 @@ impl PacketKey {
     #[allow(dead_code)] // Wired into the packet path in the next step.
     pub(crate) fn open_packet(
         &self,
-        domain: u32,
+        session: u32,
         seq: u64,
         buf: &mut [u8],
         header_len: usize,
@@ -152,7 +149,7 @@ impl PacketKey {
         let (header, rest) = buf.split_at_mut(header_len);
         let (payload, tag) = rest.split_at_mut(body_end - header_len);
         let tag = <[u8; TAG_LEN]>::try_from(&*tag).map_err(|_| AuthError)?;
-        open_with_nonce(&self.cipher, &nonce(domain, seq), header, payload, &tag)?;
+        open_with_nonce(&self.cipher, &nonce(session, seq), header, payload, &tag)?;
         Ok(body_end)
     }
 }
@@ -163,10 +160,10 @@ impl std::fmt::Debug for PacketKey {
     }
 }
 
-/// The 12-byte nonce: `domain` big-endian, then `seq` big-endian.
-pub(crate) fn nonce(domain: u32, seq: u64) -> [u8; 12] {
+/// The 12-byte nonce: `session` big-endian, then `seq` big-endian.
+pub(crate) fn nonce(session: u32, seq: u64) -> [u8; 12] {
     let mut n = [0u8; 12];
-    n[..4].copy_from_slice(&domain.to_be_bytes());
+    n[..4].copy_from_slice(&session.to_be_bytes());
     n[4..].copy_from_slice(&seq.to_be_bytes());
     n
 }
@@ -452,7 +449,7 @@ mod tests {
             );
         }
         let mut b = sealed.clone();
-        assert_eq!(key.open_packet(1, 9, &mut b, 3), Err(AuthError), "domain");
+        assert_eq!(key.open_packet(1, 9, &mut b, 3), Err(AuthError), "session");
         assert_eq!(key.open_packet(0, 8, &mut b, 3), Err(AuthError), "seq");
         assert_eq!(key.open_packet(0, 9, &mut b, 3), Ok(10));
         assert_eq!(&b[..10], b"HDRpayload");
@@ -466,12 +463,14 @@ mod tests {
     fn a_failed_open_leaves_the_ciphertext() {
         let key = PacketKey::from_bytes([3; KEY_LEN]);
         let mut payload = *b"secret";
-        let tag = key.seal(1, b"", &mut payload);
+        let tag = key.seal(5, 1, b"", &mut payload);
         let sealed = payload;
-        assert_eq!(key.open(1, b"x", &mut payload, &tag), Err(AuthError));
+        assert_eq!(key.open(5, 1, b"x", &mut payload, &tag), Err(AuthError));
         assert_eq!(payload, sealed);
         let other = PacketKey::from_bytes([4; KEY_LEN]);
-        assert_eq!(other.open(1, b"", &mut payload, &tag), Err(AuthError));
+        assert_eq!(other.open(5, 1, b"", &mut payload, &tag), Err(AuthError));
+        assert_eq!(key.open(5, 1, b"", &mut payload, &tag), Ok(()));
+        assert_eq!(&payload, b"secret");
         assert_eq!(format!("{key:?}"), "PacketKey(..)");
     }
 }
