@@ -11,6 +11,8 @@ use legume_core::{AnyMessage, MessageFactory};
 use crate::config::{Config, Protocol};
 use crate::event::{Event, SendError, State, Stats};
 use crate::legacy::V4Connection;
+use crate::secure::session::SecureSession;
+use crate::secure::ConnectToken;
 use crate::Delivery;
 
 pub(crate) use native::NativeConnection;
@@ -77,6 +79,34 @@ impl Connection {
         Connection { engine }
     }
 
+    /// A secure-mode client connection (`docs/PROTOCOL.md` section 8) that
+    /// starts its handshake at `now` with a connect token from the backend.
+    ///
+    /// Send the datagrams to one of the token's
+    /// [`server_addresses`](ConnectToken::server_addresses). The token's
+    /// timeout replaces `config.timeout`; `config.protocol` must be
+    /// [`Protocol::Native`] (legume v4 has no secure mode; the token is
+    /// ignored there). Every packet after the handshake is encrypted and
+    /// authenticated; one that fails is dropped and counted in
+    /// [`Stats::dropped_unauthenticated`].
+    pub fn connect_with_token(
+        config: Config,
+        factory: Arc<MessageFactory>,
+        now: Instant,
+        nonce: u64,
+        token: &ConnectToken,
+    ) -> Self {
+        let engine = match config.protocol {
+            Protocol::Native => Engine::Native(Box::new(NativeConnection::connect_with_token(
+                config, factory, now, nonce, token,
+            ))),
+            Protocol::LegumeV4 => {
+                Engine::LegumeV4(Box::new(V4Connection::connect(config, factory, now)))
+            }
+        };
+        Connection { engine }
+    }
+
     /// The server side of a native connection the endpoint has just accepted.
     pub(crate) fn accepted(
         config: Config,
@@ -84,11 +114,28 @@ impl Connection {
         now: Instant,
         nonce: u64,
         session: u32,
+        secure: Option<SecureSession>,
     ) -> Self {
         Connection {
             engine: Engine::Native(Box::new(NativeConnection::accepted(
-                config, factory, now, nonce, session,
+                config, factory, now, nonce, session, secure,
             ))),
+        }
+    }
+
+    /// Whether the connection is encrypted and authenticated (secure mode).
+    pub fn is_secure(&self) -> bool {
+        match &self.engine {
+            Engine::Native(c) => c.is_secure(),
+            Engine::LegumeV4(_) => false,
+        }
+    }
+
+    /// Server, secure mode: this connection's SECURE_ACCEPT, to repeat.
+    pub(crate) fn secure_accept(&self) -> Option<Vec<u8>> {
+        match &self.engine {
+            Engine::Native(c) => c.secure_accept(),
+            Engine::LegumeV4(_) => None,
         }
     }
 

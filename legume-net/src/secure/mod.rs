@@ -28,6 +28,7 @@
 
 mod key;
 mod protect;
+pub(crate) mod session;
 mod token;
 
 pub use key::{PrivateKey, RandomError, KEY_LEN};

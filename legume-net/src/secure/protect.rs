@@ -16,7 +16,6 @@ pub const REPLAY_WINDOW: u64 = 1024;
 
 /// The nonce prefix of the client's sealed handshake packet; connections
 /// use their (never zero) session id.
-#[allow(dead_code)] // Used by the secure handshake (next step).
 pub(crate) const HANDSHAKE_SESSION: u32 = 0;
 
 /// A packet failed authentication: a wrong key, sequence number, header,
@@ -112,7 +111,6 @@ impl PacketKey {
     /// header (authenticated), the rest is encrypted, and the tag is written
     /// at `buf[len..len + 16]`. Returns the sealed length, or `None` when
     /// `buf` has no room for the tag or `header_len > len`.
-    #[allow(dead_code)] // Wired into the packet path in the next step.
     pub(crate) fn seal_packet(
         &self,
         session: u32,
@@ -133,7 +131,6 @@ impl PacketKey {
 
     /// Opens a packet sealed by [`seal_packet`](Self::seal_packet): returns
     /// the plaintext length (header included; the tag is gone).
-    #[allow(dead_code)] // Wired into the packet path in the next step.
     pub(crate) fn open_packet(
         &self,
         session: u32,
