@@ -9,8 +9,14 @@
 //! clock over the seeded lossy network of [`sim`]. [`Client`] and [`Server`]
 //! are the thin UDP driver (socket2) around them, with legume's API.
 //!
-//! It does not encrypt or authenticate traffic (see `docs/PROTOCOL.md`,
-//! section 7), and it has no async runtime: the app's frame loop drives it.
+//! By default it does not encrypt or authenticate traffic. The opt-in
+//! secure mode does, with connect tokens in the manner of netcode.io: a
+//! backend issues a [`ConnectToken`] sealed with a [`PrivateKey`] it shares
+//! with the servers; [`ServerEndpoint::require_connect_tokens`] admits only
+//! holders of valid tokens, and [`Connection::connect_with_token`] connects
+//! with one; every packet after the handshake is then encrypted and
+//! authenticated (ChaCha20-Poly1305). See `docs/PROTOCOL.md`, sections 7
+//! and 8. It has no async runtime: the app's frame loop drives it.
 //!
 //! The wire format, timers and state machine are specified in
 //! `docs/PROTOCOL.md`.
