@@ -14,6 +14,7 @@ use super::socket::{is_peer_error, is_would_block, random_u64, BufferSizes, Driv
 use crate::config::Config;
 use crate::connection::Connection;
 use crate::event::{Event, IoError, SendError, State, Stats};
+use crate::secure::ConnectToken;
 use crate::time::earliest;
 use crate::Delivery;
 
@@ -98,13 +99,43 @@ impl Client {
             .map_err(ConnectError::Resolve)?
             .next()
             .ok_or(ConnectError::NoAddress)?;
+        self.start(server, None)
+    }
+
+    /// Starts connecting in the secure mode (`docs/PROTOCOL.md` section 8)
+    /// with a connect token from the game's backend, to the first of the
+    /// token's server addresses. Every packet after the handshake is
+    /// encrypted and authenticated; a refused token is reported as
+    /// [`Event::Rejected`] with the reason where the server tells it
+    /// (expired, wrong server), or as a connect timeout (forged).
+    pub fn connect_with_token(&mut self, token: &ConnectToken) -> Result<(), ConnectError> {
+        if self.conn.as_ref().is_some_and(|c| !c.is_closed()) {
+            return Err(ConnectError::AlreadyConnected);
+        }
+        let server = *token
+            .server_addresses()
+            .first()
+            .ok_or(ConnectError::NoAddress)?;
+        self.start(server, Some(token))
+    }
+
+    fn start(
+        &mut self,
+        server: SocketAddr,
+        token: Option<&ConnectToken>,
+    ) -> Result<(), ConnectError> {
         let socket = DriverSocket::connect_to(server).map_err(ConnectError::Socket)?;
-        let conn = Connection::connect(
+        let (config, factory, now) = (
             self.config.clone(),
             Arc::clone(&self.factory),
             Instant::now(),
-            random_u64(),
         );
+        let conn = match token {
+            Some(token) => {
+                Connection::connect_with_token(config, factory, now, random_u64(), token)
+            }
+            None => Connection::connect(config, factory, now, random_u64()),
+        };
         self.impairment = match &self.config.conditioner {
             Some(c) => Some(Impairment::new(
                 c,

@@ -29,7 +29,7 @@
 mod key;
 mod protect;
 pub(crate) mod session;
-mod token;
+pub(crate) mod token;
 
 pub use key::{PrivateKey, RandomError, KEY_LEN};
 pub use protect::{extend_seq, AuthError, PacketKey, ReplayWindow, REPLAY_WINDOW, TAG_LEN};
