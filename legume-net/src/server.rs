@@ -127,7 +127,8 @@ pub struct EndpointStats {
 impl EndpointStats {
     /// Datagrams from addresses with no connection, each counted once by
     /// its outcome: dropped as invalid, rate-limited, answered with a
-    /// challenge, refused as a bad cookie or a replay, accepted or rejected.
+    /// challenge, refused as a bad cookie or a replay, accepted or rejected,
+    /// or (secure mode) refused for a bad or reused token.
     pub fn handshake_outcomes(&self) -> u64 {
         self.dropped_invalid
             + self.rate_limited
@@ -309,7 +310,10 @@ impl ServerEndpoint {
     /// tokens), for this `Config::protocol_id`, unexpired, and not in use
     /// from another address, are admitted; every packet after the handshake
     /// is encrypted and authenticated. Plain connect requests are refused
-    /// with a reason. Connections already open stay as they are.
+    /// with a reason. Connections already open stay as they are. The secure
+    /// mode is part of the native protocol: with it on, a server configured
+    /// for legume v4 speaks the native secure handshake instead (never
+    /// legume v4's unauthenticated one).
     ///
     /// `unix_now_secs` is the wall-clock time (seconds since the Unix epoch)
     /// at `now`, for token expiry; the endpoint reads no clock itself (the
@@ -460,7 +464,8 @@ impl ServerEndpoint {
 
     /// Processes one datagram from `from`.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
-        if self.config.protocol == Protocol::LegumeV4 {
+        // The secure mode is native-only: it never falls back to legume v4.
+        if self.config.protocol == Protocol::LegumeV4 && self.security.is_none() {
             self.handle_v4_datagram(now, from, datagram);
             return;
         }

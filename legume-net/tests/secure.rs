@@ -565,3 +565,43 @@ fn loss_torture_in_secure_mode() {
     );
     assert!(w.max_datagram <= Config::default().mtu.max(1200));
 }
+
+#[test]
+fn the_secure_mode_never_falls_back_to_legume_v4() {
+    let now = Instant::now();
+    let v4 = Config {
+        protocol: legume_net::Protocol::LegumeV4,
+        ..Config::default()
+    };
+    // A client asked for v4 with a token still speaks the secure protocol.
+    let mut c = Connection::connect_with_token(v4.clone(), factory(), now, 5, &token_for(5));
+    assert_eq!(c.protocol(), legume_net::Protocol::Native);
+    assert!(c.is_secure());
+    // A v4 server that requires tokens admits no v4 client...
+    let mut s = ServerEndpoint::new(v4.clone(), factory(), now, 1);
+    s.require_connect_tokens(backend_key(), server_addr(), now, UNIX_START);
+    let mut plain = Connection::connect(v4, factory(), now, 6);
+    let mut buf = [0u8; 1500];
+    for _ in 0..3 {
+        while let Some(n) = plain.poll_transmit(now, &mut buf) {
+            s.handle_datagram(now, client_addr(1), &buf[..n]);
+        }
+    }
+    assert_eq!(s.peer_count(), 0);
+    assert!(s.stats().dropped_invalid > 0);
+    // ...but a token holder gets in, securely.
+    let response = captured_response(&mut s, &mut c, now);
+    s.handle_datagram(now, client_addr(0), &response);
+    let mut rounds = 0;
+    while !c.is_connected() && rounds < 10 {
+        while let Some(n) = c.poll_transmit(now, &mut buf) {
+            s.handle_datagram(now, client_addr(0), &buf[..n]);
+        }
+        while let Some((_, n)) = s.poll_transmit(now, &mut buf) {
+            c.handle_datagram(now, &buf[..n]);
+        }
+        rounds += 1;
+    }
+    assert!(c.is_connected());
+    assert!(s.peer(client_addr(0)).unwrap().is_secure());
+}

@@ -84,27 +84,24 @@ impl Connection {
     ///
     /// Send the datagrams to one of the token's
     /// [`server_addresses`](ConnectToken::server_addresses). The token's
-    /// timeout replaces `config.timeout`; `config.protocol` must be
-    /// [`Protocol::Native`] (legume v4 has no secure mode; the token is
-    /// ignored there). Every packet after the handshake is encrypted and
-    /// authenticated; one that fails is dropped and counted in
-    /// [`Stats::dropped_unauthenticated`].
+    /// timeout replaces `config.timeout`. The secure mode is part of the
+    /// native protocol: `config.protocol` is ignored (never downgraded to
+    /// legume v4's plain one). Every packet after the handshake is
+    /// encrypted and authenticated; one that fails is dropped and counted
+    /// in [`Stats::dropped_unauthenticated`].
     pub fn connect_with_token(
-        config: Config,
+        mut config: Config,
         factory: Arc<MessageFactory>,
         now: Instant,
         nonce: u64,
         token: &ConnectToken,
     ) -> Self {
-        let engine = match config.protocol {
-            Protocol::Native => Engine::Native(Box::new(NativeConnection::connect_with_token(
+        config.protocol = Protocol::Native;
+        Connection {
+            engine: Engine::Native(Box::new(NativeConnection::connect_with_token(
                 config, factory, now, nonce, token,
             ))),
-            Protocol::LegumeV4 => {
-                Engine::LegumeV4(Box::new(V4Connection::connect(config, factory, now)))
-            }
-        };
-        Connection { engine }
+        }
     }
 
     /// The server side of a native connection the endpoint has just accepted.
