@@ -605,3 +605,82 @@ fn the_secure_mode_never_falls_back_to_legume_v4() {
     assert!(c.is_connected());
     assert!(s.peer(client_addr(0)).unwrap().is_secure());
 }
+
+/// Random datagrams, most of them starting like legume packets of every
+/// type (secure ones included), at a live secure pair from strangers and
+/// from the client's own address, and at the client: nothing panics,
+/// nothing is admitted or delivered, the connection stays up and works.
+#[test]
+fn random_datagrams_at_a_secure_pair_change_nothing() {
+    let mut p = Pair::new(13);
+    p.connect();
+    let mut rng = Rng::new(0xF022);
+    let genuine = {
+        // Real packets to mutate: a request, a response and DATA.
+        let mut s = secure_endpoint(p.now, Config::default());
+        let mut c =
+            Connection::connect_with_token(Config::default(), factory(), p.now, 9, &token_for(9));
+        let response = captured_response(&mut s, &mut c, p.now);
+        vec![request_bytes(9, &token_for(9).sealed()), response]
+    };
+    let mut buf = [0u8; 1500];
+    for i in 0..20_000u64 {
+        let d: Vec<u8> = match i % 4 {
+            0 => {
+                let len = rng.gen_range(0..1300) as usize;
+                let mut d = vec![0u8; len];
+                rng.fill_bytes(&mut d);
+                d
+            }
+            1 | 2 => {
+                let len = rng.gen_range(4..1300) as usize;
+                let mut d = vec![0u8; len];
+                rng.fill_bytes(&mut d);
+                d[..3].copy_from_slice(b"LG\x01");
+                d[3] = rng.gen_range(0..16) as u8;
+                if rng.chance(0.3) {
+                    d.resize(1200, 0);
+                }
+                d
+            }
+            _ => {
+                let mut d = genuine[(i / 4 % 2) as usize].clone();
+                for _ in 0..rng.gen_range(1..8) {
+                    let at = rng.gen_range(0..d.len() as u64) as usize;
+                    d[at] = rng.next_u64() as u8;
+                }
+                d
+            }
+        };
+        let stranger = SocketAddr::from(([192, 0, 2, (i % 250) as u8], 7000 + (i % 7) as u16));
+        p.server.handle_datagram(p.now, stranger, &d);
+        p.server.handle_datagram(p.now, client_addr(0), &d);
+        p.client.handle_datagram(p.now, &d);
+        while p.server.poll_transmit(p.now, &mut buf).is_some() {}
+    }
+    assert_eq!(p.server.peer_count(), 1);
+    assert!(p.client.is_connected());
+    assert_eq!(p.server.stats().accepted, 1);
+    while let Some(e) = p.server.poll_event() {
+        assert!(!matches!(e.event, Event::Message(_)), "{e:?}");
+    }
+    while let Some(e) = p.client.poll_event() {
+        assert!(!matches!(e, Event::Message(_)), "{e:?}");
+    }
+    // Still working.
+    p.client.send(&num(1), Delivery::Reliable).unwrap();
+    p.server
+        .send(client_addr(0), &num(2), Delivery::Reliable)
+        .unwrap();
+    let (mut to_server, mut to_client) = (false, false);
+    for _ in 0..50 {
+        p.round();
+        while let Some(e) = p.server.poll_event() {
+            to_server |= matches!(e.event, Event::Message(_));
+        }
+        while let Some(e) = p.client.poll_event() {
+            to_client |= matches!(e, Event::Message(_));
+        }
+    }
+    assert!(to_server && to_client);
+}
