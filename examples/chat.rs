@@ -13,14 +13,28 @@
 //!
 //! The library's logs go to stderr, filtered by `RUST_LOG` (default
 //! `warn`); `RUST_LOG=legume_net=debug` shows handshakes and disconnects.
+//!
+//! **Secure mode** (`docs/PROTOCOL.md` section 8): give the server the
+//! private key of a token service (the `token` example) and the clients a
+//! connect token each. Only token holders get in, all traffic is encrypted
+//! and authenticated, and names come from the tokens (sealed by the
+//! backend), not from the clients:
+//!
+//! ```text
+//! cargo run --example token -- keygen > chat.key
+//! cargo run --example chat -- server --listen 127.0.0.1:40100 --key "$(cat chat.key)"
+//! cargo run --example chat -- client --token "$(cargo run -q --example token -- issue \
+//!     --key "$(cat chat.key)" --server 127.0.0.1:40100 --client-id 1 --name ann)"
+//! ```
 
 use std::collections::HashMap;
 use std::io::BufRead;
 use std::net::SocketAddr;
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use legume::net::{ConnectToken, PrivateKey};
 use legume::prelude::*;
 
 /// Client → server: who I am (sent once connected).
@@ -77,26 +91,75 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_writer(std::io::stderr)
         .init();
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: chat server --listen ADDR | chat client --connect ADDR --name NAME";
+    let usage = "usage: chat server --listen ADDR [--key KEY [--public ADDR]] \
+                 | chat client --connect ADDR --name NAME | chat client --token TOKEN";
     let factory = Arc::new(ChatMsg::factory()?);
     match args.get(1).map(String::as_str) {
-        Some("server") => server(factory, &arg(&args, "--listen").ok_or(usage)?),
-        Some("client") => client(
+        Some("server") => server(
             factory,
-            &arg(&args, "--connect").ok_or(usage)?,
-            &arg(&args, "--name").ok_or(usage)?,
+            &arg(&args, "--listen").ok_or(usage)?,
+            arg(&args, "--key").as_deref(),
+            arg(&args, "--public").as_deref(),
         ),
+        Some("client") => match arg(&args, "--token") {
+            Some(token) => {
+                let token = ConnectToken::from_base64(&token)?;
+                client(factory, Target::Token(token), "")
+            }
+            None => client(
+                factory,
+                Target::Addr(arg(&args, "--connect").ok_or(usage)?),
+                &arg(&args, "--name").ok_or(usage)?,
+            ),
+        },
         _ => Err(usage.into()),
     }
 }
 
-fn server(factory: Arc<MessageFactory>, listen: &str) -> Result<(), Box<dyn std::error::Error>> {
+/// Where a client connects.
+enum Target {
+    Addr(String),
+    Token(ConnectToken),
+}
+
+/// The name a `token` example token carries in its user data.
+fn token_name(user_data: &[u8]) -> String {
+    let end = user_data.iter().position(|&b| b == 0).unwrap_or(32).min(32);
+    String::from_utf8_lossy(&user_data[..end]).into_owned()
+}
+
+fn server(
+    factory: Arc<MessageFactory>,
+    listen: &str,
+    key: Option<&str>,
+    public: Option<&str>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let mut server = Server::new(factory, Config::default());
     server.listen(listen)?;
-    println!(
-        "chat server on {}",
-        server.local_addr().ok_or("no address")?
-    );
+    let local = server.local_addr().ok_or("no address")?;
+    // Secure mode: names from the tokens, as the connect hook sees them.
+    let token_names: Arc<Mutex<HashMap<SocketAddr, String>>> = Arc::default();
+    if let Some(key) = key {
+        let key = PrivateKey::from_base64(key).ok_or("--key is not a base64 32-byte key")?;
+        let public = match public {
+            Some(p) => p.parse()?,
+            None => local,
+        };
+        server.require_connect_tokens(key, public);
+        let names = Arc::clone(&token_names);
+        server.set_connect_hook(move |req| {
+            if let Some(data) = req.user_data {
+                names
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(req.addr, token_name(&data));
+            }
+            Decision::Accept
+        });
+        println!("secure chat server on {local} (tokens for {public})");
+    } else {
+        println!("chat server on {local}");
+    }
     let mut names: HashMap<SocketAddr, String> = HashMap::new();
     loop {
         server.update_timeout(Duration::from_millis(50));
@@ -104,9 +167,14 @@ fn server(factory: Arc<MessageFactory>, listen: &str) -> Result<(), Box<dyn std:
             match event {
                 Event::Message(msg) => match ChatMsg::from_any(msg) {
                     Ok(ChatMsg::Join(j)) => {
-                        println!("{peer} is {}", j.name);
-                        let text = format!("* {} joined", j.name);
-                        names.insert(peer, j.name);
+                        let name = token_names
+                            .lock()
+                            .expect("not poisoned")
+                            .remove(&peer)
+                            .unwrap_or(j.name);
+                        println!("{peer} is {name}");
+                        let text = format!("* {name} joined");
+                        names.insert(peer, name);
                         server.send_to_all(&Notice { text }, Delivery::ReliableOrdered);
                     }
                     Ok(ChatMsg::Say(s)) => {
@@ -137,11 +205,20 @@ fn server(factory: Arc<MessageFactory>, listen: &str) -> Result<(), Box<dyn std:
 
 fn client(
     factory: Arc<MessageFactory>,
-    connect: &str,
+    target: Target,
     name: &str,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let mut client = Client::new(factory, Config::default());
-    client.connect(connect)?;
+    let connect = match target {
+        Target::Addr(addr) => {
+            client.connect(addr.as_str())?;
+            addr
+        }
+        Target::Token(token) => {
+            client.connect_with_token(&token)?;
+            format!("{} (secure)", token.server_addresses()[0])
+        }
+    };
     // Stdin blocks, so a thread reads it; None means end of input (Ctrl-D).
     let (tx, rx) = mpsc::channel::<Option<String>>();
     std::thread::spawn(move || {
@@ -159,7 +236,11 @@ fn client(
         while let Some(event) = client.poll_event() {
             match event {
                 Event::Connected => {
-                    println!("* connected to {connect} as {name}");
+                    if name.is_empty() {
+                        println!("* connected to {connect}");
+                    } else {
+                        println!("* connected to {connect} as {name}");
+                    }
                     client.send(&Join { name: name.into() }, Delivery::ReliableOrdered)?;
                 }
                 Event::Rejected { reason } => return Err(format!("rejected: {reason}").into()),
@@ -188,7 +269,11 @@ fn client(
                 Some(_) => println!("* not connected yet"),
                 None => {
                     leaving = true;
-                    client.disconnect_with(&format!("{name} said goodbye"));
+                    let reason = match name {
+                        "" => "goodbye".to_owned(),
+                        _ => format!("{name} said goodbye"),
+                    };
+                    client.disconnect_with(&reason);
                 }
             }
         }

@@ -444,3 +444,54 @@ fn clients_reconnect_after_the_server_restarts() {
     assert!(clients[c].connected());
     assert_eq!(server.peer_count(), 1);
 }
+
+#[test]
+fn secure_mode_over_udp_with_a_token() {
+    use legume::net::{ConnectToken, PrivateKey, TokenParams};
+    let mut net = Net::new("127.0.0.1:0", Config::default());
+    let key = PrivateKey::generate().unwrap();
+    let addr = net.addr();
+    net.server.require_connect_tokens(key.clone(), addr);
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let log = Arc::clone(&seen);
+    net.server.set_connect_hook(move |r| {
+        *log.lock().unwrap() = r.client_id;
+        Decision::Accept
+    });
+    // The backend issues a token; it travels to the client as base64.
+    let params = TokenParams::new(Config::default().protocol_id, 77, vec![addr]);
+    let text = ConnectToken::issue(&key, &params).unwrap().to_base64();
+    let token = ConnectToken::from_base64(&text).unwrap();
+    let mut client = Client::new(factory(), Config::default());
+    client.connect_with_token(&token).unwrap();
+    net.clients.push(client);
+    net.client_events.push(Vec::new());
+    net.connect_all();
+    assert_eq!(*seen.lock().unwrap(), Some(77));
+    let peer = net.server.peers().next().unwrap().0;
+    assert!(net.server.peer(peer).unwrap().is_secure());
+    for i in 0..50 {
+        net.clients[0]
+            .send(&chat(i), Delivery::ReliableOrdered)
+            .unwrap();
+        net.server
+            .send(peer, &chat(100 + i), Delivery::Reliable)
+            .unwrap();
+    }
+    let (mut to_server, mut to_client) = (Vec::new(), Vec::new());
+    assert!(net.pump_until(Duration::from_secs(3), |n| {
+        to_server.extend(n.server_chats().into_iter().map(|(_, m)| m.seq));
+        to_client.extend(n.client_chats(0).into_iter().map(|m| m.seq));
+        to_server.len() == 50 && to_client.len() == 50
+    }));
+    assert_eq!(to_server, (0..50).collect::<Vec<_>>());
+    // A plain client is refused with the reason.
+    let plain = net.add_client(short_timeouts());
+    assert!(
+        net.pump_until(Duration::from_secs(3), |n| n.client_events[plain]
+            .iter()
+            .any(
+                |e| matches!(e, Event::Rejected { reason } if reason.contains("connect token"))
+            ))
+    );
+}

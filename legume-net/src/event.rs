@@ -185,6 +185,9 @@ pub struct Stats {
     pub dropped_invalid: u64,
     /// Packets dropped as duplicates or too old.
     pub dropped_duplicate: u64,
+    /// Secure mode: packets that failed authentication (forged, corrupted,
+    /// or sealed with another key), dropped unread.
+    pub dropped_unauthenticated: u64,
     /// Frames dropped inside otherwise valid packets: message ids outside
     /// the receive window, which a correct peer never sends.
     pub dropped_frames: u64,

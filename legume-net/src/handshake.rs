@@ -1,5 +1,6 @@
 //! Stateless connect cookies: a keyed MAC over the client's address, nonce,
-//! issue time and app protocol id (SipHash-2-4, 128-bit output).
+//! issue time and app protocol id, and in the secure mode the connect
+//! token's id (SipHash-2-4, 128-bit output).
 
 use std::hash::Hasher;
 use std::net::SocketAddr;
@@ -16,13 +17,15 @@ impl CookieKey {
         CookieKey(key)
     }
 
-    /// The cookie for a client at `addr`.
+    /// The cookie for a client at `addr`; `token_id` is the connect token's
+    /// id in the secure mode, empty otherwise.
     pub(crate) fn cookie(
         &self,
         addr: SocketAddr,
         nonce: u64,
         issued_at: u64,
         protocol_id: u64,
+        token_id: &[u8],
     ) -> [u8; 16] {
         let mut h = SipHasher24::new_with_key(&self.0);
         let ip = match addr {
@@ -34,6 +37,9 @@ impl CookieKey {
         h.write(&nonce.to_be_bytes());
         h.write(&issued_at.to_be_bytes());
         h.write(&protocol_id.to_be_bytes());
+        if !token_id.is_empty() {
+            h.write(token_id);
+        }
         h.finish128().as_bytes()
     }
 
@@ -46,12 +52,13 @@ impl CookieKey {
         nonce: u64,
         issued_at: u64,
         protocol_id: u64,
+        token_id: &[u8],
         cookie: &[u8; 16],
         now_ms: u64,
         lifetime: Duration,
     ) -> bool {
         let fresh = issued_at <= now_ms && u128::from(now_ms - issued_at) <= lifetime.as_millis();
-        let expected = self.cookie(addr, nonce, issued_at, protocol_id);
+        let expected = self.cookie(addr, nonce, issued_at, protocol_id, token_id);
         // Compare without an early exit, so timing does not reveal a prefix.
         let same = expected
             .iter()
@@ -78,16 +85,44 @@ mod tests {
         let a: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         let b: SocketAddr = "127.0.0.1:5001".parse().unwrap();
         let life = Duration::from_secs(10);
-        let c = key.cookie(a, 1, 1000, 0);
-        assert!(key.verify(a, 1, 1000, 0, &c, 1500, life));
-        assert!(!key.verify(b, 1, 1000, 0, &c, 1500, life), "other address");
-        assert!(!key.verify(a, 2, 1000, 0, &c, 1500, life), "other nonce");
-        assert!(!key.verify(a, 1, 1001, 0, &c, 1500, life), "other time");
-        assert!(!key.verify(a, 1, 1000, 9, &c, 1500, life), "other protocol");
-        assert!(!key.verify(a, 1, 1000, 0, &c, 11_001, life), "expired");
-        assert!(!key.verify(a, 1, 1000, 0, &c, 999, life), "from the future");
+        let c = key.cookie(a, 1, 1000, 0, &[]);
+        assert!(key.verify(a, 1, 1000, 0, &[], &c, 1500, life));
+        assert!(
+            !key.verify(b, 1, 1000, 0, &[], &c, 1500, life),
+            "other address"
+        );
+        assert!(
+            !key.verify(a, 2, 1000, 0, &[], &c, 1500, life),
+            "other nonce"
+        );
+        assert!(
+            !key.verify(a, 1, 1001, 0, &[], &c, 1500, life),
+            "other time"
+        );
+        assert!(
+            !key.verify(a, 1, 1000, 9, &[], &c, 1500, life),
+            "other protocol"
+        );
+        assert!(
+            !key.verify(a, 1, 1000, 0, &[1; 16], &c, 1500, life),
+            "a token"
+        );
+        assert!(!key.verify(a, 1, 1000, 0, &[], &c, 11_001, life), "expired");
+        assert!(
+            !key.verify(a, 1, 1000, 0, &[], &c, 999, life),
+            "from the future"
+        );
         let other = CookieKey::new([8; 16]);
-        assert!(!other.verify(a, 1, 1000, 0, &c, 1500, life), "other key");
+        assert!(
+            !other.verify(a, 1, 1000, 0, &[], &c, 1500, life),
+            "other key"
+        );
+        let t = key.cookie(a, 1, 1000, 0, &[1; 16]);
+        assert!(key.verify(a, 1, 1000, 0, &[1; 16], &t, 1500, life));
+        assert!(
+            !key.verify(a, 1, 1000, 0, &[2; 16], &t, 1500, life),
+            "other token"
+        );
     }
 }
 

@@ -9,8 +9,14 @@
 //! clock over the seeded lossy network of [`sim`]. [`Client`] and [`Server`]
 //! are the thin UDP driver (socket2) around them, with legume's API.
 //!
-//! It does not encrypt or authenticate traffic (see `docs/PROTOCOL.md`,
-//! section 7), and it has no async runtime: the app's frame loop drives it.
+//! By default it does not encrypt or authenticate traffic. The opt-in
+//! secure mode does, with connect tokens in the manner of netcode.io: a
+//! backend issues a [`ConnectToken`] sealed with a [`PrivateKey`] it shares
+//! with the servers; [`ServerEndpoint::require_connect_tokens`] admits only
+//! holders of valid tokens, and [`Connection::connect_with_token`] connects
+//! with one; every packet after the handshake is then encrypted and
+//! authenticated (ChaCha20-Poly1305). See `docs/PROTOCOL.md`, sections 7
+//! and 8. It has no async runtime: the app's frame loop drives it.
 //!
 //! The wire format, timers and state machine are specified in
 //! `docs/PROTOCOL.md`.
@@ -24,6 +30,7 @@
 //! | `channel` | unreliable queue; reliable and ordered send and receive sides, fragmentation |
 //! | `connection` | one peer's state machine |
 //! | `handshake` | stateless challenge cookies |
+//! | `secure` | connect tokens, packet sealing, replay window (the secure mode's building blocks) |
 //! | `server` | the server endpoint: handshake, peers keyed by address, timer heap |
 //! | `driver` | `Client` and `Server` over a non-blocking UDP socket |
 //! | `live` | [`LiveStats`]: rates over a sliding window from the cumulative [`Stats`] |
@@ -94,6 +101,7 @@ mod observe;
 mod packet;
 mod recovery;
 mod rtt;
+mod secure;
 mod seq;
 mod server;
 pub mod sim;
@@ -107,6 +115,11 @@ pub use driver::{
 pub use event::{DisconnectReason, Event, IoError, MessageError, SendError, State, Stats};
 pub use live::{LiveStats, StatsWindow};
 pub use packet::PacketError;
+pub use secure::{
+    extend_seq, open_private_token, AuthError, ConnectToken, IssueError, PacketKey, PrivateKey,
+    PrivateToken, RandomError, ReplayWindow, TokenError, TokenParams, CONNECT_TOKEN_LEN, KEY_LEN,
+    MAX_SERVER_ADDRESSES, REPLAY_WINDOW, SEALED_TOKEN_LEN, TAG_LEN, TOKEN_VERSION, USER_DATA_LEN,
+};
 pub use server::{
     ConnectHook, ConnectRequest, Decision, EndpointStats, ServerEndpoint, ServerEvent,
 };

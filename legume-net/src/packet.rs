@@ -19,6 +19,23 @@ pub(crate) const HANDSHAKE_LEN: usize = 300;
 pub(crate) const CHALLENGE_EXTENSION_LEN: usize = HANDSHAKE_LEN - 44;
 /// The size of a DATA packet's header.
 pub(crate) const DATA_HEADER_LEN: usize = 18;
+/// The padded size of the client's secure handshake packets
+/// (`docs/PROTOCOL.md` 8.8).
+pub(crate) const SECURE_HANDSHAKE_LEN: usize = 1200;
+/// The sealed token in the secure handshake packets.
+const TOKEN_LEN: usize = crate::secure::SEALED_TOKEN_LEN;
+/// SECURE_CHALLENGE_RESPONSE: where the encrypted extension starts (the end
+/// of the associated data).
+pub(crate) const SECURE_RESPONSE_AAD_LEN: usize = 44 + TOKEN_LEN;
+/// SECURE_CHALLENGE_RESPONSE: the extension's size (encrypted, zero-padded).
+pub(crate) const SECURE_EXTENSION_LEN: usize = 256;
+/// SECURE_CHALLENGE_RESPONSE: the end of the extension's tag.
+pub(crate) const SECURE_RESPONSE_END: usize =
+    SECURE_RESPONSE_AAD_LEN + SECURE_EXTENSION_LEN + crate::secure::TAG_LEN;
+/// The size of a SECURE_ACCEPT: prefix, nonce, session, tag.
+pub(crate) const SECURE_ACCEPT_LEN: usize = 32;
+/// The authenticated header of a SECURE_DISCONNECT: prefix, session.
+pub(crate) const SECURE_DISCONNECT_HEADER_LEN: usize = 8;
 /// The most bytes of a reason string (REJECT, DISCONNECT).
 pub(crate) const MAX_REASON_LEN: usize = 255;
 /// The frame overhead of a fragment: type, id, index, count, a 2-byte length.
@@ -31,6 +48,10 @@ const TYPE_ACCEPT: u8 = 0x04;
 const TYPE_REJECT: u8 = 0x05;
 const TYPE_DATA: u8 = 0x06;
 const TYPE_DISCONNECT: u8 = 0x07;
+const TYPE_SECURE_CONNECT_REQUEST: u8 = 0x08;
+const TYPE_SECURE_CHALLENGE_RESPONSE: u8 = 0x09;
+const TYPE_SECURE_ACCEPT: u8 = 0x0A;
+const TYPE_SECURE_DISCONNECT: u8 = 0x0B;
 
 const FRAME_PING: u8 = 0x01;
 const FRAME_UNRELIABLE: u8 = 0x02;
@@ -121,6 +142,36 @@ pub(crate) enum Packet<'a> {
         session: u32,
         reason: &'a str,
     },
+    /// Secure mode: a connect request carrying the sealed token.
+    SecureConnectRequest {
+        nonce: u64,
+        token: &'a [u8],
+    },
+    /// Secure mode: a challenge response sealed with the client's key over
+    /// the first `SECURE_RESPONSE_AAD_LEN` bytes of the datagram.
+    SecureChallengeResponse {
+        nonce: u64,
+        /// The sequence number of the seal's nonce (session 0).
+        seq: u64,
+        issued_at: u64,
+        cookie: [u8; 16],
+        token: &'a [u8],
+        /// The encrypted extension and its tag (parse only; empty to emit).
+        sealed: &'a [u8],
+    },
+    /// Secure mode: an ACCEPT whose tag (server key, nonce
+    /// `session ‖ 2^64-1`) authenticates its first 16 bytes.
+    SecureAccept {
+        nonce: u64,
+        session: u32,
+        tag: [u8; 16],
+    },
+    /// Secure mode: a DISCONNECT; `sealed` is the encrypted reason (length
+    /// byte and text) and its tag (parse only; empty to emit).
+    SecureDisconnect {
+        session: u32,
+        sealed: &'a [u8],
+    },
 }
 
 impl<'a> Packet<'a> {
@@ -187,6 +238,41 @@ impl<'a> Packet<'a> {
                 session: r.read_u32()?,
                 reason: read_reason(&mut r)?,
             },
+            TYPE_SECURE_CONNECT_REQUEST => {
+                if bytes.len() != SECURE_HANDSHAKE_LEN {
+                    return Err(PacketError::BadLength);
+                }
+                return Ok(Packet::SecureConnectRequest {
+                    nonce: r.read_u64()?,
+                    token: r.take(TOKEN_LEN)?,
+                });
+            }
+            TYPE_SECURE_CHALLENGE_RESPONSE => {
+                if bytes.len() != SECURE_HANDSHAKE_LEN {
+                    return Err(PacketError::BadLength);
+                }
+                return Ok(Packet::SecureChallengeResponse {
+                    nonce: r.read_u64()?,
+                    seq: r.read_u64()?,
+                    issued_at: r.read_u64()?,
+                    cookie: read_cookie(&mut r)?,
+                    token: r.take(TOKEN_LEN)?,
+                    sealed: r.take(SECURE_RESPONSE_END - SECURE_RESPONSE_AAD_LEN)?,
+                });
+            }
+            TYPE_SECURE_ACCEPT => Packet::SecureAccept {
+                nonce: r.read_u64()?,
+                session: r.read_u32()?,
+                tag: read_cookie(&mut r)?,
+            },
+            TYPE_SECURE_DISCONNECT => {
+                let session = r.read_u32()?;
+                let sealed = r.rest();
+                if sealed.len() <= crate::secure::TAG_LEN {
+                    return Err(PacketError::BadLength);
+                }
+                return Ok(Packet::SecureDisconnect { session, sealed });
+            }
             other => return Err(PacketError::UnknownType(other)),
         };
         // Handshake packets carry zero padding; the others must end here.
@@ -265,9 +351,57 @@ impl<'a> Packet<'a> {
                 w.put_u32(session)?;
                 write_reason(&mut w, reason)?;
             }
+            Packet::SecureConnectRequest { nonce, token } => {
+                w.put_u8(TYPE_SECURE_CONNECT_REQUEST)?;
+                w.put_u64(nonce)?;
+                put_exact(&mut w, token, TOKEN_LEN)?;
+                pad_to(&mut w, SECURE_HANDSHAKE_LEN)?;
+            }
+            Packet::SecureChallengeResponse {
+                nonce,
+                seq,
+                issued_at,
+                cookie,
+                token,
+                ..
+            } => {
+                // The extension and tag are written by the sealing caller.
+                w.put_u8(TYPE_SECURE_CHALLENGE_RESPONSE)?;
+                w.put_u64(nonce)?;
+                w.put_u64(seq)?;
+                w.put_u64(issued_at)?;
+                w.put_slice(&cookie)?;
+                put_exact(&mut w, token, TOKEN_LEN)?;
+                pad_to(&mut w, SECURE_HANDSHAKE_LEN)?;
+            }
+            Packet::SecureAccept {
+                nonce,
+                session,
+                tag,
+            } => {
+                w.put_u8(TYPE_SECURE_ACCEPT)?;
+                w.put_u64(nonce)?;
+                w.put_u32(session)?;
+                w.put_slice(&tag)?;
+            }
+            Packet::SecureDisconnect { session, .. } => {
+                // The sealed reason is written by the sealing caller.
+                w.put_u8(TYPE_SECURE_DISCONNECT)?;
+                w.put_u32(session)?;
+            }
         }
         Ok(w.position())
     }
+}
+
+fn put_exact(w: &mut Writer<'_>, bytes: &[u8], len: usize) -> Result<(), EncodeError> {
+    if bytes.len() != len {
+        return Err(EncodeError::TooLong {
+            len: bytes.len(),
+            max: len,
+        });
+    }
+    w.put_slice(bytes)
 }
 
 fn read_cookie(r: &mut Reader<'_>) -> Result<[u8; 16], DecodeError> {
@@ -600,8 +734,16 @@ mod tests {
             Err(PacketError::BadVersion(2))
         );
         assert_eq!(
-            Packet::parse(b"LG\x01\x09"),
-            Err(PacketError::UnknownType(9))
+            Packet::parse(b"LG\x01\x0C"),
+            Err(PacketError::UnknownType(12))
+        );
+        assert_eq!(Packet::parse(b"LG\x01\x08"), Err(PacketError::BadLength));
+        assert_eq!(Packet::parse(b"LG\x01\x09"), Err(PacketError::BadLength));
+        assert!(Packet::parse(b"LG\x01\x0A").is_err());
+        assert_eq!(
+            Packet::parse(b"LG\x01\x0B\0\0\0\x01tagtagtagtagtagt"),
+            Err(PacketError::BadLength),
+            "a sealed disconnect needs more than a tag"
         );
         assert_eq!(Packet::parse(b"LG\x01\x01"), Err(PacketError::BadLength));
         assert!(Packet::parse(b"LG\x01\x06\0\0").is_err());

@@ -18,6 +18,8 @@ use crate::legacy::wire;
 use crate::live::LiveStats;
 use crate::observe::{Gate, Tally};
 use crate::packet::{Packet, HANDSHAKE_LEN};
+use crate::secure::session::{open_response, SecureSession};
+use crate::secure::{open_private_token, PrivateKey, PrivateToken, TokenError, USER_DATA_LEN};
 use crate::sim::Rng;
 use crate::Delivery;
 
@@ -31,6 +33,8 @@ const MAX_RATE_SOURCES: usize = 8192;
 /// Rejections logged one by one per log interval, at most; the rest are
 /// counted and the number given with the next one logged.
 const REJECTS_LOGGED: u32 = 32;
+/// Connect tokens remembered as used (secure mode), at most.
+const MAX_REMEMBERED_TOKENS: usize = 65_536;
 
 /// What the app decided about a connect request.
 #[derive(Clone, Debug, Eq, PartialEq)]
@@ -49,6 +53,12 @@ pub struct ConnectRequest {
     pub addr: SocketAddr,
     /// Peers connected now.
     pub peer_count: usize,
+    /// Secure mode: the client id from the client's connect token (who the
+    /// backend says it is). `None` in the plain mode.
+    pub client_id: Option<u64>,
+    /// Secure mode: the backend's user data from the connect token. `None`
+    /// in the plain mode.
+    pub user_data: Option<[u8; USER_DATA_LEN]>,
 }
 
 /// Decides on connect requests (legume's `OnConnectRequest`).
@@ -100,6 +110,15 @@ pub struct EndpointStats {
     /// Retransmitted challenge responses from connected clients, answered
     /// by repeating the ACCEPT.
     pub repeated_accepts: u64,
+    /// Secure mode: handshake packets refused for their connect token
+    /// (malformed, forged or tampered with, expired, for another server,
+    /// protocol or version) or for a challenge response whose seal fails.
+    /// The expired, wrong-server, wrong-protocol and wrong-version ones are
+    /// answered with a REJECT naming the reason; the others get no answer.
+    pub bad_tokens: u64,
+    /// Secure mode: handshake packets refused because their (valid) token
+    /// is already in use from another address.
+    pub reused_tokens: u64,
     /// Gauge: handshake replies queued, not yet handed to the socket (at
     /// most 4,096).
     pub queued_replies: usize,
@@ -115,7 +134,8 @@ pub struct EndpointStats {
 impl EndpointStats {
     /// Datagrams from addresses with no connection, each counted once by
     /// its outcome: dropped as invalid, rate-limited, answered with a
-    /// challenge, refused as a bad cookie or a replay, accepted or rejected.
+    /// challenge, refused as a bad cookie or a replay, accepted or rejected,
+    /// or (secure mode) refused for a bad or reused token.
     pub fn handshake_outcomes(&self) -> u64 {
         self.dropped_invalid
             + self.rate_limited
@@ -124,6 +144,8 @@ impl EndpointStats {
             + self.replayed
             + self.accepted
             + self.rejected
+            + self.bad_tokens
+            + self.reused_tokens
     }
 }
 
@@ -158,6 +180,7 @@ pub struct ServerEndpoint {
     max_peers: usize,
     completed: CompletedHandshakes,
     rate: SourceRate,
+    security: Option<Box<ServerSecurity>>,
     stats: EndpointStats,
     logs: EndpointLogs,
 }
@@ -174,6 +197,50 @@ struct EndpointLogs {
     rejects: Gate,
     /// The latest source summarised, named again when a summary is flushed.
     latest: Option<SocketAddr>,
+}
+
+/// The secure mode of an endpoint.
+struct ServerSecurity {
+    key: PrivateKey,
+    /// The address clients' tokens must name.
+    addr: SocketAddr,
+    /// Seconds since the Unix epoch at the endpoint's epoch.
+    unix_at_epoch: u64,
+    tokens: UsedTokens,
+}
+
+/// Connect tokens that opened a connection, kept until they expire, so that
+/// a token cannot be used from a second address.
+#[derive(Debug, Default)]
+struct UsedTokens {
+    map: HashMap<[u8; 16], (SocketAddr, u64)>,
+    /// (token id, expiry), oldest first.
+    order: VecDeque<([u8; 16], u64)>,
+}
+
+impl UsedTokens {
+    /// Whether the token is in use from another address than `addr`.
+    fn used_by_other(&mut self, id: &[u8; 16], addr: SocketAddr, unix_now: u64) -> bool {
+        while let Some(&(old, expiry)) = self.order.front() {
+            if expiry > unix_now {
+                break;
+            }
+            self.order.pop_front();
+            self.map.remove(&old);
+        }
+        self.map.get(id).is_some_and(|&(a, _)| a != addr)
+    }
+
+    fn insert(&mut self, id: [u8; 16], addr: SocketAddr, expiry: u64) {
+        if self.map.insert(id, (addr, expiry)).is_none() {
+            self.order.push_back((id, expiry));
+        }
+        while self.order.len() > MAX_REMEMBERED_TOKENS {
+            if let Some((old, _)) = self.order.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+    }
 }
 
 /// Handshakes that created a connection, kept until their cookie expires so
@@ -254,9 +321,45 @@ impl ServerEndpoint {
             max_peers: usize::MAX,
             completed: CompletedHandshakes::default(),
             rate: SourceRate::default(),
+            security: None,
             stats: EndpointStats::default(),
             logs: EndpointLogs::default(),
         }
+    }
+
+    /// Turns on the secure mode (`docs/PROTOCOL.md` section 8): from now on
+    /// only clients with a valid connect token sealed with `key`, naming
+    /// `public_addr` (this server's address as the backend writes it in
+    /// tokens), for this `Config::protocol_id`, unexpired, and not in use
+    /// from another address, are admitted; every packet after the handshake
+    /// is encrypted and authenticated. Plain connect requests are refused
+    /// with a reason. Connections already open stay as they are. The secure
+    /// mode is part of the native protocol: with it on, a server configured
+    /// for legume v4 speaks the native secure handshake instead (never
+    /// legume v4's unauthenticated one).
+    ///
+    /// `unix_now_secs` is the wall-clock time (seconds since the Unix epoch)
+    /// at `now`, for token expiry; the endpoint reads no clock itself (the
+    /// UDP driver passes the system clock).
+    pub fn require_connect_tokens(
+        &mut self,
+        key: PrivateKey,
+        public_addr: SocketAddr,
+        now: Instant,
+        unix_now_secs: u64,
+    ) {
+        let since_epoch = now.saturating_duration_since(self.epoch).as_secs();
+        self.security = Some(Box::new(ServerSecurity {
+            key,
+            addr: public_addr,
+            unix_at_epoch: unix_now_secs.saturating_sub(since_epoch),
+            tokens: UsedTokens::default(),
+        }));
+    }
+
+    /// Whether the endpoint requires connect tokens.
+    pub fn is_secure(&self) -> bool {
+        self.security.is_some()
     }
 
     /// Sets the hook that accepts or rejects each connect request.
@@ -417,19 +520,30 @@ impl ServerEndpoint {
 
     /// Processes one datagram from `from`.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
-        if self.config.protocol == Protocol::LegumeV4 {
+        // The secure mode is native-only: it never falls back to legume v4.
+        if self.config.protocol == Protocol::LegumeV4 && self.security.is_none() {
             self.handle_v4_datagram(now, from, datagram);
             return;
         }
         if let Some(p) = self.peers.get_mut(&from) {
             // A retransmitted response from this client means our ACCEPT was lost.
-            if let Ok(Packet::ChallengeResponse { nonce, .. }) = Packet::parse(datagram) {
-                if nonce == p.conn.nonce() {
+            match Packet::parse(datagram) {
+                Ok(Packet::ChallengeResponse { nonce, .. })
+                    if nonce == p.conn.nonce() && !p.conn.is_secure() =>
+                {
                     self.stats.repeated_accepts += 1;
                     let session = p.conn.session();
                     self.reply(now, from, &Packet::Accept { nonce, session });
                     return;
                 }
+                Ok(Packet::SecureChallengeResponse { nonce, .. }) if nonce == p.conn.nonce() => {
+                    if let Some(accept) = p.conn.secure_accept() {
+                        self.stats.repeated_accepts += 1;
+                        self.reply_bytes(now, from, accept);
+                        return;
+                    }
+                }
+                _ => {}
             }
             // Anything else, another attempt's response included, is the
             // connection's to process or to drop and count.
@@ -441,7 +555,10 @@ impl ServerEndpoint {
         let packet = Packet::parse(datagram);
         let handshake = matches!(
             packet,
-            Ok(Packet::ConnectRequest { .. } | Packet::ChallengeResponse { .. })
+            Ok(Packet::ConnectRequest { .. }
+                | Packet::ChallengeResponse { .. }
+                | Packet::SecureConnectRequest { .. }
+                | Packet::SecureChallengeResponse { .. })
         );
         let now_ms = self.now_ms(now);
         if handshake
@@ -453,11 +570,15 @@ impl ServerEndpoint {
             self.log_rate_limited(now, from);
             return;
         }
+        if self.security.is_some() {
+            self.handle_secure_handshake(now, from, packet, datagram);
+            return;
+        }
         match packet {
             Ok(Packet::ConnectRequest { protocol_id, nonce })
                 if protocol_id == self.config.protocol_id =>
             {
-                self.challenge(now, from, nonce);
+                self.challenge(now, from, nonce, &[]);
             }
             Ok(Packet::ChallengeResponse {
                 protocol_id,
@@ -472,6 +593,7 @@ impl ServerEndpoint {
                         nonce,
                         issued_at,
                         protocol_id,
+                        &[],
                         &cookie,
                         self.now_ms(now),
                         self.config.challenge_lifetime,
@@ -486,7 +608,7 @@ impl ServerEndpoint {
                     } else {
                         Ok(())
                     };
-                    self.admit(now, from, nonce, issued_at, schema);
+                    self.admit(now, from, nonce, issued_at, schema, None);
                 } else {
                     self.stats.bad_cookies += 1;
                     self.log_refused(now, from);
@@ -495,7 +617,7 @@ impl ServerEndpoint {
                     // still stateless, and smaller than the response.
                     if protocol_id == self.config.protocol_id {
                         self.stats.rechallenges += 1;
-                        self.challenge(now, from, nonce);
+                        self.challenge(now, from, nonce, &[]);
                     }
                 }
             }
@@ -557,6 +679,149 @@ impl ServerEndpoint {
         }
     }
 
+    /// The secure handshake (`docs/PROTOCOL.md` 8.8) of a client with no
+    /// connection yet.
+    fn handle_secure_handshake(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        packet: Result<Packet<'_>, crate::PacketError>,
+        datagram: &[u8],
+    ) {
+        match packet {
+            Ok(Packet::SecureConnectRequest { nonce, token }) => {
+                match self.open_token(now, from, token) {
+                    Ok(private) => self.challenge(now, from, nonce, &private.token_id()),
+                    Err(refusal) => self.refuse_token(now, from, nonce, refusal),
+                }
+            }
+            Ok(Packet::SecureChallengeResponse {
+                nonce,
+                seq,
+                issued_at,
+                cookie,
+                token,
+                ..
+            }) => {
+                // The cookie binds the token's id, its tag: checked before
+                // any decryption.
+                let mut token_id = [0u8; 16];
+                token_id.copy_from_slice(&token[token.len() - 16..]);
+                let now_ms = self.now_ms(now);
+                let fresh = self.key.verify(
+                    from,
+                    nonce,
+                    issued_at,
+                    self.config.protocol_id,
+                    &token_id,
+                    &cookie,
+                    now_ms,
+                    self.config.challenge_lifetime,
+                );
+                if !fresh {
+                    // As in the plain mode: a fresh cookie for a stale one,
+                    // if the token is for this game (its header's protocol
+                    // id); its seal is checked when the new response comes.
+                    self.stats.bad_cookies += 1;
+                    if token[8..16] == self.config.protocol_id.to_be_bytes() {
+                        self.stats.rechallenges += 1;
+                        self.challenge(now, from, nonce, &token_id);
+                    }
+                    return;
+                }
+                let private = match self.open_token(now, from, token) {
+                    Ok(private) => private,
+                    Err(refusal) => return self.refuse_token(now, from, nonce, refusal),
+                };
+                let Ok(ext) = open_response(private.client_to_server_key(), seq, datagram) else {
+                    self.stats.bad_tokens += 1;
+                    return;
+                };
+                if self.completed.contains(now_ms, from, nonce) {
+                    self.stats.replayed += 1;
+                    return;
+                }
+                let schema = if self.config.check_schema {
+                    extension::check_schema(&self.factory, &ext)
+                } else {
+                    Ok(())
+                };
+                self.admit(now, from, nonce, issued_at, schema, Some(private));
+            }
+            Ok(Packet::ConnectRequest { protocol_id, nonce })
+                if protocol_id == self.config.protocol_id =>
+            {
+                self.stats.rejected += 1;
+                let reason = "this server requires a connect token";
+                self.reply(now, from, &Packet::Reject { nonce, reason });
+            }
+            _ => self.stats.dropped_invalid += 1,
+        }
+    }
+
+    /// Opens a client's connect token: valid, and not in use from another
+    /// address. Counts nothing.
+    fn open_token(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        token: &[u8],
+    ) -> Result<PrivateToken, Option<TokenError>> {
+        let epoch = self.epoch;
+        let Some(sec) = self.security.as_mut() else {
+            return Err(Some(TokenError::Malformed));
+        };
+        let unix_now = sec
+            .unix_at_epoch
+            .saturating_add(now.saturating_duration_since(epoch).as_secs());
+        let private =
+            open_private_token(&sec.key, token, self.config.protocol_id, unix_now, sec.addr)
+                .map_err(Some)?;
+        if sec
+            .tokens
+            .used_by_other(&private.token_id(), from, unix_now)
+        {
+            return Err(None);
+        }
+        Ok(private)
+    }
+
+    /// Counts a refused token (`None`: in use from another address) and
+    /// answers with a REJECT where telling is safe.
+    fn refuse_token(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        nonce: u64,
+        refusal: Option<TokenError>,
+    ) {
+        let Some(e) = refusal else {
+            self.stats.reused_tokens += 1;
+            return;
+        };
+        self.stats.bad_tokens += 1;
+        // A forged or malformed token gets no answer; the others are genuine
+        // tokens whose holder should learn why (and a REJECT is far smaller
+        // than the request).
+        if matches!(
+            e,
+            TokenError::Expired
+                | TokenError::WrongServer
+                | TokenError::ProtocolMismatch(_)
+                | TokenError::VersionMismatch(_)
+        ) {
+            let reason = e.to_string();
+            self.reply(
+                now,
+                from,
+                &Packet::Reject {
+                    nonce,
+                    reason: &reason,
+                },
+            );
+        }
+    }
+
     /// legume v4: no cookie exchange exists, so a connection is created for
     /// a datagram that opens with a well-formed ConnectRequest, within the
     /// same limits as a native handshake (`docs/LEGUME_COMPAT.md`).
@@ -584,7 +849,7 @@ impl ServerEndpoint {
         let decision = if version != wire::PROTOCOL_VERSION {
             Decision::Reject(format!("legume protocol version {version} is not 4"))
         } else {
-            self.decide(from)
+            self.decide(from, None)
         };
         match decision {
             Decision::Reject(reason) => {
@@ -629,7 +894,7 @@ impl ServerEndpoint {
     }
 
     /// The app's and the limits' verdict on a client that asks to connect.
-    fn decide(&mut self, from: SocketAddr) -> Decision {
+    fn decide(&mut self, from: SocketAddr, token: Option<&PrivateToken>) -> Decision {
         if self.peers.len() >= self.max_peers {
             Decision::Reject("server is full".into())
         } else if !self.accept_new {
@@ -638,6 +903,8 @@ impl ServerEndpoint {
             hook(&ConnectRequest {
                 addr: from,
                 peer_count: self.peers.len(),
+                client_id: token.map(PrivateToken::client_id),
+                user_data: token.map(|t| *t.user_data()),
             })
         } else {
             Decision::Accept
@@ -645,10 +912,12 @@ impl ServerEndpoint {
     }
 
     /// Answers a connect request with a stateless challenge.
-    fn challenge(&mut self, now: Instant, from: SocketAddr, nonce: u64) {
+    fn challenge(&mut self, now: Instant, from: SocketAddr, nonce: u64, token_id: &[u8]) {
         let issued_at = self.now_ms(now);
         let protocol_id = self.config.protocol_id;
-        let cookie = self.key.cookie(from, nonce, issued_at, protocol_id);
+        let cookie = self
+            .key
+            .cookie(from, nonce, issued_at, protocol_id, token_id);
         self.stats.challenges_sent += 1;
         trace!(peer = %from, "challenge sent to {from}");
         self.reply(
@@ -670,13 +939,14 @@ impl ServerEndpoint {
         nonce: u64,
         issued_at: u64,
         schema: Result<(), String>,
+        token: Option<PrivateToken>,
     ) {
         let decision = match schema {
             Err(reason) => {
                 self.stats.schema_mismatches += 1;
                 Decision::Reject(reason)
             }
-            Ok(()) => self.decide(from),
+            Ok(()) => self.decide(from, token.as_ref()),
         };
         match decision {
             Decision::Reject(reason) => {
@@ -697,16 +967,33 @@ impl ServerEndpoint {
                     u64::try_from(self.config.challenge_lifetime.as_millis()).unwrap_or(u64::MAX);
                 self.completed
                     .insert(issued_at.saturating_add(lifetime), from, nonce);
-                let session = (self.rng.next_u64() >> 32) as u32;
+                let mut session = (self.rng.next_u64() >> 32) as u32;
+                while token.is_some() && session == 0 {
+                    // Session 0 is the secure handshake's nonce prefix.
+                    session = (self.rng.next_u64() >> 32) as u32;
+                }
+                let mut config = self.config.clone();
+                let secure = token.map(|t| {
+                    config.timeout = t.timeout();
+                    if let Some(sec) = &mut self.security {
+                        sec.tokens.insert(t.token_id(), from, t.expire_timestamp());
+                    }
+                    SecureSession::new(
+                        t.server_to_client_key().clone(),
+                        t.client_to_server_key().clone(),
+                    )
+                });
                 info!(peer = %from, session, peers = self.peers.len() + 1,
                     "accepted the connection from {from}");
+                let accept = secure.as_ref().map(|s| s.accept_packet(nonce, session));
                 let conn = Connection::accepted(
-                    self.config.clone(),
+                    config,
                     Arc::clone(&self.factory),
                     now,
                     from,
                     nonce,
                     session,
+                    secure,
                 );
                 self.peers.insert(
                     from,
@@ -716,7 +1003,10 @@ impl ServerEndpoint {
                         dirty: false,
                     },
                 );
-                self.reply(now, from, &Packet::Accept { nonce, session });
+                match accept {
+                    Some(bytes) => self.reply_bytes(now, from, bytes),
+                    None => self.reply(now, from, &Packet::Accept { nonce, session }),
+                }
                 self.touch(from);
             }
         }

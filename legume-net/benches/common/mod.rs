@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use legume_core::{Message, MessageFactory};
 use legume_derive::Message;
 use legume_net::sim::{LinkConditions, SimNetwork};
-use legume_net::{Config, Connection, Event, ServerEndpoint};
+use legume_net::{
+    Config, ConnectToken, Connection, Event, PrivateKey, ServerEndpoint, TokenParams,
+};
 
 /// 31 bytes of fields plus the one-byte type id: 32 bytes on the wire.
 #[derive(Clone, Debug, PartialEq, Message)]
@@ -82,12 +84,31 @@ pub struct Pair {
 impl Pair {
     /// A connected pair; `conditions` apply to both directions.
     pub fn connected(seed: u64, conditions: LinkConditions) -> Self {
+        Self::connect(seed, conditions, false)
+    }
+
+    /// A connected pair in the secure mode (a connect token, every packet
+    /// sealed).
+    pub fn connected_secure(seed: u64, conditions: LinkConditions) -> Self {
+        Self::connect(seed, conditions, true)
+    }
+
+    fn connect(seed: u64, conditions: LinkConditions, secure: bool) -> Self {
         let now = Instant::now();
         let mut net = SimNetwork::new(seed);
         net.set_default_conditions(conditions);
         let config = Config::default();
-        let server = ServerEndpoint::new(config.clone(), factory(), now, seed ^ 0x5EED);
-        let client = Connection::connect(config, factory(), now, 0xC11E_0001);
+        let mut server = ServerEndpoint::new(config.clone(), factory(), now, seed ^ 0x5EED);
+        let client = if secure {
+            let key = PrivateKey::from_bytes([7; 32]);
+            let unix = 1_700_000_000;
+            server.require_connect_tokens(key.clone(), server_addr(), now, unix);
+            let params = TokenParams::new(config.protocol_id, 1, vec![server_addr()]);
+            let token = ConnectToken::issue_at(&key, &params, unix).expect("a token");
+            Connection::connect_with_token(config, factory(), now, 0xC11E_0001, &token)
+        } else {
+            Connection::connect(config, factory(), now, 0xC11E_0001)
+        };
         let mut pair = Pair {
             now,
             net,

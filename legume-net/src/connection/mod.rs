@@ -14,6 +14,8 @@ use crate::event::{Event, SendError, State, Stats};
 use crate::legacy::V4Connection;
 use crate::live::LiveStats;
 use crate::observe::Observer;
+use crate::secure::session::SecureSession;
+use crate::secure::ConnectToken;
 use crate::Delivery;
 
 pub(crate) use native::NativeConnection;
@@ -89,6 +91,33 @@ impl Connection {
         Connection { engine, obs }
     }
 
+    /// A secure-mode client connection (`docs/PROTOCOL.md` section 8) that
+    /// starts its handshake at `now` with a connect token from the backend.
+    ///
+    /// Send the datagrams to one of the token's
+    /// [`server_addresses`](ConnectToken::server_addresses). The token's
+    /// timeout replaces `config.timeout`. The secure mode is part of the
+    /// native protocol: `config.protocol` is ignored (never downgraded to
+    /// legume v4's plain one). Every packet after the handshake is
+    /// encrypted and authenticated; one that fails is dropped and counted
+    /// in [`Stats::dropped_unauthenticated`].
+    pub fn connect_with_token(
+        mut config: Config,
+        factory: Arc<MessageFactory>,
+        now: Instant,
+        nonce: u64,
+        token: &ConnectToken,
+    ) -> Self {
+        config.protocol = Protocol::Native;
+        let obs = Box::new(Observer::new(now, config.stats_window));
+        Connection {
+            engine: Engine::Native(Box::new(NativeConnection::connect_with_token(
+                config, factory, now, nonce, token,
+            ))),
+            obs,
+        }
+    }
+
     /// The server side of a native connection the endpoint has just
     /// accepted from `peer`.
     pub(crate) fn accepted(
@@ -98,16 +127,33 @@ impl Connection {
         peer: SocketAddr,
         nonce: u64,
         session: u32,
+        secure: Option<SecureSession>,
     ) -> Self {
         let obs = Box::new(Observer::new(now, config.stats_window));
         let mut conn = Connection {
             engine: Engine::Native(Box::new(NativeConnection::accepted(
-                config, factory, now, nonce, session,
+                config, factory, now, nonce, session, secure,
             ))),
             obs,
         };
         conn.set_peer_addr(peer);
         conn
+    }
+
+    /// Whether the connection is encrypted and authenticated (secure mode).
+    pub fn is_secure(&self) -> bool {
+        match &self.engine {
+            Engine::Native(c) => c.is_secure(),
+            Engine::LegumeV4(_) => false,
+        }
+    }
+
+    /// Server, secure mode: this connection's SECURE_ACCEPT, to repeat.
+    pub(crate) fn secure_accept(&self) -> Option<Vec<u8>> {
+        match &self.engine {
+            Engine::Native(c) => c.secure_accept(),
+            Engine::LegumeV4(_) => None,
+        }
     }
 
     /// The server side of a legume v4 connection, created for a connect

@@ -19,6 +19,8 @@ use crate::packet::{
     self, Channel, DataHeader, Frame, FrameKind, Frames, Packet, DATA_HEADER_LEN, FRAGMENT_OVERHEAD,
 };
 use crate::recovery::{Outcome, Recovery};
+use crate::secure::session::{Refused, SecureSession};
+use crate::secure::{ConnectToken, TAG_LEN};
 use crate::Delivery;
 
 /// Copies of DISCONNECT sent on a local disconnect.
@@ -51,6 +53,8 @@ pub(crate) struct NativeConnection {
     ordered_first: bool,
     /// What the client sends after the cookie: its schema summary.
     handshake_extension: Vec<u8>,
+    /// The secure mode's keys and counters (`docs/PROTOCOL.md` 8).
+    secure: Option<Box<SecureSession>>,
     stats: Stats,
     /// The peer's address, for log fields only.
     peer: Option<SocketAddr>,
@@ -91,6 +95,30 @@ impl NativeConnection {
         now: Instant,
         nonce: u64,
     ) -> Self {
+        Self::client(config, factory, now, nonce, None)
+    }
+
+    /// A secure-mode client connection with a connect token: the token's
+    /// timeout replaces `config.timeout`.
+    pub(crate) fn connect_with_token(
+        mut config: Config,
+        factory: Arc<MessageFactory>,
+        now: Instant,
+        nonce: u64,
+        token: &ConnectToken,
+    ) -> Self {
+        config.timeout = token.timeout();
+        let secure = Box::new(SecureSession::client(token, nonce));
+        Self::client(config, factory, now, nonce, Some(secure))
+    }
+
+    fn client(
+        config: Config,
+        factory: Arc<MessageFactory>,
+        now: Instant,
+        nonce: u64,
+        secure: Option<Box<SecureSession>>,
+    ) -> Self {
         let retry = config.connect_retry;
         let phase = Phase::Connecting {
             started: now,
@@ -100,7 +128,7 @@ impl NativeConnection {
             challenge: None,
             last_sent: None,
         };
-        Self::new(config, factory, now, nonce, 0, phase)
+        Self::new(config, factory, now, nonce, 0, phase, secure)
     }
 
     /// The server side of a connection the endpoint has just accepted.
@@ -110,8 +138,17 @@ impl NativeConnection {
         now: Instant,
         nonce: u64,
         session: u32,
+        secure: Option<SecureSession>,
     ) -> Self {
-        let mut conn = Self::new(config, factory, now, nonce, session, Phase::Connected);
+        let mut conn = Self::new(
+            config,
+            factory,
+            now,
+            nonce,
+            session,
+            Phase::Connected,
+            secure.map(Box::new),
+        );
         conn.events.push_back(Event::Connected);
         conn
     }
@@ -123,9 +160,11 @@ impl NativeConnection {
         nonce: u64,
         session: u32,
         state: Phase,
+        secure: Option<Box<SecureSession>>,
     ) -> Self {
         let mtu = config.effective_mtu();
-        let frag_size = mtu - DATA_HEADER_LEN - FRAGMENT_OVERHEAD;
+        let tag = if secure.is_some() { TAG_LEN } else { 0 };
+        let frag_size = mtu - DATA_HEADER_LEN - FRAGMENT_OVERHEAD - tag;
         // Half the peer's buffers (assumed configured like ours): what is in
         // flight past the oldest unacked message always fits at the receiver.
         let byte_window = config.max_reassembly_bytes.min(config.max_reorder_bytes) / 2;
@@ -161,6 +200,7 @@ impl NativeConnection {
                 Phase::Connecting { .. } => crate::handshake::extension::schema_of(&factory),
                 _ => Vec::new(),
             },
+            secure,
             stats: Stats::default(),
             peer: None,
             handshake_sends: 0,
@@ -251,9 +291,30 @@ impl NativeConnection {
             + self.unreliable.buffered_bytes()
     }
 
+    /// Whether the connection runs in the secure mode.
+    pub(crate) fn is_secure(&self) -> bool {
+        self.secure.is_some()
+    }
+
+    /// Server, secure mode: the SECURE_ACCEPT of this connection, to repeat
+    /// when the client's response is retransmitted.
+    pub(crate) fn secure_accept(&self) -> Option<Vec<u8>> {
+        let s = self.secure.as_ref()?;
+        Some(s.accept_packet(self.nonce, self.session))
+    }
+
+    /// Bytes of every DATA packet past the frames: the tag, in secure mode.
+    fn seal_overhead(&self) -> usize {
+        if self.secure.is_some() {
+            TAG_LEN
+        } else {
+            0
+        }
+    }
+
     /// The largest unreliable message, which must fit in one packet.
     pub(crate) fn max_unreliable_size(&self) -> usize {
-        let room = self.config.effective_mtu() - DATA_HEADER_LEN;
+        let room = self.config.effective_mtu() - DATA_HEADER_LEN - self.seal_overhead();
         room - packet::frame_overhead(FrameKind::Unreliable, room)
     }
 
@@ -396,20 +457,40 @@ impl NativeConnection {
             self.stats.dropped_invalid += 1;
             return;
         };
+        let secure = self.secure.is_some();
         match packet {
+            Packet::Data { header, .. } if secure && self.is_connected() => {
+                self.handle_sealed_data(now, header, datagram);
+            }
             Packet::Data { header, frames } if self.is_connected() => {
                 self.handle_data(now, header, frames);
             }
             Packet::Disconnect { session, reason }
-                if session == self.session && self.is_connected() =>
+                if !secure && session == self.session && self.is_connected() =>
             {
                 self.stats.in_packets += 1;
                 self.close(DisconnectReason::Remote(reason.to_owned()), 0);
+            }
+            Packet::SecureDisconnect { session, .. }
+                if session == self.session && self.is_connected() =>
+            {
+                let Some(s) = self.secure.as_mut() else {
+                    self.stats.dropped_invalid += 1;
+                    return;
+                };
+                match s.open_disconnect(session, datagram) {
+                    Ok(reason) => {
+                        self.stats.in_packets += 1;
+                        self.close(DisconnectReason::Remote(reason), 0);
+                    }
+                    Err(_) => self.stats.dropped_unauthenticated += 1,
+                }
             }
             // A late copy of a handshake reply once the handshake is over
             // (a retry crossed the answer): counted like any duplicate.
             Packet::Challenge { nonce, .. }
             | Packet::Accept { nonce, .. }
+            | Packet::SecureAccept { nonce, .. }
             | Packet::Reject { nonce, .. }
                 if nonce == self.nonce && !matches!(self.state, Phase::Connecting { .. }) =>
             {
@@ -420,8 +501,21 @@ impl NativeConnection {
                 issued_at,
                 cookie,
             } if nonce == self.nonce => self.handle_challenge(now, issued_at, cookie),
-            Packet::Accept { nonce, session } if nonce == self.nonce => {
+            Packet::Accept { nonce, session } if !secure && nonce == self.nonce => {
                 self.handle_accept(now, session);
+            }
+            Packet::SecureAccept { nonce, session, .. } if nonce == self.nonce => {
+                let authentic = self
+                    .secure
+                    .as_mut()
+                    .is_some_and(|s| s.verify_accept(datagram, session));
+                if authentic && session != 0 {
+                    self.handle_accept(now, session);
+                } else if secure {
+                    self.stats.dropped_unauthenticated += 1;
+                } else {
+                    self.stats.dropped_invalid += 1;
+                }
             }
             Packet::Reject { nonce, reason } if nonce == self.nonce => {
                 if matches!(self.state, Phase::Connecting { .. }) {
@@ -475,6 +569,28 @@ impl NativeConnection {
             self.last_eliciting_sent = now;
             self.events.push_back(Event::Connected);
             observe::log_connected(self.peer, session, self.rtt());
+        }
+    }
+
+    /// Secure mode: authenticates and decrypts a DATA packet, then handles
+    /// it; one that fails is dropped and counted, and moves nothing.
+    fn handle_sealed_data(&mut self, now: Instant, header: DataHeader, datagram: &[u8]) {
+        if header.session != self.session {
+            self.stats.dropped_invalid += 1;
+            return;
+        }
+        let Some(s) = self.secure.as_mut() else {
+            return;
+        };
+        match s.open_data(header.session, header.seq, datagram) {
+            Ok(frames) => {
+                self.handle_data(now, header, &frames);
+                if let Some(s) = self.secure.as_mut() {
+                    s.recycle(frames);
+                }
+            }
+            Err(Refused::Duplicate) => self.stats.dropped_duplicate += 1,
+            Err(Refused::Unauthenticated) => self.stats.dropped_unauthenticated += 1,
         }
     }
 
@@ -596,12 +712,15 @@ impl NativeConnection {
                     } => r.as_str(),
                     _ => "",
                 };
-                Packet::Disconnect {
-                    session: self.session,
-                    reason,
+                match &self.secure {
+                    Some(s) => s.emit_disconnect(self.session, reason, buf)?,
+                    None => Packet::Disconnect {
+                        session: self.session,
+                        reason,
+                    }
+                    .emit(buf)
+                    .ok()?,
                 }
-                .emit(buf)
-                .ok()?
             }
             Phase::Connecting {
                 send_now,
@@ -627,21 +746,34 @@ impl NativeConnection {
                 };
                 tracing::debug!(target: CONNECTION, peer = %PeerLabel(self.peer), attempt,
                     "handshake: sending {kind} to {} (packet {attempt})", PeerLabel(self.peer));
-                let protocol_id = self.config.protocol_id;
-                let packet = match *challenge {
-                    None => Packet::ConnectRequest {
-                        protocol_id,
-                        nonce: self.nonce,
-                    },
-                    Some((issued_at, cookie)) => Packet::ChallengeResponse {
-                        protocol_id,
-                        nonce: self.nonce,
-                        issued_at,
-                        cookie,
-                        extension: &self.handshake_extension,
-                    },
-                };
-                packet.emit(buf).ok()?
+                if let Some(s) = &mut self.secure {
+                    match *challenge {
+                        None => s.emit_request(self.nonce, buf)?,
+                        Some((issued_at, cookie)) => s.emit_response(
+                            self.nonce,
+                            issued_at,
+                            cookie,
+                            &self.handshake_extension,
+                            buf,
+                        )?,
+                    }
+                } else {
+                    let protocol_id = self.config.protocol_id;
+                    let packet = match *challenge {
+                        None => Packet::ConnectRequest {
+                            protocol_id,
+                            nonce: self.nonce,
+                        },
+                        Some((issued_at, cookie)) => Packet::ChallengeResponse {
+                            protocol_id,
+                            nonce: self.nonce,
+                            issued_at,
+                            cookie,
+                            extension: &self.handshake_extension,
+                        },
+                    };
+                    packet.emit(buf).ok()?
+                }
             }
             Phase::Connected => return self.transmit_data(now, buf),
         };
@@ -659,7 +791,8 @@ impl NativeConnection {
 
     fn transmit_data(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         let mtu = self.config.effective_mtu().min(buf.len());
-        if mtu < DATA_HEADER_LEN + self.frag_size.min(64) {
+        let overhead = self.seal_overhead();
+        if mtu < DATA_HEADER_LEN + overhead + self.frag_size.min(64) {
             return None;
         }
         // Acks owed for packets a burst pushed out of the current ack's
@@ -684,7 +817,7 @@ impl NativeConnection {
         .emit(buf)
         .ok()?;
         let mut refs = self.recovery.take_refs();
-        let mut w = Writer::new(&mut buf[header_len..mtu]);
+        let mut w = Writer::new(&mut buf[header_len..mtu - overhead]);
         if send_data && self.write_frames(&mut w, header.seq, &mut refs).is_err() {
             // Invariant: writers check room before each frame; an error here
             // would be a bug, and sending nothing is the safe reaction.
@@ -692,7 +825,15 @@ impl NativeConnection {
             return None;
         }
         let ack_eliciting = w.position() > 0;
-        let len = header_len + w.position();
+        let mut len = header_len + w.position();
+        if let Some(s) = &mut self.secure {
+            let Some(sealed) = s.seal_data(self.session, header.seq, buf, len) else {
+                // Invariant: room for the tag was left above.
+                self.recovery.recycle_refs(refs);
+                return None;
+            };
+            len = sealed;
+        }
         if owed.is_none() {
             self.acks.on_ack_sent();
         }

@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::connection::Connection;
 use crate::event::{Event, IoError, SendError, State, Stats};
 use crate::live::LiveStats;
+use crate::secure::ConnectToken;
 use crate::time::earliest;
 use crate::Delivery;
 
@@ -102,17 +103,46 @@ impl Client {
             .map_err(ConnectError::Resolve)?
             .next()
             .ok_or(ConnectError::NoAddress)?;
+        self.start(server, None)
+    }
+
+    /// Starts connecting in the secure mode (`docs/PROTOCOL.md` section 8)
+    /// with a connect token from the game's backend, to the first of the
+    /// token's server addresses. Every packet after the handshake is
+    /// encrypted and authenticated; a refused token is reported as
+    /// [`Event::Rejected`] with the reason where the server tells it
+    /// (expired, wrong server), or as a connect timeout (forged).
+    pub fn connect_with_token(&mut self, token: &ConnectToken) -> Result<(), ConnectError> {
+        if self.conn.as_ref().is_some_and(|c| !c.is_closed()) {
+            return Err(ConnectError::AlreadyConnected);
+        }
+        let server = *token
+            .server_addresses()
+            .first()
+            .ok_or(ConnectError::NoAddress)?;
+        self.start(server, Some(token))
+    }
+
+    fn start(
+        &mut self,
+        server: SocketAddr,
+        token: Option<&ConnectToken>,
+    ) -> Result<(), ConnectError> {
         let socket = DriverSocket::connect_to(server).map_err(ConnectError::Socket)?;
-        let now = Instant::now();
-        let mut conn = Connection::connect(
+        let (config, factory, now) = (
             self.config.clone(),
             Arc::clone(&self.factory),
-            now,
-            random_u64(),
+            Instant::now(),
         );
+        let mut conn = match token {
+            Some(token) => {
+                Connection::connect_with_token(config, factory, now, random_u64(), token)
+            }
+            None => Connection::connect(config, factory, now, random_u64()),
+        };
         conn.set_peer_addr(server);
         tracing::debug!(peer = %server, protocol = ?self.config.protocol,
-            local = ?socket.local_addr().ok(), "connecting to {server}");
+            secure = token.is_some(), local = ?socket.local_addr().ok(), "connecting to {server}");
         self.impairment = match &self.config.conditioner {
             Some(c) => Some(Impairment::new(
                 c,

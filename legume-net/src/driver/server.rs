@@ -18,6 +18,8 @@ use crate::connection::Connection;
 use crate::event::{Event, IoError, SendError};
 use crate::live::LiveStats;
 use crate::observe::Tally;
+use crate::secure::token::unix_now;
+use crate::secure::PrivateKey;
 use crate::server::{ConnectRequest, Decision, EndpointStats, ServerEndpoint, ServerEvent};
 use crate::time::earliest;
 use crate::Delivery;
@@ -71,6 +73,7 @@ pub struct Server {
     hook: Option<crate::server::ConnectHook>,
     accept_new: bool,
     max_peers: usize,
+    security: Option<(PrivateKey, SocketAddr)>,
     events: VecDeque<ServerEvent>,
     io_errors: u64,
     last_io_error: Option<IoError>,
@@ -95,6 +98,7 @@ impl Server {
             hook: None,
             accept_new: true,
             max_peers: usize::MAX,
+            security: None,
             events: VecDeque::new(),
             io_errors: 0,
             last_io_error: None,
@@ -125,6 +129,9 @@ impl Server {
         );
         endpoint.set_accept_new_connections(self.accept_new);
         endpoint.set_max_peers(self.max_peers);
+        if let Some((key, public_addr)) = &self.security {
+            endpoint.require_connect_tokens(key.clone(), *public_addr, Instant::now(), unix_now());
+        }
         if let Some(hook) = self.hook.take() {
             endpoint.set_connect_hook(hook);
         }
@@ -136,6 +143,20 @@ impl Server {
         self.socket = Some(socket);
         self.endpoint = Some(endpoint);
         Ok(())
+    }
+
+    /// Turns on the secure mode (`docs/PROTOCOL.md` section 8): only clients
+    /// with a valid connect token sealed with `key` and naming `public_addr`
+    /// (this server's address as the backend writes it in tokens, which may
+    /// differ from the bound address behind NAT) are admitted, and every
+    /// packet after the handshake is encrypted and authenticated. Token
+    /// expiry uses the system clock. Call before or after `listen`; the
+    /// connect hook then sees each client's id and user data.
+    pub fn require_connect_tokens(&mut self, key: PrivateKey, public_addr: SocketAddr) {
+        if let Some(endpoint) = &mut self.endpoint {
+            endpoint.require_connect_tokens(key.clone(), public_addr, Instant::now(), unix_now());
+        }
+        self.security = Some((key, public_addr));
     }
 
     /// Whether `listen` succeeded (legume's `LISTENING` state).

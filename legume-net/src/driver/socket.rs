@@ -135,9 +135,15 @@ pub(crate) fn is_peer_error(e: &io::Error) -> bool {
     )
 }
 
-/// 64 unpredictable bits from the standard library's OS-seeded hasher keys,
-/// for connection nonces and the server's cookie key. Not a general RNG.
+/// 64 random bits from the operating system's CSPRNG (`getrandom`), for
+/// connection nonces and the server's cookie key; should it fail, from the
+/// standard library's OS-seeded hasher keys.
 pub(crate) fn random_u64() -> u64 {
+    getrandom::u64().unwrap_or_else(|_| hashed_u64())
+}
+
+/// 64 unpredictable bits from the standard library's OS-seeded hasher keys.
+fn hashed_u64() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut h = RandomState::new().build_hasher();
     h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));

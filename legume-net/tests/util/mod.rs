@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use legume_core::MessageFactory;
 use legume_derive::Message;
 use legume_net::sim::{LinkConditions, SimNetwork};
-use legume_net::{Config, Connection, Event, ServerEndpoint, ServerEvent};
+use legume_net::{
+    Config, ConnectToken, Connection, Event, PrivateKey, ServerEndpoint, ServerEvent, TokenParams,
+};
 
 /// A numbered test message with optional padding.
 #[derive(Clone, Debug, PartialEq, Message)]
@@ -39,6 +41,26 @@ pub fn factory() -> Arc<MessageFactory> {
 }
 
 pub const SERVER: &str = "10.0.0.1:4000";
+
+/// The wall-clock time (Unix seconds) of a secure world's start.
+pub const UNIX_START: u64 = 1_700_000_000;
+
+/// The private key of the secure tests' backend.
+pub fn backend_key() -> PrivateKey {
+    PrivateKey::from_bytes([0x5E; 32])
+}
+
+/// A token for [`SERVER`], issued at [`UNIX_START`] for client `client_id`,
+/// with `user_data` starting with the id's bytes.
+pub fn token_for(client_id: u64) -> ConnectToken {
+    let mut params = TokenParams::new(
+        Config::default().protocol_id,
+        client_id,
+        vec![server_addr()],
+    );
+    params.user_data[..8].copy_from_slice(&client_id.to_be_bytes());
+    ConnectToken::issue_at(&backend_key(), &params, UNIX_START).expect("valid parameters")
+}
 
 pub fn server_addr() -> SocketAddr {
     SERVER.parse().expect("valid address")
@@ -122,6 +144,28 @@ impl World {
         let nonce = 0xC11E_0000_0000 + i as u64;
         let mut conn = Connection::connect(self.config.clone(), factory(), self.now, nonce);
         conn.set_peer_addr(server_addr());
+        self.clients.push(SimClient {
+            addr: client_addr(i),
+            conn,
+            events: Vec::new(),
+        });
+        i
+    }
+
+    /// Secure mode: the server requires tokens sealed with `key` naming
+    /// [`SERVER`]; its wall clock reads [`UNIX_START`] now.
+    pub fn require_tokens(&mut self, key: PrivateKey) {
+        let unix = UNIX_START + self.elapsed().as_secs();
+        self.server
+            .require_connect_tokens(key, server_addr(), self.now, unix);
+    }
+
+    /// Adds a secure client that starts connecting now with `token`.
+    pub fn add_client_with_token(&mut self, token: &ConnectToken) -> usize {
+        let i = self.clients.len();
+        let nonce = 0x5EC0_0000_0000 + i as u64;
+        let conn =
+            Connection::connect_with_token(self.config.clone(), factory(), self.now, nonce, token);
         self.clients.push(SimClient {
             addr: client_addr(i),
             conn,

@@ -1,0 +1,133 @@
+//! The `token` example (a connect-token service on the command line):
+//! its keys and tokens are what the library reads and a server opens.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use legume::net::{open_private_token, ConnectToken, PrivateKey};
+
+/// The example binary, built on demand (cargo test builds examples, but a
+/// filtered run may not have).
+fn token_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>");
+    let bin = profile_dir
+        .join("examples")
+        .join(format!("token{}", std::env::consts::EXE_SUFFIX));
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.args(["build", "--example", "token"]);
+        if profile_dir.ends_with("release") {
+            build.arg("--release");
+        }
+        assert!(
+            build.status().expect("run cargo").success(),
+            "building token"
+        );
+    }
+    bin
+}
+
+fn run(args: &[&str]) -> (bool, String) {
+    let out = Command::new(token_binary())
+        .args(args)
+        .output()
+        .expect("run the token example");
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout)
+            .expect("UTF-8")
+            .trim()
+            .to_owned(),
+    )
+}
+
+#[test]
+fn keygen_and_issue_make_tokens_a_server_opens() {
+    let (ok, key_text) = run(&["keygen"]);
+    assert!(ok);
+    let key = PrivateKey::from_base64(&key_text).expect("a base64 key");
+    let (ok, token_text) = run(&[
+        "issue",
+        "--key",
+        &key_text,
+        "--server",
+        "127.0.0.1:40100",
+        "--server",
+        "[::1]:40100",
+        "--client-id",
+        "7",
+        "--name",
+        "ann",
+        "--lifetime",
+        "120",
+    ]);
+    assert!(ok);
+    let token = ConnectToken::from_base64(&token_text).expect("a token");
+    let servers = token.server_addresses().to_vec();
+    assert_eq!(servers.len(), 2);
+    assert_eq!(token.expire_timestamp() - token.create_timestamp(), 120);
+    let private = open_private_token(
+        &key,
+        &token.sealed(),
+        0,
+        token.create_timestamp(),
+        servers[1],
+    )
+    .expect("the server opens it");
+    assert_eq!(private.client_id(), 7);
+    assert_eq!(&private.user_data()[..4], b"ann\0");
+    // Another key's server refuses it.
+    let other = PrivateKey::generate().unwrap();
+    assert!(open_private_token(
+        &other,
+        &token.sealed(),
+        0,
+        token.create_timestamp(),
+        servers[0]
+    )
+    .is_err());
+}
+
+#[test]
+fn bad_arguments_fail() {
+    assert!(!run(&[]).0);
+    assert!(
+        !run(&[
+            "issue",
+            "--key",
+            "short",
+            "--server",
+            "127.0.0.1:1",
+            "--client-id",
+            "1",
+            "--name",
+            "x"
+        ])
+        .0
+    );
+    let (_, key) = run(&["keygen"]);
+    let long = "n".repeat(33);
+    assert!(
+        !run(&[
+            "issue",
+            "--key",
+            &key,
+            "--server",
+            "127.0.0.1:1",
+            "--client-id",
+            "1",
+            "--name",
+            &long
+        ])
+        .0
+    );
+    assert!(
+        !run(&["issue", "--key", &key, "--client-id", "1", "--name", "x"]).0,
+        "no server"
+    );
+}
