@@ -19,7 +19,8 @@
 #   W4  1 client  x 20,000 x 32 B     ordered, through lossy_proxy.py at 5 % loss
 #   W5  1 client  x 100,000 x 32 B    unreliable (the echoed share is part of the result)
 #   W6  1 client  x 200 x 64 KiB      reliable (fragmented)
-# Implementations: legume-rs, renet, laminar, udp (W5 only), legume-py (Python legume 0.5; opt-in).
+# Implementations: legume-rs, legume-rs-secure (connect tokens, encrypted packets; opt-in), renet,
+# laminar, udp (W5 only), legume-py (Python legume 0.5; opt-in).
 #
 # Environment:
 #   IMPLS   implementations, default "legume-rs renet laminar udp"; add legume-py to include
@@ -78,7 +79,7 @@ read -r -a wls <<<"$WLS"
 [ ${#impls[@]} -gt 0 ] || die "IMPLS is empty"
 [ ${#wls[@]} -gt 0 ] || die "WLS is empty"
 for i in "${impls[@]}"; do
-  case $i in legume-rs | renet | laminar | udp | legume-py) ;; *) die "unknown implementation '$i' (legume-rs renet laminar udp legume-py)" ;; esac
+  case $i in legume-rs | legume-rs-secure | renet | laminar | udp | legume-py) ;; *) die "unknown implementation '$i' (legume-rs legume-rs-secure renet laminar udp legume-py)" ;; esac
 done
 for w in "${wls[@]}"; do
   case $w in W1 | W2 | W3 | W4 | W5 | W6) ;; *) die "unknown workload '$w' (W1 .. W6)" ;; esac
@@ -116,6 +117,17 @@ if has_impl legume-rs; then
   (cd "$ROOT" && cargo build --release --example echo) >&2 || die "cargo build --release --example echo failed"
   BIN[legume-rs]="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/echo"
   [ -x "${BIN[legume-rs]}" ] || die "build gave no ${BIN[legume-rs]}"
+fi
+if has_impl legume-rs-secure; then
+  note "building legume-rs secure mode (echo and token examples)"
+  (cd "$ROOT" && cargo build --release --example echo --example token) >&2 || die "cargo build of echo/token failed"
+  rel="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples"
+  key=$("$rel/token" keygen) || die "token keygen failed"
+  # The echo binary with a private key on both sides: the server requires
+  # connect tokens, the client issues its own from the key.
+  BIN[legume-rs-secure]="$TMP/legume-rs-secure-echo"
+  printf '#!/bin/sh\nexec %q "$@" --secure-key %q\n' "$rel/echo" "$key" >"${BIN[legume-rs-secure]}"
+  chmod +x "${BIN[legume-rs-secure]}"
 fi
 if [ $need_peers = 1 ]; then
   cp -r "$PEERS_SRC" "$TMP/peers"

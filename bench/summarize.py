@@ -12,9 +12,9 @@ import json
 import statistics
 import sys
 
-IMPL_ORDER = ["legume-rs", "renet", "laminar", "udp", "legume-py"]
+IMPL_ORDER = ["legume-rs", "legume-rs-secure", "renet", "laminar", "udp", "legume-py"]
 BASE = "legume-rs"
-OTHERS = ["renet", "laminar", "udp"]
+OTHERS = ["legume-rs-secure", "renet", "laminar", "udp"]
 
 
 def tag(pairs):

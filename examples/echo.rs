@@ -20,6 +20,12 @@
 //! exits 0 when every reliable or ordered message came back exactly once
 //! (always 0 for unreliable).
 //!
+//! Both sides also take `--secure-key KEY` (a base64 private key from
+//! `cargo run --example token -- keygen`): the server then requires connect
+//! tokens and every packet is encrypted and authenticated; the client issues
+//! its own token from the key (a shortcut for benchmarking the secure mode;
+//! a real client gets its token from a backend).
+//!
 //! The library's logs go to stderr, filtered by `RUST_LOG` (default
 //! `warn`): `RUST_LOG=legume_net=debug` adds handshakes, disconnects and
 //! summaries of invalid traffic.
@@ -30,7 +36,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use legume::net::LiveStats;
+use legume::net::{ConnectToken, LiveStats, PrivateKey, TokenParams};
 use legume::prelude::*;
 
 /// One echoed payload: the delivery kind, then the bytes (u32 LE sequence first).
@@ -82,11 +88,21 @@ fn config(args: &[String]) -> Config {
     config
 }
 
+/// The `--secure-key` private key, if given.
+fn secure_key(args: &[String]) -> Result<Option<PrivateKey>, Box<dyn std::error::Error>> {
+    match arg::<String>(args, "--secure-key") {
+        Some(k) => Ok(Some(
+            PrivateKey::from_base64(k.trim()).ok_or("--secure-key is not a base64 32-byte key")?,
+        )),
+        None => Ok(None),
+    }
+}
+
 fn usage() -> Box<dyn std::error::Error> {
     "usage: echo server --listen ADDR --seconds S [--stats]\n       \
      echo client --connect ADDR --messages N --size B --delivery reliable|ordered|unreliable \
      --timeout S [--clients C] [--window W]\n       \
-     either side: [--loss P] [--dup P] [--latency-ms MS] [--jitter-ms MS]"
+     either side: [--loss P] [--dup P] [--latency-ms MS] [--jitter-ms MS] [--secure-key KEY]"
         .into()
 }
 
@@ -114,6 +130,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Duration::from_secs_f64(seconds),
                 config(&args),
                 stats,
+                secure_key(&args)?,
             )
         }
         Some("client") => run_client(&args),
@@ -126,9 +143,13 @@ fn run_server(
     life: Duration,
     config: Config,
     stats: bool,
+    key: Option<PrivateKey>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let mut server = Server::new(factory()?, config);
     server.listen(listen)?;
+    if let Some(key) = key {
+        server.require_connect_tokens(key, listen);
+    }
     if let Some(b) = server.socket_buffers() {
         eprintln!(
             "echo server on {listen}; socket buffers granted: recv {} B, send {} B",
@@ -273,10 +294,17 @@ fn run_client(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let factory = factory()?;
+    let key = secure_key(args)?;
     let mut trackers = Vec::with_capacity(clients);
-    for _ in 0..clients {
+    for i in 0..clients {
         let mut client = Client::new(Arc::clone(&factory), config(args));
-        client.connect(connect)?;
+        match &key {
+            Some(key) => {
+                let params = TokenParams::new(0, i as u64, vec![connect]);
+                client.connect_with_token(&ConnectToken::issue(key, &params)?)?;
+            }
+            None => client.connect(connect)?,
+        }
         trackers.push(Tracker {
             client,
             seen: vec![false; messages as usize],
