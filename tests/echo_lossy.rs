@@ -5,7 +5,6 @@
 //! `cargo test` builds the examples, so the binary is next to this test's
 //! (this test builds it when run alone).
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,32 +13,10 @@ use std::time::Duration;
 
 mod common;
 
-use common::{free_port, lossy_proxy, Killed};
-
-fn echo_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>");
-    let bin = profile_dir
-        .join("examples")
-        .join(format!("echo{}", std::env::consts::EXE_SUFFIX));
-    if !bin.exists() {
-        // `cargo test --test echo_lossy` alone does not build examples.
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--example", "echo"])
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "building the echo example failed");
-    }
-    assert!(bin.exists(), "{} missing", bin.display());
-    bin
-}
+use common::{example_binary, free_port, lossy_proxy, Killed};
 
 fn run(delivery: &str, messages: u32, size: u32) -> String {
-    let bin = echo_binary();
+    let bin = example_binary("echo");
     let server_addr = free_port();
     let _server = Killed(
         Command::new(&bin)

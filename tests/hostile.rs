@@ -29,6 +29,8 @@
 //! check the document against the implementation. Every test takes the
 //! `SERIAL` lock: they measure the process's memory and share two cores.
 
+mod common;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
@@ -2282,31 +2284,6 @@ fn soak() {
 // 4. Faults.
 // ---------------------------------------------------------------------------
 
-/// The `echo` example's binary, built if `cargo test` has not built it.
-fn echo_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>");
-    let bin = profile_dir
-        .join("examples")
-        .join(format!("echo{}", std::env::consts::EXE_SUFFIX));
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut build = std::process::Command::new(cargo);
-        build.args(["build", "--example", "echo"]);
-        if profile_dir.ends_with("release") {
-            build.arg("--release");
-        }
-        assert!(
-            build.status().expect("run cargo").success(),
-            "building echo"
-        );
-    }
-    bin
-}
-
 /// A child process killed (SIGKILL on Unix) when dropped.
 struct Child(std::process::Child);
 
@@ -2403,7 +2380,7 @@ fn echo_round(clients: &mut [Client], from: u32, n: u32) {
 #[test]
 fn a_killed_server_process_is_a_timeout_and_its_successor_takes_the_clients_back() {
     let _serial = serial();
-    let bin = echo_binary();
+    let bin = common::example_binary("echo");
     let addr = UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -1,39 +1,15 @@
 //! The `token` example (a connect-token service on the command line):
 //! its keys and tokens are what the library reads and a server opens.
 
-use std::path::PathBuf;
+mod common;
+
 use std::process::Command;
 
+use common::example_binary;
 use legume::net::{open_private_token, ConnectToken, PrivateKey};
 
-/// The example binary, built on demand (cargo test builds examples, but a
-/// filtered run may not have).
-fn token_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>");
-    let bin = profile_dir
-        .join("examples")
-        .join(format!("token{}", std::env::consts::EXE_SUFFIX));
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut build = Command::new(cargo);
-        build.args(["build", "--example", "token"]);
-        if profile_dir.ends_with("release") {
-            build.arg("--release");
-        }
-        assert!(
-            build.status().expect("run cargo").success(),
-            "building token"
-        );
-    }
-    bin
-}
-
 fn run(args: &[&str]) -> (bool, String) {
-    let out = Command::new(token_binary())
+    let out = Command::new(example_binary("token"))
         .args(args)
         .output()
         .expect("run the token example");
