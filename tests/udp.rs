@@ -411,6 +411,36 @@ fn garbage_datagrams_do_not_disturb_the_server() {
 }
 
 #[test]
+fn datagrams_over_the_largest_mtu_are_counted_as_invalid() {
+    let mut net = Net::new("127.0.0.1:0", Config::default());
+    let c = net.add_client(Config::default());
+    net.connect_all();
+    let before = net.server.stats().dropped_invalid;
+    let big = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    // Longer than any peer may send, the largest being what the kernel cuts
+    // down to the driver's receive slot.
+    let sizes = [Config::MAX_MTU + 1, Config::MAX_MTU + 2, 20_000, 65_000];
+    for len in sizes {
+        let mut bytes = vec![0x01; len];
+        bytes[..4].copy_from_slice(b"LG\x01\x06");
+        big.send_to(&bytes, net.addr()).unwrap();
+    }
+    for i in 0..20 {
+        net.clients[c].send_reliable_message(&chat(i)).unwrap();
+    }
+    let mut got = Vec::new();
+    assert!(net.pump_until(Duration::from_secs(3), |n| {
+        got.extend(n.server_chats());
+        got.len() >= 20 && n.server.stats().dropped_invalid >= before + sizes.len() as u64
+    }));
+    assert_eq!(
+        net.server.stats().dropped_invalid - before,
+        sizes.len() as u64
+    );
+    assert_eq!(net.server.peer_count(), 1);
+}
+
+#[test]
 fn clients_reconnect_after_the_server_restarts() {
     let mut net = Net::new("127.0.0.1:0", short_timeouts());
     let addr = net.addr();

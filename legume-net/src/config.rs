@@ -133,9 +133,13 @@ impl Config {
     /// The smallest MTU accepted.
     pub const MIN_MTU: usize = 576;
 
+    /// The largest MTU used, whatever is configured: frame lengths fit in
+    /// two varint bytes. A datagram longer than this is invalid.
+    pub const MAX_MTU: usize = 16_384;
+
     /// The MTU actually used: the configured one, at least [`Config::MIN_MTU`]
-    /// and at most 16,384 (so frame lengths fit in two varint bytes).
+    /// and at most [`Config::MAX_MTU`].
     pub(crate) fn effective_mtu(&self) -> usize {
-        self.mtu.clamp(Self::MIN_MTU, 16_384)
+        self.mtu.clamp(Self::MIN_MTU, Self::MAX_MTU)
     }
 }

@@ -5,6 +5,7 @@
 //! Parsing never panics on any input; it returns [`PacketError`]. Emitting
 //! returns an error when the buffer is too small.
 
+use crate::Config;
 use legume_core::varint::{read_varint, varint_len, write_varint};
 use legume_core::{DecodeError, EncodeError, Reader, Writer};
 use thiserror::Error;
@@ -73,7 +74,8 @@ pub enum PacketError {
     /// An unknown packet type byte.
     #[error("unknown packet type {0:#04x}")]
     UnknownType(u8),
-    /// A handshake packet of the wrong size.
+    /// A handshake packet not of its fixed size, or any datagram longer
+    /// than [`Config::MAX_MTU`](crate::Config::MAX_MTU).
     #[error("packet has the wrong length")]
     BadLength,
     /// An unknown frame type byte.
@@ -177,6 +179,9 @@ pub(crate) enum Packet<'a> {
 impl<'a> Packet<'a> {
     /// Parses a whole datagram.
     pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, PacketError> {
+        if bytes.len() > Config::MAX_MTU {
+            return Err(PacketError::BadLength);
+        }
         let mut r = Reader::new(bytes);
         if r.take(2)? != MAGIC {
             return Err(PacketError::BadMagic);
@@ -724,6 +729,32 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn datagrams_over_the_largest_mtu_are_invalid() {
+        // A DATA packet of ping frames, exactly as long as the largest MTU,
+        // then one byte longer (what the driver hands over for a datagram
+        // the kernel truncated to its receive slot).
+        let mut buf = vec![FRAME_PING; Config::MAX_MTU + 1];
+        let header = DataHeader {
+            session: 7,
+            seq: 1,
+            ack: 0,
+            ack_bits: 0,
+            ack_delay: 0,
+        };
+        Packet::Data {
+            header,
+            frames: &[],
+        }
+        .emit(&mut buf)
+        .unwrap();
+        assert!(matches!(
+            Packet::parse(&buf[..Config::MAX_MTU]),
+            Ok(Packet::Data { .. })
+        ));
+        assert_eq!(Packet::parse(&buf), Err(PacketError::BadLength));
     }
 
     #[test]

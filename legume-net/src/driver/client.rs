@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use legume_core::{AnyMessage, MessageFactory};
 use thiserror::Error;
 
+use super::batch::{RecvBatch, SendBatch};
 use super::conditioner::Impairment;
 use super::socket::{is_peer_error, is_would_block, random_u64, BufferSizes, DriverSocket};
 use crate::config::Config;
@@ -70,7 +71,8 @@ pub struct Client {
     server: Option<SocketAddr>,
     impairment: Option<Impairment>,
     events: VecDeque<Event>,
-    buf: Vec<u8>,
+    rx: RecvBatch,
+    tx: SendBatch,
     /// The time of the last update, for `live_stats`.
     last_update: Option<Instant>,
 }
@@ -79,15 +81,16 @@ impl Client {
     /// A client that decodes with `factory` (shared, not copied).
     pub fn new(factory: Arc<MessageFactory>, config: Config) -> Self {
         Client {
-            config,
             factory,
             socket: None,
             conn: None,
             server: None,
             impairment: None,
             events: VecDeque::new(),
-            buf: vec![0; 65_536],
+            rx: RecvBatch::new(),
+            tx: SendBatch::new(config.effective_mtu()),
             last_update: None,
+            config,
         }
     }
 
@@ -217,18 +220,26 @@ impl Client {
         else {
             return;
         };
-        for _ in 0..self.config.recv_budget {
-            match socket.recv(&mut self.buf) {
-                Ok(n) => match &mut self.impairment {
-                    Some(imp) => imp.receive(now, server, &self.buf[..n]),
-                    None => conn.handle_datagram(now, &self.buf[..n]),
-                },
+        let mut budget = self.config.recv_budget;
+        while budget > 0 {
+            match socket.recv_batch(&mut self.rx, budget) {
+                Ok(n) => {
+                    budget -= n.min(budget);
+                    for i in 0..n {
+                        let (bytes, _) = self.rx.get(i);
+                        match &mut self.impairment {
+                            Some(imp) => imp.receive(now, server, bytes),
+                            None => conn.handle_datagram(now, bytes),
+                        }
+                    }
+                }
                 Err(e) if is_would_block(&e) => break,
                 Err(e) => {
                     self.events.push_back(Event::Io(IoError::from(&e)));
                     if !is_peer_error(&e) {
                         break;
                     }
+                    budget -= 1;
                 }
             }
         }
@@ -245,24 +256,33 @@ impl Client {
         else {
             return;
         };
-        while let Some(n) = conn.poll_transmit(now, &mut self.buf) {
+        let events = &mut self.events;
+        let mut report = |_: Option<SocketAddr>, result: std::io::Result<usize>| {
+            if let Err(e) = result {
+                events.push_back(Event::Io(IoError::from(&e)));
+            }
+        };
+        // Datagrams go out in batches of up to `BATCH` per system call. A
+        // full socket buffer drops them: the protocol sees a loss and resends
+        // reliable data; nothing more is written until the next update.
+        while let Some(n) = conn.poll_transmit(now, self.tx.free_slot()) {
             if let Some(imp) = &mut self.impairment {
-                imp.send(now, server, &self.buf[..n]);
+                imp.send(now, server, &self.tx.free_slot()[..n]);
                 continue;
             }
-            match socket.send(&self.buf[..n]) {
-                Ok(_) => {}
-                // A full socket buffer drops the datagram: the protocol sees
-                // a loss and resends reliable data.
-                Err(e) if is_would_block(&e) => break,
-                Err(e) => self.events.push_back(Event::Io(IoError::from(&e))),
+            self.tx.commit(n, None);
+            if self.tx.is_full() && socket.send_batch(&mut self.tx, &mut report) {
+                break;
             }
+        }
+        if !self.tx.is_empty() {
+            socket.send_batch(&mut self.tx, &mut report);
         }
         if let Some(imp) = &mut self.impairment {
             while let Some(d) = imp.due_outgoing(now) {
                 if let Err(e) = socket.send(&d.bytes) {
                     if !is_would_block(&e) {
-                        self.events.push_back(Event::Io(IoError::from(&e)));
+                        report(None, Err(e));
                     }
                 }
                 imp.recycle_outgoing(d.bytes);

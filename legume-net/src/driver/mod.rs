@@ -2,8 +2,11 @@
 //! non-blocking socket (socket2). All protocol logic is in the core; this
 //! layer only moves datagrams and reads the clock.
 
+mod batch;
 mod client;
 mod conditioner;
+#[cfg(target_os = "linux")]
+mod mmsg;
 mod server;
 mod socket;
 

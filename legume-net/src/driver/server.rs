@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use legume_core::{AnyMessage, MessageFactory};
 use thiserror::Error;
 
+use super::batch::{RecvBatch, SendBatch};
 use super::conditioner::Impairment;
 use super::socket::{
     is_peer_error, is_would_block, random_u64, BufferSizes, DriverSocket, SocketStats,
@@ -79,7 +80,8 @@ pub struct Server {
     last_io_error: Option<IoError>,
     socket_stats: SocketStats,
     io_error_log: Tally,
-    buf: Vec<u8>,
+    rx: RecvBatch,
+    tx: SendBatch,
     /// The time of the last update, for the live stats.
     last_update: Option<Instant>,
     /// When the peers' stats are next sampled.
@@ -90,7 +92,6 @@ impl Server {
     /// A server that decodes with `factory` (shared, not copied).
     pub fn new(factory: Arc<MessageFactory>, config: Config) -> Self {
         Server {
-            config,
             factory,
             socket: None,
             endpoint: None,
@@ -104,9 +105,11 @@ impl Server {
             last_io_error: None,
             socket_stats: SocketStats::default(),
             io_error_log: Tally::default(),
-            buf: vec![0; 65_536],
+            rx: RecvBatch::new(),
+            tx: SendBatch::new(config.effective_mtu()),
             last_update: None,
             next_sample: None,
+            config,
         }
     }
 
@@ -265,19 +268,27 @@ impl Server {
             return;
         };
         let mut errors = Vec::new();
-        for _ in 0..self.config.recv_budget {
-            match socket.recv_from(&mut self.buf) {
-                Ok((n, from)) => {
-                    self.socket_stats.datagrams_received += 1;
-                    self.socket_stats.bytes_received += n as u64;
-                    match &mut self.impairment {
-                        Some(imp) => imp.receive(now, from, &self.buf[..n]),
-                        None => endpoint.handle_datagram(now, from, &self.buf[..n]),
+        let mut budget = self.config.recv_budget;
+        while budget > 0 {
+            match socket.recv_batch(&mut self.rx, budget) {
+                Ok(n) => {
+                    budget -= n.min(budget);
+                    for i in 0..n {
+                        let (bytes, from) = self.rx.get(i);
+                        self.socket_stats.datagrams_received += 1;
+                        self.socket_stats.bytes_received += bytes.len() as u64;
+                        match &mut self.impairment {
+                            Some(imp) => imp.receive(now, from, bytes),
+                            None => endpoint.handle_datagram(now, from, bytes),
+                        }
                     }
                 }
                 Err(e) if is_would_block(&e) => break,
                 // An ICMP report about one peer must not stop the others.
-                Err(e) if is_peer_error(&e) => errors.push(e),
+                Err(e) if is_peer_error(&e) => {
+                    errors.push(e);
+                    budget -= 1;
+                }
                 Err(e) => {
                     errors.push(e);
                     break;
@@ -299,36 +310,43 @@ impl Server {
         let (Some(socket), Some(endpoint)) = (&self.socket, &mut self.endpoint) else {
             return;
         };
-        while let Some((to, n)) = endpoint.poll_transmit(now, &mut self.buf) {
+        let (stats, events) = (&mut self.socket_stats, &mut self.events);
+        let mut report = |to: Option<SocketAddr>, result: io::Result<usize>| match result {
+            Ok(sent) => {
+                stats.datagrams_sent += 1;
+                stats.bytes_sent += sent as u64;
+            }
+            Err(e) => {
+                if let Some(peer) = to {
+                    events.push_back(ServerEvent {
+                        peer,
+                        event: Event::Io(IoError::from(&e)),
+                    });
+                }
+            }
+        };
+        // Up to `BATCH` datagrams per system call. A full socket buffer drops
+        // the rest of a batch; the protocol resends. Other peers' datagrams
+        // still get their turn in the next batches.
+        while let Some((to, n)) = endpoint.poll_transmit(now, self.tx.free_slot()) {
             if let Some(imp) = &mut self.impairment {
-                imp.send(now, to, &self.buf[..n]);
+                imp.send(now, to, &self.tx.free_slot()[..n]);
                 continue;
             }
-            match socket.send_to(&self.buf[..n], to) {
-                Ok(sent) => {
-                    self.socket_stats.datagrams_sent += 1;
-                    self.socket_stats.bytes_sent += sent as u64;
-                }
-                // A full socket buffer drops the datagram; the protocol resends.
-                Err(e) if is_would_block(&e) => {}
-                Err(e) => self.events.push_back(ServerEvent {
-                    peer: to,
-                    event: Event::Io(IoError::from(&e)),
-                }),
+            self.tx.commit(n, Some(to));
+            if self.tx.is_full() {
+                socket.send_batch(&mut self.tx, &mut report);
             }
+        }
+        if !self.tx.is_empty() {
+            socket.send_batch(&mut self.tx, &mut report);
         }
         if let Some(imp) = &mut self.impairment {
             while let Some(d) = imp.due_outgoing(now) {
                 match socket.send_to(&d.bytes, d.to) {
-                    Ok(sent) => {
-                        self.socket_stats.datagrams_sent += 1;
-                        self.socket_stats.bytes_sent += sent as u64;
-                    }
+                    Ok(sent) => report(Some(d.to), Ok(sent)),
                     Err(e) if is_would_block(&e) => {}
-                    Err(e) => self.events.push_back(ServerEvent {
-                        peer: d.to,
-                        event: Event::Io(IoError::from(&e)),
-                    }),
+                    Err(e) => report(Some(d.to), Err(e)),
                 }
                 imp.recycle_outgoing(d.bytes);
             }

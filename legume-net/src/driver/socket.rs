@@ -9,6 +9,12 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+#[cfg(not(target_os = "linux"))]
+use super::batch::RECV_SLOT;
+use super::batch::{RecvBatch, SendBatch};
+#[cfg(target_os = "linux")]
+use super::mmsg;
+
 /// Socket buffer size requested for each direction; the OS may grant less
 /// (Linux caps it at `net.core.rmem_max` / `wmem_max`).
 pub(crate) const REQUESTED_BUFFER: usize = 4 << 20;
@@ -80,24 +86,101 @@ impl DriverSocket {
         self.socket.local_addr()
     }
 
-    pub(crate) fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.socket.recv_from(buf)
+    /// Reads up to `max` waiting datagrams into `batch` without blocking:
+    /// `Ok(n)` with `n >= 1`, or `WouldBlock` when none is waiting. Linux
+    /// reads them with one `recvmmsg`; elsewhere one datagram per call.
+    pub(crate) fn recv_batch(&self, batch: &mut RecvBatch, max: usize) -> io::Result<usize> {
+        batch.count = 0;
+        #[cfg(target_os = "linux")]
+        {
+            mmsg::recv(&self.socket, batch, max)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = max;
+            let (n, from) = self.socket.recv_from(&mut batch.buf[..RECV_SLOT])?;
+            batch.lens[0] = n;
+            batch.from[0] = from;
+            batch.count = 1;
+            Ok(1)
+        }
     }
 
+    /// Sends every datagram of `batch` and empties it; `done` hears of each
+    /// one sent (`Ok(bytes)`) or failed (`Err`). A full socket buffer drops
+    /// the rest of the batch, as it would drop them one by one, and makes
+    /// this return `true`: the protocol sees losses and resends.
+    pub(crate) fn send_batch(
+        &self,
+        batch: &mut SendBatch,
+        mut done: impl FnMut(Option<SocketAddr>, io::Result<usize>),
+    ) -> bool {
+        let mut i = 0;
+        let mut full = false;
+        while i < batch.count {
+            match self.send_from(batch, i) {
+                Ok(n) => {
+                    for j in i..i + n {
+                        let (bytes, to) = batch.get(j);
+                        done(to, Ok(bytes.len()));
+                    }
+                    i += n.max(1);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if is_would_block(&e) => {
+                    full = true;
+                    break;
+                }
+                Err(e) => {
+                    done(batch.get(i).1, Err(e));
+                    i += 1;
+                }
+            }
+        }
+        batch.clear();
+        full
+    }
+
+    /// Sends datagrams of `batch` from index `start`: how many went.
+    fn send_from(&self, batch: &SendBatch, start: usize) -> io::Result<usize> {
+        #[cfg(target_os = "linux")]
+        {
+            mmsg::send(&self.socket, batch, start)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let (bytes, to) = batch.get(start);
+            match to {
+                Some(to) => self.socket.send_to(bytes, to)?,
+                None => self.socket.send(bytes)?,
+            };
+            Ok(1)
+        }
+    }
+
+    /// Sends one datagram (the conditioner's delayed ones).
     pub(crate) fn send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
         self.socket.send_to(buf, to)
     }
 
+    /// Sends one datagram on the connected socket.
     pub(crate) fn send(&self, buf: &[u8]) -> io::Result<usize> {
         self.socket.send(buf)
     }
 
-    pub(crate) fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.socket.recv(buf)
+    /// Blocks until a datagram is waiting or `timeout` passes; returns whether
+    /// one is waiting. Linux waits with one `ppoll`.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn wait_readable(&self, timeout: Duration) -> io::Result<bool> {
+        if timeout.is_zero() {
+            return Ok(false);
+        }
+        mmsg::wait_readable(&self.socket, timeout)
     }
 
     /// Blocks until a datagram is waiting or `timeout` passes; returns whether
     /// one is waiting. The socket is non-blocking again afterwards.
+    #[cfg(not(target_os = "linux"))]
     pub(crate) fn wait_readable(&self, timeout: Duration) -> io::Result<bool> {
         if timeout.is_zero() {
             return Ok(false);

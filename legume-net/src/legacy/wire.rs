@@ -3,6 +3,8 @@
 
 use legume_core::{AnyMessage, DecodeError, EncodeError, MessageFactory, Reader, Writer};
 
+use crate::Config;
+
 /// legume 0.5's `PROTOCOL_VERSION`, sent in ConnectRequest.
 pub(crate) const PROTOCOL_VERSION: u8 = 4;
 /// The transport header: message id, in-order sequence, flags.
@@ -148,6 +150,8 @@ pub(crate) struct Messages<'a> {
     r: Reader<'a>,
     factory: &'a MessageFactory,
     done: bool,
+    /// Longer than any peer may send: one `Malformed`, nothing read.
+    oversized: bool,
 }
 
 impl<'a> Messages<'a> {
@@ -156,6 +160,7 @@ impl<'a> Messages<'a> {
             r: Reader::new(datagram),
             factory,
             done: false,
+            oversized: datagram.len() > Config::MAX_MTU,
         }
     }
 
@@ -203,6 +208,10 @@ impl Iterator for Messages<'_> {
         if self.done || self.r.is_empty() {
             return None;
         }
+        if self.oversized {
+            self.done = true;
+            return Some(Err(ParseFault::Malformed));
+        }
         let item = self.next_message();
         self.done = item.is_err();
         Some(item)
@@ -212,6 +221,9 @@ impl Iterator for Messages<'_> {
 /// Whether a datagram from an unknown address opens with a well-formed
 /// ConnectRequest; returns its header and protocol version.
 pub(crate) fn connect_request(datagram: &[u8]) -> Option<(Header, u8)> {
+    if datagram.len() > Config::MAX_MTU {
+        return None;
+    }
     let d: &[u8; 7] = datagram.get(..7)?.try_into().ok()?;
     if d[5] != kind::CONNECT_REQUEST {
         return None;
