@@ -20,6 +20,9 @@
 //! exits 0 when every reliable or ordered message came back exactly once
 //! (always 0 for unreliable).
 //!
+//! `--no-offload` on either side turns off that side's UDP segmentation and
+//! receive offload (Linux GSO/GRO; `Config::udp_offload`), for comparisons.
+//!
 //! Both sides also take `--secure-key KEY` (a base64 private key from
 //! `cargo run --example token -- keygen`): the server then requires connect
 //! tokens and every packet is encrypted and authenticated; the client issues
@@ -76,7 +79,10 @@ fn config(args: &[String]) -> Config {
     let dup: f64 = arg(args, "--dup").unwrap_or(0.0);
     let latency: u64 = arg(args, "--latency-ms").unwrap_or(0);
     let jitter: u64 = arg(args, "--jitter-ms").unwrap_or(0);
-    let mut config = Config::default();
+    let mut config = Config {
+        udp_offload: !args.iter().any(|a| a == "--no-offload"),
+        ..Config::default()
+    };
     if loss > 0.0 || dup > 0.0 || latency > 0 || jitter > 0 {
         let link = legume::net::sim::LinkConditions::perfect()
             .with_loss(loss)
@@ -102,7 +108,7 @@ fn usage() -> Box<dyn std::error::Error> {
     "usage: echo server --listen ADDR --seconds S [--stats]\n       \
      echo client --connect ADDR --messages N --size B --delivery reliable|ordered|unreliable \
      --timeout S [--clients C] [--window W]\n       \
-     either side: [--loss P] [--dup P] [--latency-ms MS] [--jitter-ms MS] [--secure-key KEY]"
+     either side: [--loss P] [--dup P] [--latency-ms MS] [--jitter-ms MS] [--secure-key KEY] [--no-offload]"
         .into()
 }
 

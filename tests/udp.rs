@@ -374,6 +374,70 @@ fn a_message_larger_than_the_mtu_arrives_whole() {
     assert_eq!(got.as_ref(), Some(&blob));
 }
 
+/// Bursts both ways with UDP offload (Linux GSO and GRO) on either side,
+/// both, or neither: the datagrams are the same, so every combination
+/// delivers everything once and in order, including a message fragmented
+/// into 143 datagrams sent as one burst.
+#[test]
+fn offload_on_either_side_delivers_the_same() {
+    for (bind, server_offload, client_offload) in [
+        ("127.0.0.1:0", true, true),
+        ("127.0.0.1:0", true, false),
+        ("127.0.0.1:0", false, true),
+        ("127.0.0.1:0", false, false),
+        ("[::1]:0", true, true),
+    ] {
+        let config = |offload| Config {
+            udp_offload: offload,
+            ..Config::default()
+        };
+        let mut net = Net::new(bind, config(server_offload));
+        let c = net.add_client(config(client_offload));
+        net.connect_all();
+        let peer = net.clients[c].local_addr().unwrap();
+        let (peer, _) = net
+            .server
+            .peers()
+            .find(|(p, _)| p.port() == peer.port())
+            .expect("the client is a peer");
+        let blob = Blob {
+            data: (0..200_000u32).map(|i| (i % 251) as u8).collect(),
+        };
+        net.clients[c].send_reliable_message(&blob).unwrap();
+        for i in 0..3_000 {
+            net.clients[c].send_ordered_message(&chat(i)).unwrap();
+            net.server
+                .send(peer, &chat(i), Delivery::ReliableOrdered)
+                .unwrap();
+        }
+        let (mut up, mut down, mut blobs) = (Vec::new(), Vec::new(), 0);
+        let done = net.pump_until(Duration::from_secs(10), |n| {
+            up.extend(n.server_chats().into_iter().map(|(_, m)| m.seq));
+            down.extend(n.client_chats(c).into_iter().map(|m| m.seq));
+            for e in n.server_events.drain(..) {
+                if let Event::Message(m) = e.event {
+                    blobs += usize::from(m.downcast_ref::<Blob>() == Some(&blob));
+                }
+            }
+            up.len() >= 3_000 && down.len() >= 3_000 && blobs == 1
+        });
+        let case = format!("{bind} server offload {server_offload}, client {client_offload}");
+        assert!(
+            done,
+            "{case}: {} up, {} down, {blobs} blobs",
+            up.len(),
+            down.len()
+        );
+        assert_eq!(up, (0..3_000).collect::<Vec<_>>(), "{case}");
+        assert_eq!(down, (0..3_000).collect::<Vec<_>>(), "{case}");
+        let s = net.server.socket_stats();
+        assert!(
+            s.datagrams_received > 150 && s.datagrams_sent > 25,
+            "{case}: {s:?}"
+        );
+    }
+}
+
 #[test]
 fn bad_addresses_are_errors_not_panics() {
     let mut c = Client::new(factory(), Config::default());

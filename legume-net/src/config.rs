@@ -76,6 +76,12 @@ pub struct Config {
     /// flooding the socket cannot starve the frame loop (legume 0.5 reads
     /// until the socket is empty). Default 4096.
     pub recv_budget: usize,
+    /// UDP driver, Linux: let the kernel split runs of equal-sized datagrams
+    /// to one peer from one buffer (GSO, `UDP_SEGMENT`) and coalesce
+    /// received ones (GRO, `UDP_GRO`), which saves most of the per-datagram
+    /// cost of the network stack. Used only where the kernel supports it;
+    /// the datagrams on the wire are the same either way. Default `true`.
+    pub udp_offload: bool,
     /// The sliding window of the rates in [`LiveStats`](crate::LiveStats)
     /// (bytes, packets and messages per second). Counters are sampled every
     /// tenth of it. Default 1 s.
@@ -123,6 +129,7 @@ impl Default for Config {
             challenge_lifetime: Duration::from_secs(10),
             connect_rate_per_source: 256,
             recv_budget: 4096,
+            udp_offload: true,
             stats_window: Duration::from_secs(1),
             conditioner: None,
         }

@@ -5,51 +5,119 @@
 //! hold one datagram and the socket moves them one call each. Either way the
 //! drivers fill and drain these buffers the same way.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 
 use crate::Config;
 
 /// Datagrams moved per system call at most.
 pub(crate) const BATCH: usize = if cfg!(target_os = "linux") { 32 } else { 1 };
 
-/// Receive slot size: one byte over the largest datagram any peer may send
-/// ([`Config::MAX_MTU`]), so a longer one shows up as `MAX_MTU + 1` bytes
-/// (truncated by the kernel) and the endpoint drops it as invalid.
+/// Receive slot size without GRO: one byte over the largest datagram any
+/// peer may send ([`Config::MAX_MTU`]), so a longer one shows up as
+/// `MAX_MTU + 1` bytes (truncated by the kernel) and the endpoint drops it
+/// as invalid.
 pub(crate) const RECV_SLOT: usize = Config::MAX_MTU + 1;
 
-const UNSPECIFIED: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
+/// Receive slot size with GRO: the kernel may hand over up to 64 KiB of
+/// coalesced datagrams from one source in one slot.
+#[cfg(target_os = "linux")]
+pub(crate) const GRO_SLOT: usize = 1 << 16;
+
+/// Receive slots with GRO: each may carry many datagrams, so fewer do.
+#[cfg(target_os = "linux")]
+pub(crate) const GRO_SLOTS: usize = 16;
+
+/// One datagram of a [`RecvBatch`]: where it lies in the buffer, and whence.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Received {
+    pub(crate) start: usize,
+    pub(crate) len: usize,
+    pub(crate) from: SocketAddr,
+}
 
 /// Datagrams read by one receive call.
 pub(crate) struct RecvBatch {
-    /// `BATCH` slots of `RECV_SLOT` bytes. Allocated zeroed, so the pages a
-    /// slot never touches are never committed.
+    /// `slots` slots of `slot` bytes. Allocated zeroed, so the pages a slot
+    /// never touches are never committed.
     pub(crate) buf: Vec<u8>,
-    pub(crate) lens: [usize; BATCH],
-    pub(crate) from: [SocketAddr; BATCH],
-    pub(crate) count: usize,
+    pub(crate) slot: usize,
+    pub(crate) slots: usize,
+    /// The datagrams read, in order; a GRO slot splits into several.
+    pub(crate) datagrams: Vec<Received>,
 }
 
 impl RecvBatch {
-    pub(crate) fn new() -> Self {
+    /// Buffers for a socket with or without GRO (`DriverSocket::gro`).
+    pub(crate) fn new(gro: bool) -> Self {
+        #[cfg(target_os = "linux")]
+        let (slot, slots) = if gro {
+            (GRO_SLOT, GRO_SLOTS)
+        } else {
+            (RECV_SLOT, BATCH)
+        };
+        #[cfg(not(target_os = "linux"))]
+        let (slot, slots) = {
+            let _ = gro;
+            (RECV_SLOT, BATCH)
+        };
         RecvBatch {
-            buf: vec![0; BATCH * RECV_SLOT],
-            lens: [0; BATCH],
-            from: [UNSPECIFIED; BATCH],
-            count: 0,
+            buf: vec![0; slots * slot],
+            slot,
+            slots,
+            datagrams: Vec::with_capacity(slots),
+        }
+    }
+
+    /// No buffers yet (before a socket exists).
+    pub(crate) fn empty() -> Self {
+        RecvBatch {
+            buf: Vec::new(),
+            slot: 0,
+            slots: 0,
+            datagrams: Vec::new(),
+        }
+    }
+
+    /// Records `len` bytes from `from` in slot `index`; with a GRO segment
+    /// size, as that many datagrams of `segment` bytes (the last shorter).
+    pub(crate) fn push_slot(
+        &mut self,
+        index: usize,
+        len: usize,
+        segment: Option<usize>,
+        from: SocketAddr,
+    ) {
+        let start = index * self.slot;
+        let len = len.min(self.slot);
+        let segment = segment.filter(|&s| s > 0).unwrap_or(len.max(1));
+        let mut offset = 0;
+        loop {
+            let n = segment.min(len - offset);
+            self.datagrams.push(Received {
+                start: start + offset,
+                len: n,
+                from,
+            });
+            offset += n;
+            if offset >= len {
+                break;
+            }
         }
     }
 
     /// The `i`th datagram read and its source.
     pub(crate) fn get(&self, i: usize) -> (&[u8], SocketAddr) {
-        let start = i * RECV_SLOT;
-        (&self.buf[start..start + self.lens[i]], self.from[i])
+        let d = self.datagrams[i];
+        (&self.buf[d.start..d.start + d.len], d.from)
     }
 }
 
 impl std::fmt::Debug for RecvBatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RecvBatch")
-            .field("count", &self.count)
+            .field("slot", &self.slot)
+            .field("slots", &self.slots)
+            .field("datagrams", &self.datagrams.len())
             .finish_non_exhaustive()
     }
 }
@@ -116,5 +184,67 @@ impl std::fmt::Debug for SendBatch {
             .field("count", &self.count)
             .field("slot", &self.slot)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn a_coalesced_slot_splits_into_its_segments() {
+        let mut b = RecvBatch::new(false);
+        b.push_slot(0, 10, None, addr(1));
+        // 3 segments of 4 bytes and a last one of 2, from another source.
+        b.push_slot(1, 14, Some(4), addr(2));
+        // An empty datagram is still a datagram.
+        b.push_slot(2, 0, None, addr(3));
+        let got: Vec<(usize, usize, u16)> = b
+            .datagrams
+            .iter()
+            .map(|d| (d.start, d.len, d.from.port()))
+            .collect();
+        let s = b.slot;
+        assert_eq!(
+            got,
+            [
+                (0, 10, 1),
+                (s, 4, 2),
+                (s + 4, 4, 2),
+                (s + 8, 4, 2),
+                (s + 12, 2, 2),
+                (2 * s, 0, 3)
+            ]
+        );
+        assert_eq!(b.get(4).0.len(), 2);
+    }
+
+    #[test]
+    fn a_slot_never_reaches_past_itself() {
+        let mut b = RecvBatch::new(false);
+        b.push_slot(0, RECV_SLOT + 100, Some(0), addr(1));
+        assert_eq!(b.datagrams.len(), 1);
+        assert_eq!(b.get(0).0.len(), RECV_SLOT);
+    }
+
+    #[test]
+    fn send_slots_hold_what_was_committed() {
+        let mut b = SendBatch::new(8);
+        for i in 0..BATCH {
+            assert!(!b.is_full());
+            b.free_slot()[..3].copy_from_slice(&[i as u8; 3]);
+            b.commit(3, Some(addr(i as u16)));
+        }
+        assert!(b.is_full());
+        assert_eq!(
+            b.get(BATCH - 1),
+            (&[(BATCH - 1) as u8; 3][..], Some(addr(BATCH as u16 - 1)))
+        );
+        b.clear();
+        assert!(b.is_empty());
     }
 }

@@ -87,7 +87,7 @@ impl Client {
             server: None,
             impairment: None,
             events: VecDeque::new(),
-            rx: RecvBatch::new(),
+            rx: RecvBatch::empty(),
             tx: SendBatch::new(config.effective_mtu()),
             last_update: None,
             config,
@@ -131,7 +131,9 @@ impl Client {
         server: SocketAddr,
         token: Option<&ConnectToken>,
     ) -> Result<(), ConnectError> {
-        let socket = DriverSocket::connect_to(server).map_err(ConnectError::Socket)?;
+        let socket = DriverSocket::connect_to(server, self.config.udp_offload)
+            .map_err(ConnectError::Socket)?;
+        self.rx = RecvBatch::new(socket.gro);
         let (config, factory, now) = (
             self.config.clone(),
             Arc::clone(&self.factory),

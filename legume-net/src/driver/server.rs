@@ -105,7 +105,7 @@ impl Server {
             last_io_error: None,
             socket_stats: SocketStats::default(),
             io_error_log: Tally::default(),
-            rx: RecvBatch::new(),
+            rx: RecvBatch::empty(),
             tx: SendBatch::new(config.effective_mtu()),
             last_update: None,
             next_sample: None,
@@ -123,7 +123,9 @@ impl Server {
             .map_err(ListenError::Resolve)?
             .next()
             .ok_or(ListenError::NoAddress)?;
-        let socket = DriverSocket::bind(addr).map_err(ListenError::Bind)?;
+        let socket =
+            DriverSocket::bind(addr, self.config.udp_offload).map_err(ListenError::Bind)?;
+        self.rx = RecvBatch::new(socket.gro);
         let mut endpoint = ServerEndpoint::new(
             self.config.clone(),
             Arc::clone(&self.factory),

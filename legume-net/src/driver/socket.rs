@@ -4,13 +4,11 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-#[cfg(not(target_os = "linux"))]
-use super::batch::RECV_SLOT;
 use super::batch::{RecvBatch, SendBatch};
 #[cfg(target_os = "linux")]
 use super::mmsg;
@@ -49,11 +47,18 @@ pub struct SocketStats {
 pub(crate) struct DriverSocket {
     socket: UdpSocket,
     pub(crate) buffers: BufferSizes,
+    /// Whether the kernel coalesces received datagrams (Linux GRO); the
+    /// receive buffers must then hold 64 KiB per slot.
+    pub(crate) gro: bool,
+    /// Whether sends use segmentation offload (Linux GSO); turned off for
+    /// good if the kernel refuses it.
+    gso: AtomicBool,
 }
 
 impl DriverSocket {
-    /// Binds to `addr`, non-blocking, with buffers sized for bursts.
-    pub(crate) fn bind(addr: SocketAddr) -> io::Result<Self> {
+    /// Binds to `addr`, non-blocking, with buffers sized for bursts, and
+    /// with UDP offload where the kernel has it if `offload`.
+    pub(crate) fn bind(addr: SocketAddr, offload: bool) -> io::Result<Self> {
         let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
         // Best effort: a smaller buffer still works, it only drops bursts sooner.
         let _ = socket.set_recv_buffer_size(REQUESTED_BUFFER);
@@ -64,20 +69,33 @@ impl DriverSocket {
             recv: socket.recv_buffer_size().unwrap_or(0),
             send: socket.send_buffer_size().unwrap_or(0),
         };
+        let socket: UdpSocket = socket.into();
+        #[cfg(target_os = "linux")]
+        let (gro, gso) = (
+            offload && mmsg::enable_gro(&socket),
+            offload && mmsg::gso_supported(&socket),
+        );
+        #[cfg(not(target_os = "linux"))]
+        let (gro, gso) = {
+            let _ = offload;
+            (false, false)
+        };
         Ok(DriverSocket {
-            socket: socket.into(),
+            socket,
             buffers,
+            gro,
+            gso: AtomicBool::new(gso),
         })
     }
 
     /// Binds to an ephemeral port of the family of `peer` and connects to it,
     /// so the OS filters other sources and reports ICMP errors.
-    pub(crate) fn connect_to(peer: SocketAddr) -> io::Result<Self> {
+    pub(crate) fn connect_to(peer: SocketAddr, offload: bool) -> io::Result<Self> {
         let local = match peer {
             SocketAddr::V4(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
             SocketAddr::V6(_) => SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)),
         };
-        let s = Self::bind(local)?;
+        let s = Self::bind(local, offload)?;
         s.socket.connect(peer)?;
         Ok(s)
     }
@@ -86,11 +104,12 @@ impl DriverSocket {
         self.socket.local_addr()
     }
 
-    /// Reads up to `max` waiting datagrams into `batch` without blocking:
-    /// `Ok(n)` with `n >= 1`, or `WouldBlock` when none is waiting. Linux
-    /// reads them with one `recvmmsg`; elsewhere one datagram per call.
+    /// Reads waiting datagrams into `batch` without blocking, about `max`
+    /// at most (a GRO slot may bring more): `Ok(n)`, or `WouldBlock` when
+    /// none is waiting. Linux reads them with one `recvmmsg`; elsewhere one
+    /// datagram per call.
     pub(crate) fn recv_batch(&self, batch: &mut RecvBatch, max: usize) -> io::Result<usize> {
-        batch.count = 0;
+        batch.datagrams.clear();
         #[cfg(target_os = "linux")]
         {
             mmsg::recv(&self.socket, batch, max)
@@ -98,10 +117,8 @@ impl DriverSocket {
         #[cfg(not(target_os = "linux"))]
         {
             let _ = max;
-            let (n, from) = self.socket.recv_from(&mut batch.buf[..RECV_SLOT])?;
-            batch.lens[0] = n;
-            batch.from[0] = from;
-            batch.count = 1;
+            let (n, from) = self.socket.recv_from(&mut batch.buf[..batch.slot])?;
+            batch.push_slot(0, n, None, from);
             Ok(1)
         }
     }
@@ -145,7 +162,7 @@ impl DriverSocket {
     fn send_from(&self, batch: &SendBatch, start: usize) -> io::Result<usize> {
         #[cfg(target_os = "linux")]
         {
-            mmsg::send(&self.socket, batch, start)
+            mmsg::send(&self.socket, batch, start, &self.gso)
         }
         #[cfg(not(target_os = "linux"))]
         {
