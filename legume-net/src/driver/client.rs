@@ -11,7 +11,7 @@ use thiserror::Error;
 
 use super::batch::{RecvBatch, SendBatch};
 use super::conditioner::Impairment;
-use super::socket::{is_peer_error, is_would_block, random_u64, BufferSizes, DriverSocket};
+use super::socket::{is_would_block, random_u64, BufferSizes, DriverSocket};
 use crate::config::Config;
 use crate::connection::Connection;
 use crate::event::{Event, IoError, SendError, State, Stats};
@@ -222,29 +222,16 @@ impl Client {
         else {
             return;
         };
-        let mut budget = self.config.recv_budget;
-        while budget > 0 {
-            match socket.recv_batch(&mut self.rx, budget) {
-                Ok(n) => {
-                    budget -= n.min(budget);
-                    for i in 0..n {
-                        let (bytes, _) = self.rx.get(i);
-                        match &mut self.impairment {
-                            Some(imp) => imp.receive(now, server, bytes),
-                            None => conn.handle_datagram(now, bytes),
-                        }
-                    }
-                }
-                Err(e) if is_would_block(&e) => break,
-                Err(e) => {
-                    self.events.push_back(Event::Io(IoError::from(&e)));
-                    if !is_peer_error(&e) {
-                        break;
-                    }
-                    budget -= 1;
-                }
-            }
-        }
+        let (impairment, events) = (&mut self.impairment, &mut self.events);
+        socket.receive(
+            &mut self.rx,
+            self.config.recv_budget,
+            |bytes, _| match impairment {
+                Some(imp) => imp.receive(now, server, bytes),
+                None => conn.handle_datagram(now, bytes),
+            },
+            |e| events.push_back(Event::Io(IoError::from(&e))),
+        );
         if let Some(imp) = &mut self.impairment {
             while let Some(d) = imp.due_incoming(now) {
                 conn.handle_datagram(now, &d.bytes);

@@ -11,9 +11,7 @@ use thiserror::Error;
 
 use super::batch::{RecvBatch, SendBatch};
 use super::conditioner::Impairment;
-use super::socket::{
-    is_peer_error, is_would_block, random_u64, BufferSizes, DriverSocket, SocketStats,
-};
+use super::socket::{is_would_block, random_u64, BufferSizes, DriverSocket, SocketStats};
 use crate::config::Config;
 use crate::connection::Connection;
 use crate::event::{Event, IoError, SendError};
@@ -270,33 +268,21 @@ impl Server {
             return;
         };
         let mut errors = Vec::new();
-        let mut budget = self.config.recv_budget;
-        while budget > 0 {
-            match socket.recv_batch(&mut self.rx, budget) {
-                Ok(n) => {
-                    budget -= n.min(budget);
-                    for i in 0..n {
-                        let (bytes, from) = self.rx.get(i);
-                        self.socket_stats.datagrams_received += 1;
-                        self.socket_stats.bytes_received += bytes.len() as u64;
-                        match &mut self.impairment {
-                            Some(imp) => imp.receive(now, from, bytes),
-                            None => endpoint.handle_datagram(now, from, bytes),
-                        }
-                    }
+        let (impairment, stats) = (&mut self.impairment, &mut self.socket_stats);
+        socket.receive(
+            &mut self.rx,
+            self.config.recv_budget,
+            |bytes, from| {
+                stats.datagrams_received += 1;
+                stats.bytes_received += bytes.len() as u64;
+                match impairment {
+                    Some(imp) => imp.receive(now, from, bytes),
+                    None => endpoint.handle_datagram(now, from, bytes),
                 }
-                Err(e) if is_would_block(&e) => break,
-                // An ICMP report about one peer must not stop the others.
-                Err(e) if is_peer_error(&e) => {
-                    errors.push(e);
-                    budget -= 1;
-                }
-                Err(e) => {
-                    errors.push(e);
-                    break;
-                }
-            }
-        }
+            },
+            // An ICMP report about one peer does not stop the others.
+            |e| errors.push(e),
+        );
         if let Some(imp) = &mut self.impairment {
             while let Some(d) = imp.due_incoming(now) {
                 endpoint.handle_datagram(now, d.from, &d.bytes);

@@ -108,7 +108,7 @@ impl DriverSocket {
     /// at most (a GRO slot may bring more): `Ok(n)`, or `WouldBlock` when
     /// none is waiting. Linux reads them with one `recvmmsg`; elsewhere one
     /// datagram per call.
-    pub(crate) fn recv_batch(&self, batch: &mut RecvBatch, max: usize) -> io::Result<usize> {
+    fn recv_batch(&self, batch: &mut RecvBatch, max: usize) -> io::Result<usize> {
         batch.datagrams.clear();
         #[cfg(target_os = "linux")]
         {
@@ -120,6 +120,39 @@ impl DriverSocket {
             let (n, from) = self.socket.recv_from(&mut batch.buf[..batch.slot])?;
             batch.push_slot(0, n, None, from);
             Ok(1)
+        }
+    }
+
+    /// Reads up to about `budget` datagrams (a GRO slot may bring a few
+    /// more), handing each to `each` with its source. An error goes to
+    /// `error`; reading goes on after an ICMP report about one peer and
+    /// stops after any other error, or when nothing more is waiting.
+    pub(crate) fn receive(
+        &self,
+        batch: &mut RecvBatch,
+        mut budget: usize,
+        mut each: impl FnMut(&[u8], SocketAddr),
+        mut error: impl FnMut(io::Error),
+    ) {
+        while budget > 0 {
+            match self.recv_batch(batch, budget) {
+                Ok(n) => {
+                    budget -= n.min(budget);
+                    for i in 0..n {
+                        let (bytes, from) = batch.get(i);
+                        each(bytes, from);
+                    }
+                }
+                Err(e) if is_would_block(&e) => break,
+                Err(e) => {
+                    let go_on = is_peer_error(&e);
+                    error(e);
+                    if !go_on {
+                        break;
+                    }
+                    budget -= 1;
+                }
+            }
         }
     }
 
@@ -225,7 +258,7 @@ pub(crate) fn is_would_block(e: &io::Error) -> bool {
 
 /// Whether an error is an ICMP report about one peer (port unreachable and
 /// the like), which must not stop the endpoint.
-pub(crate) fn is_peer_error(e: &io::Error) -> bool {
+fn is_peer_error(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::ConnectionRefused
