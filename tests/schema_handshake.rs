@@ -76,7 +76,7 @@ mod v2 {
 fn handshake(server: MessageFactory, client: MessageFactory, config: Config) -> Vec<Event> {
     let now = Instant::now();
     let addr: SocketAddr = "10.0.0.2:5000".parse().unwrap();
-    let mut endpoint = ServerEndpoint::new(config.clone(), Arc::new(server), now, 1);
+    let mut endpoint = ServerEndpoint::with_insecure_seed(config.clone(), Arc::new(server), now, 1);
     let mut conn = Connection::connect(config, Arc::new(client), now, 7);
     let mut buf = vec![0u8; 2048];
     let mut events = Vec::new();

@@ -261,7 +261,7 @@ impl Pair {
         let mut net = SimNetwork::new(seed);
         net.set_default_conditions(link());
         let config = Config::default();
-        let server = ServerEndpoint::new(config.clone(), factory(), now, seed);
+        let server = ServerEndpoint::with_insecure_seed(config.clone(), factory(), now, seed);
         let client = Connection::connect(config, factory(), now, seed ^ 0xC11E);
         let mut pair = Pair {
             now,
@@ -442,7 +442,8 @@ fn idle(n: usize, trace: bool) -> Idle {
     let config = Config::default();
     let factory = factory();
     let start = Instant::now();
-    let mut server = ServerEndpoint::new(config.clone(), Arc::clone(&factory), start, 3);
+    let mut server =
+        ServerEndpoint::with_insecure_seed(config.clone(), Arc::clone(&factory), start, 3);
     let baseline = live();
     let mut accept = Tally::new(if trace { 400 } else { 0 });
     {

@@ -94,7 +94,8 @@ impl IdleWorld {
         let f: Arc<MessageFactory> = factory();
         let mut net = SimNetwork::new(n as u64);
         net.set_default_conditions(LinkConditions::perfect().with_latency(TICK));
-        let server = ServerEndpoint::new(config.clone(), Arc::clone(&f), start, 0x5EED);
+        let server =
+            ServerEndpoint::with_insecure_seed(config.clone(), Arc::clone(&f), start, 0x5EED);
         let mut w = IdleWorld {
             now: start,
             net,

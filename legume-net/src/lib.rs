@@ -61,7 +61,9 @@
 //!
 //! let mut now = Instant::now();
 //! let client_addr: SocketAddr = "192.0.2.1:5000".parse()?;
-//! let mut server = ServerEndpoint::new(Config::default(), Arc::clone(&factory), now, 7);
+//! // Cookie key and session ids from the OS (`with_insecure_seed` makes
+//! // simulations repeatable).
+//! let mut server = ServerEndpoint::new(Config::default(), Arc::clone(&factory), now)?;
 //! let mut client = Connection::connect(Config::default(), factory, now, 42);
 //! client.send(&Hello { name: "ann".into() }, Delivery::ReliableOrdered)?;
 //!
@@ -101,6 +103,7 @@ mod observe;
 mod packet;
 mod recovery;
 mod rtt;
+mod secret_rng;
 mod secure;
 mod seq;
 mod server;

@@ -18,9 +18,11 @@ use crate::legacy::wire;
 use crate::live::LiveStats;
 use crate::observe::{Gate, Tally};
 use crate::packet::{Packet, HANDSHAKE_LEN};
+use crate::secret_rng::SecretRng;
 use crate::secure::session::{open_response, SecureSession};
-use crate::secure::{open_private_token, PrivateKey, PrivateToken, TokenError, USER_DATA_LEN};
-use crate::sim::Rng;
+use crate::secure::{
+    open_private_token, PrivateKey, PrivateToken, RandomError, TokenError, USER_DATA_LEN,
+};
 use crate::Delivery;
 
 /// Handshake replies waiting to be sent, at most.
@@ -167,7 +169,8 @@ pub struct ServerEndpoint {
     factory: Arc<MessageFactory>,
     key: CookieKey,
     epoch: Instant,
-    rng: Rng,
+    /// Draws the cookie key and session ids (`docs/PROTOCOL.md` 2.2, 2.4).
+    rng: SecretRng,
     peers: HashMap<SocketAddr, Peer>,
     timers: BinaryHeap<Reverse<(Instant, SocketAddr)>>,
     dirty: VecDeque<SocketAddr>,
@@ -297,13 +300,46 @@ impl SourceRate {
 impl ServerEndpoint {
     /// A server endpoint whose clock starts at `now`.
     ///
-    /// `seed` keys the challenge cookies and draws session ids: it must be
-    /// unpredictable on a real network (the UDP driver takes it from the OS);
-    /// tests pass a fixed seed for repeatable runs.
-    pub fn new(config: Config, factory: Arc<MessageFactory>, now: Instant, seed: u64) -> Self {
-        let mut rng = Rng::new(seed);
+    /// Its cookie key and the session ids it hands out come from a ChaCha20
+    /// generator keyed with 256 bits from the operating system; it fails
+    /// only when the operating system cannot supply them, rather than run
+    /// with predictable secrets.
+    pub fn new(
+        config: Config,
+        factory: Arc<MessageFactory>,
+        now: Instant,
+    ) -> Result<Self, RandomError> {
+        Ok(Self::with_secrets(
+            config,
+            factory,
+            now,
+            SecretRng::from_os()?,
+        ))
+    }
+
+    /// A server endpoint whose secrets all follow from `seed`, **for tests
+    /// and simulations only**: whoever knows or guesses the seed can compute
+    /// its cookie key (and so connect from spoofed addresses) and every
+    /// session id it hands out (and so inject into or close plain-mode
+    /// connections). Runs with the same seed and inputs are identical.
+    /// Serve real clients with [`new`](Self::new).
+    pub fn with_insecure_seed(
+        config: Config,
+        factory: Arc<MessageFactory>,
+        now: Instant,
+        seed: u64,
+    ) -> Self {
+        Self::with_secrets(config, factory, now, SecretRng::from_insecure_seed(seed))
+    }
+
+    fn with_secrets(
+        config: Config,
+        factory: Arc<MessageFactory>,
+        now: Instant,
+        mut rng: SecretRng,
+    ) -> Self {
         let mut key = [0u8; 16];
-        rng.fill_bytes(&mut key);
+        rng.fill(&mut key);
         ServerEndpoint {
             config,
             factory,
@@ -360,6 +396,14 @@ impl ServerEndpoint {
     /// Whether the endpoint requires connect tokens.
     pub fn is_secure(&self) -> bool {
         self.security.is_some()
+    }
+
+    /// A cookie for fixed inputs: equal for two endpoints exactly when they
+    /// share a cookie key, without exposing the key.
+    #[cfg(test)]
+    pub(crate) fn cookie_key_fingerprint(&self) -> [u8; 16] {
+        let addr = SocketAddr::from(([192, 0, 2, 1], 1));
+        self.key.cookie(addr, 0, 0, 0, &[])
     }
 
     /// Sets the hook that accepts or rejects each connect request.
@@ -967,10 +1011,10 @@ impl ServerEndpoint {
                     u64::try_from(self.config.challenge_lifetime.as_millis()).unwrap_or(u64::MAX);
                 self.completed
                     .insert(issued_at.saturating_add(lifetime), from, nonce);
-                let mut session = (self.rng.next_u64() >> 32) as u32;
+                let mut session = self.rng.next_u32();
                 while token.is_some() && session == 0 {
                     // Session 0 is the secure handshake's nonce prefix.
-                    session = (self.rng.next_u64() >> 32) as u32;
+                    session = self.rng.next_u32();
                 }
                 let mut config = self.config.clone();
                 let secure = token.map(|t| {
@@ -1148,7 +1192,49 @@ mod tests {
     use std::time::Duration;
 
     fn endpoint(now: Instant) -> ServerEndpoint {
-        ServerEndpoint::new(Config::default(), Arc::new(MessageFactory::new()), now, 1)
+        ServerEndpoint::with_insecure_seed(
+            Config::default(),
+            Arc::new(MessageFactory::new()),
+            now,
+            1,
+        )
+    }
+
+    #[test]
+    fn secrets_come_from_chacha20_never_from_the_simulator_rng() {
+        use rand_chacha::rand_core::{RngCore, SeedableRng};
+        let now = Instant::now();
+        // The cookie key is the first 16 bytes of ChaCha20 for the seed.
+        let mut chacha = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+        let mut key = [0u8; 16];
+        chacha.fill_bytes(&mut key);
+        let expected =
+            CookieKey::new(key).cookie(SocketAddr::from(([192, 0, 2, 1], 1)), 0, 0, 0, &[]);
+        assert_eq!(endpoint(now).cookie_key_fingerprint(), expected);
+        // Not the xoshiro stream of the same seed.
+        let mut xoshiro = crate::sim::Rng::new(1);
+        let mut weak = [0u8; 16];
+        xoshiro.fill_bytes(&mut weak);
+        assert_ne!(key, weak);
+    }
+
+    #[test]
+    fn os_keyed_endpoints_never_share_a_cookie_key() {
+        let now = Instant::now();
+        let make = || {
+            ServerEndpoint::new(Config::default(), Arc::new(MessageFactory::new()), now)
+                .expect("OS randomness")
+        };
+        assert_ne!(
+            make().cookie_key_fingerprint(),
+            make().cookie_key_fingerprint()
+        );
+        // Seeded endpoints are repeatable, which is why that constructor is
+        // for tests only.
+        assert_eq!(
+            endpoint(now).cookie_key_fingerprint(),
+            endpoint(now).cookie_key_fingerprint()
+        );
     }
 
     fn request(nonce: u64) -> Vec<u8> {

@@ -1664,7 +1664,12 @@ impl Pair {
     fn new(rng: &mut Rng, config: Config) -> Pair {
         let factory = fuzz_factory();
         let now = Instant::now();
-        let server = ServerEndpoint::new(config.clone(), Arc::clone(&factory), now, rng.next_u64());
+        let server = ServerEndpoint::with_insecure_seed(
+            config.clone(),
+            Arc::clone(&factory),
+            now,
+            rng.next_u64(),
+        );
         let client = Connection::connect(config.clone(), factory, now, rng.next_u64());
         let mut p = Pair {
             now,
@@ -2065,7 +2070,12 @@ fn run_handshake_episode(rng: &mut Rng, datagrams: u64, at: &mut u64, tally: &mu
     let deadline = now + config.connect_timeout;
     let epoch = now;
     let lifetime = config.challenge_lifetime;
-    let mut server = ServerEndpoint::new(config.clone(), Arc::clone(&factory), now, rng.next_u64());
+    let mut server = ServerEndpoint::with_insecure_seed(
+        config.clone(),
+        Arc::clone(&factory),
+        now,
+        rng.next_u64(),
+    );
     let mut client = Connection::connect(config, factory, now, rng.next_u64());
     let peer = SocketAddr::from(([10, 1, 0, 1], 5000));
     let mut gen = Gen::new(0, client.nonce());
@@ -2730,7 +2740,8 @@ fn sequences_long() {
 fn a_replayed_response_at_the_cookie_lifetime_opens_nothing() {
     let t0 = Instant::now();
     let factory = fuzz_factory();
-    let mut server = ServerEndpoint::new(Config::default(), Arc::clone(&factory), t0, 1);
+    let mut server =
+        ServerEndpoint::with_insecure_seed(Config::default(), Arc::clone(&factory), t0, 1);
     let mut client = Connection::connect(Config::default(), factory, t0, 99);
     let addr = SocketAddr::from(([10, 1, 0, 1], 5000));
     let mut buf = [0u8; 2048];

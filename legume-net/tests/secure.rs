@@ -178,7 +178,7 @@ fn request_bytes(nonce: u64, sealed: &[u8]) -> Vec<u8> {
 }
 
 fn secure_endpoint(now: Instant, config: Config) -> ServerEndpoint {
-    let mut s = ServerEndpoint::new(config, factory(), now, 9);
+    let mut s = ServerEndpoint::with_insecure_seed(config, factory(), now, 9);
     s.require_connect_tokens(backend_key(), server_addr(), now, UNIX_START);
     s
 }
@@ -578,7 +578,7 @@ fn the_secure_mode_never_falls_back_to_legume_v4() {
     assert_eq!(c.protocol(), legume_net::Protocol::Native);
     assert!(c.is_secure());
     // A v4 server that requires tokens admits no v4 client...
-    let mut s = ServerEndpoint::new(v4.clone(), factory(), now, 1);
+    let mut s = ServerEndpoint::with_insecure_seed(v4.clone(), factory(), now, 1);
     s.require_connect_tokens(backend_key(), server_addr(), now, UNIX_START);
     let mut plain = Connection::connect(v4, factory(), now, 6);
     let mut buf = [0u8; 1500];

@@ -98,7 +98,8 @@ impl Pair {
         let mut net = SimNetwork::new(seed);
         net.set_default_conditions(conditions);
         let config = Config::default();
-        let mut server = ServerEndpoint::new(config.clone(), factory(), now, seed ^ 0x5EED);
+        let mut server =
+            ServerEndpoint::with_insecure_seed(config.clone(), factory(), now, seed ^ 0x5EED);
         let client = if secure {
             let key = PrivateKey::from_bytes([7; 32]);
             let unix = 1_700_000_000;

@@ -11,14 +11,14 @@ use thiserror::Error;
 
 use super::batch::{RecvBatch, SendBatch};
 use super::conditioner::Impairment;
-use super::socket::{is_would_block, random_u64, BufferSizes, DriverSocket, SocketStats};
+use super::socket::{is_would_block, BufferSizes, DriverSocket, SocketStats};
 use crate::config::Config;
 use crate::connection::Connection;
 use crate::event::{Event, IoError, SendError};
 use crate::live::LiveStats;
 use crate::observe::Tally;
 use crate::secure::token::unix_now;
-use crate::secure::PrivateKey;
+use crate::secure::{PrivateKey, RandomError};
 use crate::server::{ConnectRequest, Decision, EndpointStats, ServerEndpoint, ServerEvent};
 use crate::time::earliest;
 use crate::Delivery;
@@ -39,6 +39,10 @@ pub enum ListenError {
     /// The socket could not be bound.
     #[error("cannot bind: {0}")]
     Bind(#[source] io::Error),
+    /// The operating system could not supply the random bits that key the
+    /// server's cookies and session ids.
+    #[error(transparent)]
+    Random(#[from] RandomError),
 }
 
 /// A legume-rs server, driven by calling [`update`](Self::update) every frame.
@@ -128,8 +132,7 @@ impl Server {
             self.config.clone(),
             Arc::clone(&self.factory),
             Instant::now(),
-            random_u64(),
-        );
+        )?;
         endpoint.set_accept_new_connections(self.accept_new);
         endpoint.set_max_peers(self.max_peers);
         if let Some((key, public_addr)) = &self.security {
@@ -464,5 +467,32 @@ impl std::fmt::Debug for Server {
             .field("peers", &self.peer_count())
             .field("accept_new", &self.accept_new)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listening() -> Server {
+        let mut server = Server::new(Arc::new(MessageFactory::new()), Config::default());
+        server.listen("127.0.0.1:0").expect("loopback bind");
+        server
+    }
+
+    #[test]
+    fn udp_servers_key_their_cookies_from_the_operating_system() {
+        let fingerprints: Vec<[u8; 16]> = (0..4)
+            .map(|_| {
+                let server = listening();
+                let endpoint = server.endpoint.as_ref().expect("listening");
+                endpoint.cookie_key_fingerprint()
+            })
+            .collect();
+        for (i, a) in fingerprints.iter().enumerate() {
+            for b in &fingerprints[i + 1..] {
+                assert_ne!(a, b, "two servers share a cookie key");
+            }
+        }
     }
 }

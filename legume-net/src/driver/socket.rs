@@ -269,7 +269,7 @@ fn is_peer_error(e: &io::Error) -> bool {
 }
 
 /// 64 random bits from the operating system's CSPRNG (`getrandom`), for
-/// connection nonces and the server's cookie key; should it fail, from the
+/// client connection nonces; should it fail, from the
 /// standard library's OS-seeded hasher keys.
 pub(crate) fn random_u64() -> u64 {
     getrandom::u64().unwrap_or_else(|_| hashed_u64())

@@ -31,6 +31,7 @@ mod protect;
 pub(crate) mod session;
 pub(crate) mod token;
 
+pub(crate) use key::random_bytes;
 pub use key::{PrivateKey, RandomError, KEY_LEN};
 pub use protect::{extend_seq, AuthError, PacketKey, ReplayWindow, REPLAY_WINDOW, TAG_LEN};
 pub use token::{
