@@ -589,3 +589,164 @@ fn secure_mode_over_udp_with_a_token() {
             ))
     );
 }
+
+/// A loopback address with nothing listening on it, on the family of `ip`.
+fn unbound_addr(ip: &str) -> SocketAddr {
+    let probe = std::net::UdpSocket::bind(format!("{ip}:0")).expect("bind probe");
+    let addr = probe.local_addr().unwrap();
+    drop(probe);
+    addr
+}
+
+/// Pumps `net` plus one extra client until it reports connected or failed.
+fn pump_client(net: &mut Net, client: &mut Client, max: Duration) -> Vec<Event> {
+    let mut events = Vec::new();
+    let end = Instant::now() + max;
+    while Instant::now() < end && !client.connected() {
+        net.pump();
+        client.update();
+        while let Some(e) = client.poll_event() {
+            events.push(e);
+        }
+        if events
+            .iter()
+            .any(|e| matches!(e, Event::Rejected { .. } | Event::Disconnected(_)))
+        {
+            break;
+        }
+    }
+    events
+}
+
+#[test]
+fn connect_tries_every_resolved_address_in_order() {
+    // A name resolving to ::1 then 127.0.0.1 (and the other way round) must
+    // reach a server listening on either; the first address here has no
+    // server, so the OS reports it unreachable or the handshake times out.
+    let config = Config {
+        connect_timeout: Duration::from_secs(2),
+        ..Config::default()
+    };
+    for (bind, dead_ip) in [("127.0.0.1:0", "[::1]"), ("[::1]:0", "127.0.0.1")] {
+        let mut net = Net::new(bind, config.clone());
+        let server = net.addr();
+        let dead = SocketAddr::new(unbound_addr(dead_ip).ip(), server.port());
+        let mut client = Client::new(factory(), config.clone());
+        client.connect(&[dead, server][..]).expect("connect");
+        let events = pump_client(&mut net, &mut client, Duration::from_secs(30));
+        assert!(client.connected(), "{bind}: {events:?}");
+        assert_eq!(client.server_addr(), Some(server));
+        assert_eq!(net.server.peer_count(), 1);
+        // The first address's failure was absorbed, not reported.
+        assert!(!events.iter().any(|e| matches!(e, Event::Disconnected(_))));
+    }
+}
+
+#[test]
+fn a_silent_first_address_is_left_after_the_connect_timeout() {
+    let config = Config {
+        connect_timeout: Duration::from_millis(500),
+        ..Config::default()
+    };
+    let mut net = Net::new("127.0.0.1:0", config.clone());
+    // Bound, so no ICMP error: it just never answers.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut client = Client::new(factory(), config);
+    client
+        .connect(&[silent.local_addr().unwrap(), net.addr()][..])
+        .expect("connect");
+    let events = pump_client(&mut net, &mut client, Duration::from_secs(30));
+    assert!(client.connected(), "{events:?}");
+    assert_eq!(client.server_addr(), Some(net.addr()));
+}
+
+#[test]
+fn the_last_address_failure_is_reported() {
+    let config = Config {
+        connect_timeout: Duration::from_millis(300),
+        ..Config::default()
+    };
+    let mut net = Net::new("127.0.0.1:0", config.clone());
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let silent2 = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut client = Client::new(factory(), config);
+    client
+        .connect(&[silent.local_addr().unwrap(), silent2.local_addr().unwrap()][..])
+        .expect("connect");
+    let events = pump_client(&mut net, &mut client, Duration::from_secs(30));
+    let failures: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e, Event::Disconnected(_)))
+        .collect();
+    assert!(
+        matches!(
+            failures[..],
+            [Event::Disconnected(DisconnectReason::ConnectTimedOut)]
+        ),
+        "{events:?}"
+    );
+    assert_eq!(
+        client.server_addr(),
+        Some(silent2.local_addr().unwrap()),
+        "both addresses were tried"
+    );
+}
+
+#[test]
+fn a_token_tries_its_server_addresses_in_order() {
+    use legume::net::{ConnectToken, PrivateKey, TokenParams};
+    let key = PrivateKey::generate().unwrap();
+    let config = Config {
+        connect_timeout: Duration::from_secs(2),
+        ..Config::default()
+    };
+    // The first server is full (its hook rejects), the second accepts: a
+    // token's servers are interchangeable, so a rejection moves on too.
+    let mut full = Net::new("127.0.0.1:0", config.clone());
+    let full_addr = full.addr();
+    full.server.require_connect_tokens(key.clone(), full_addr);
+    full.server
+        .set_connect_hook(|_| Decision::Reject("server full".into()));
+    let mut net = Net::new("127.0.0.1:0", config.clone());
+    let addr = net.addr();
+    net.server.require_connect_tokens(key.clone(), addr);
+    let dead = unbound_addr("127.0.0.1");
+    let params = TokenParams::new(config.protocol_id, 5, vec![dead, full_addr, addr]);
+    let token = ConnectToken::issue(&key, &params).unwrap();
+    let mut client = Client::new(factory(), config);
+    client.connect_with_token(&token).unwrap();
+    let mut events = Vec::new();
+    let end = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < end && !client.connected() {
+        full.pump();
+        events.extend(pump_client(&mut net, &mut client, Duration::from_millis(5)));
+    }
+    assert!(client.connected(), "{events:?}");
+    assert_eq!(client.server_addr(), Some(addr));
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, Event::Rejected { .. } | Event::Disconnected(_))));
+}
+
+#[test]
+fn a_client_binds_the_local_address_it_is_given() {
+    let mut net = Net::new("127.0.0.1:0", Config::default());
+    let mut client = Client::new(factory(), Config::default());
+    client.set_local_addr("127.0.0.1:0".parse().unwrap());
+    client.connect(net.addr()).unwrap();
+    let events = pump_client(&mut net, &mut client, Duration::from_secs(30));
+    assert!(client.connected(), "{events:?}");
+    let local = client.local_addr().unwrap();
+    // The address the server reports for the peer is the client's own.
+    assert_eq!(net.server.peers().next().unwrap().0, local);
+    assert_eq!(local.ip().to_string(), "127.0.0.1");
+
+    // A local address of the other family than every server address is a
+    // typed error, not a silent failure.
+    let mut v4_only = Client::new(factory(), Config::default());
+    v4_only.set_local_addr("127.0.0.1:0".parse().unwrap());
+    assert!(matches!(
+        v4_only.connect("[::1]:9"),
+        Err(legume::net::ConnectError::AddressFamily { .. })
+    ));
+}

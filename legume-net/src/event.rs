@@ -55,20 +55,31 @@ impl std::fmt::Display for IoError {
     }
 }
 
+impl std::error::Error for IoError {}
+
 /// Why a connection ended.
-#[derive(Clone, Debug, Eq, PartialEq)]
+///
+/// Its `Display` is a sentence for logs and players ("timed out: nothing
+/// received from the peer"); as an `Error` it lets a failed connection
+/// travel through `?` and `Box<dyn Error>`.
+#[derive(Clone, Debug, Eq, Error, PartialEq)]
 #[non_exhaustive]
 pub enum DisconnectReason {
     /// This side called `disconnect`.
+    #[error("disconnected locally: {0}")]
     Local(String),
     /// The peer disconnected, with its reason.
+    #[error("disconnected by the peer: {0}")]
     Remote(String),
     /// Nothing arrived from the peer within the timeout.
+    #[error("timed out: nothing received from the peer within the timeout")]
     TimedOut,
     /// The server never answered the handshake within the connect timeout.
+    #[error("connect timed out: the server did not answer the handshake")]
     ConnectTimedOut,
     /// The peer made this side pass one of its memory limits (named), which
     /// a correct peer does not do; the connection was closed.
+    #[error("closed: the peer passed a memory limit ({0})")]
     LimitExceeded(String),
 }
 
@@ -200,4 +211,50 @@ pub struct Stats {
     pub congestion_window: usize,
     /// Bytes in flight (sent, neither acked nor lost).
     pub bytes_in_flight: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn as_error<E: std::error::Error + Send + Sync + 'static>(e: E) -> Box<dyn std::error::Error> {
+        Box::new(e)
+    }
+
+    #[test]
+    fn disconnect_reasons_are_errors_that_say_why() {
+        let cases = [
+            (
+                DisconnectReason::Local("bye".into()),
+                "disconnected locally: bye",
+            ),
+            (
+                DisconnectReason::Remote("kicked".into()),
+                "disconnected by the peer: kicked",
+            ),
+            (
+                DisconnectReason::TimedOut,
+                "timed out: nothing received from the peer within the timeout",
+            ),
+            (
+                DisconnectReason::ConnectTimedOut,
+                "connect timed out: the server did not answer the handshake",
+            ),
+            (
+                DisconnectReason::LimitExceeded("reorder buffer".into()),
+                "closed: the peer passed a memory limit (reorder buffer)",
+            ),
+        ];
+        for (reason, text) in cases {
+            assert_eq!(as_error(reason).to_string(), text);
+        }
+    }
+
+    #[test]
+    fn io_errors_are_errors() {
+        let e = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let io = IoError::from(&e);
+        assert_eq!(io.kind, std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(as_error(io).to_string(), "refused");
+    }
 }

@@ -14,7 +14,7 @@ use super::conditioner::Impairment;
 use super::socket::{is_would_block, random_u64, BufferSizes, DriverSocket};
 use crate::config::Config;
 use crate::connection::Connection;
-use crate::event::{Event, IoError, SendError, State, Stats};
+use crate::event::{DisconnectReason, Event, IoError, SendError, State, Stats};
 use crate::live::LiveStats;
 use crate::secure::ConnectToken;
 use crate::time::earliest;
@@ -36,6 +36,13 @@ pub enum ConnectError {
     /// The socket could not be created or connected.
     #[error("socket error: {0}")]
     Socket(#[source] io::Error),
+    /// No server address has the family (IPv4 or IPv6) of the local address
+    /// set with [`Client::set_local_addr`].
+    #[error("no server address is of the local address {local}'s family")]
+    AddressFamily {
+        /// The local address the client is set to bind.
+        local: SocketAddr,
+    },
 }
 
 /// A client of a legume-rs server, driven by calling [`update`](Self::update)
@@ -75,6 +82,19 @@ pub struct Client {
     tx: SendBatch,
     /// The time of the last update, for `live_stats`.
     last_update: Option<Instant>,
+    /// The address to bind at the next connect; `None` binds an ephemeral
+    /// port of the unspecified address.
+    local: Option<SocketAddr>,
+    /// The current attempt's server addresses not tried yet, in order.
+    untried: VecDeque<SocketAddr>,
+    /// The current attempt's token, kept to try the next address with it.
+    token: Option<ConnectToken>,
+    /// The current server address failed the handshake (or the OS reported
+    /// it unreachable): the update moves on to the next untried one.
+    fail_over: bool,
+    /// The current attempt's failure event, held back while another address
+    /// is tried, and reported if none is left.
+    held_failure: Option<Event>,
 }
 
 impl Client {
@@ -90,56 +110,147 @@ impl Client {
             rx: RecvBatch::empty(),
             tx: SendBatch::new(config.effective_mtu()),
             last_update: None,
+            local: None,
+            untried: VecDeque::new(),
+            token: None,
+            fail_over: false,
+            held_failure: None,
             config,
         }
     }
 
+    /// Sets the local address the client's socket binds at the next
+    /// [`connect`](Self::connect) (port 0 lets the OS pick one), for a chosen
+    /// interface or a fixed port. Without it the client binds an ephemeral
+    /// port of the unspecified address of the server's family. Server
+    /// addresses of the other family are skipped.
+    pub fn set_local_addr(&mut self, local: SocketAddr) {
+        self.local = Some(local);
+    }
+
     /// Starts connecting to a server. `addr` is anything `ToSocketAddrs`
-    /// takes (`"host:port"`, `("host", port)`, a `SocketAddr`); the first
-    /// address it resolves to is used. Progress is reported by events.
+    /// takes (`"host:port"`, `("host", port)`, a `SocketAddr`, a slice of
+    /// them). Progress is reported by events.
+    ///
+    /// When `addr` resolves to several addresses (a name with both an IPv6
+    /// and an IPv4 address, say), they are tried in order: the client moves
+    /// on to the next when the operating system reports the current one
+    /// unreachable (an ICMP "port unreachable") or when it does not answer
+    /// the handshake within `Config::connect_timeout`. A rejection by a
+    /// server is final. Only the last address's failure is reported.
     pub fn connect<A: ToSocketAddrs>(&mut self, addr: A) -> Result<(), ConnectError> {
         if self.conn.as_ref().is_some_and(|c| !c.is_closed()) {
             return Err(ConnectError::AlreadyConnected);
         }
-        let server = addr
+        let servers: Vec<SocketAddr> = addr
             .to_socket_addrs()
             .map_err(ConnectError::Resolve)?
-            .next()
-            .ok_or(ConnectError::NoAddress)?;
-        self.start(server, None)
+            .collect();
+        self.begin(servers, None)
     }
 
     /// Starts connecting in the secure mode (`docs/PROTOCOL.md` section 8)
-    /// with a connect token from the game's backend, to the first of the
-    /// token's server addresses. Every packet after the handshake is
-    /// encrypted and authenticated; a refused token is reported as
-    /// [`Event::Rejected`] with the reason where the server tells it
+    /// with a connect token from the game's backend. Every packet after the
+    /// handshake is encrypted and authenticated; a refused token is reported
+    /// as [`Event::Rejected`] with the reason where the server tells it
     /// (expired, wrong server), or as a connect timeout (forged).
+    ///
+    /// The token's server addresses are tried in order, as netcode.io
+    /// clients do: the client moves on to the next when the current one is
+    /// unreachable, does not answer within `Config::connect_timeout`, or
+    /// rejects the token (a full server, say). Only the last address's
+    /// failure is reported.
     pub fn connect_with_token(&mut self, token: &ConnectToken) -> Result<(), ConnectError> {
         if self.conn.as_ref().is_some_and(|c| !c.is_closed()) {
             return Err(ConnectError::AlreadyConnected);
         }
-        let server = *token
-            .server_addresses()
-            .first()
-            .ok_or(ConnectError::NoAddress)?;
-        self.start(server, Some(token))
+        self.begin(token.server_addresses().to_vec(), Some(token.clone()))
     }
 
-    fn start(
+    /// Starts an attempt over `servers` in order, skipping those of the
+    /// wrong family for the local address, and those whose socket cannot be
+    /// made (the last such error is returned when none can).
+    fn begin(
         &mut self,
-        server: SocketAddr,
-        token: Option<&ConnectToken>,
+        servers: Vec<SocketAddr>,
+        token: Option<ConnectToken>,
     ) -> Result<(), ConnectError> {
-        let socket = DriverSocket::connect_to(server, self.config.udp_offload)
-            .map_err(ConnectError::Socket)?;
+        if servers.is_empty() {
+            return Err(ConnectError::NoAddress);
+        }
+        let mut untried: VecDeque<SocketAddr> = servers
+            .into_iter()
+            .filter(|a| self.local.is_none_or(|l| l.is_ipv4() == a.is_ipv4()))
+            .collect();
+        if untried.is_empty() {
+            return Err(ConnectError::AddressFamily {
+                local: self.local.expect("only a local address filters"),
+            });
+        }
+        self.token = token;
+        self.fail_over = false;
+        self.held_failure = None;
+        let mut last_error = None;
+        while let Some(server) = untried.pop_front() {
+            match self.start(server) {
+                Ok(()) => {
+                    self.untried = untried;
+                    return Ok(());
+                }
+                Err(e) => last_error = Some(e),
+            }
+        }
+        self.untried.clear();
+        self.token = None;
+        Err(ConnectError::Socket(
+            last_error.expect("at least one address was tried"),
+        ))
+    }
+
+    /// Moves on to the next untried server address after the current one
+    /// failed the handshake. Addresses whose socket cannot be made are
+    /// reported as [`Event::Io`] and skipped; when none is left, the held
+    /// failure is reported (or, after an unreachable report, the current
+    /// attempt goes on until its own timeout).
+    fn fail_over(&mut self) {
+        self.fail_over = false;
+        while let Some(server) = self.untried.pop_front() {
+            tracing::debug!(peer = %server, "trying the next server address, {server}");
+            match self.start(server) {
+                Ok(()) => {
+                    self.held_failure = None;
+                    return;
+                }
+                Err(e) => self.events.push_back(Event::Io(IoError::from(&e))),
+            }
+        }
+        if let Some(failure) = self.held_failure.take() {
+            self.events.push_back(failure);
+        } else if self.socket.is_none() && self.conn.as_ref().is_some_and(|c| !c.is_closed()) {
+            // The fixed local port was let go for the next address and
+            // could not be bound again: this attempt cannot go on.
+            self.conn = None;
+            self.events
+                .push_back(Event::Disconnected(DisconnectReason::Local(
+                    "no server address left to try and the local address could not be bound again"
+                        .into(),
+                )));
+        }
+    }
+
+    fn start(&mut self, server: SocketAddr) -> io::Result<()> {
+        if self.local.is_some_and(|l| l.port() != 0) {
+            // A fixed local port must be free before the next socket binds it.
+            self.socket = None;
+        }
+        let socket = DriverSocket::connect_to(self.local, server, self.config.udp_offload)?;
         self.rx = RecvBatch::new(socket.gro);
         let (config, factory, now) = (
             self.config.clone(),
             Arc::clone(&self.factory),
             Instant::now(),
         );
-        let mut conn = match token {
+        let mut conn = match &self.token {
             Some(token) => {
                 Connection::connect_with_token(config, factory, now, random_u64(), token)
             }
@@ -147,12 +258,10 @@ impl Client {
         };
         conn.set_peer_addr(server);
         tracing::debug!(peer = %server, protocol = ?self.config.protocol,
-            secure = token.is_some(), local = ?socket.local_addr().ok(), "connecting to {server}");
+            secure = self.token.is_some(), local = ?socket.local_addr().ok(),
+            "connecting to {server}");
         self.impairment = match &self.config.conditioner {
-            Some(c) => Some(Impairment::new(
-                c,
-                socket.local_addr().map_err(ConnectError::Socket)?,
-            )),
+            Some(c) => Some(Impairment::new(c, socket.local_addr()?)),
             None => None,
         };
         self.socket = Some(socket);
@@ -188,6 +297,9 @@ impl Client {
             }
         }
         self.flush(now);
+        if self.fail_over {
+            self.fail_over();
+        }
         if let Some(conn) = &mut self.conn {
             conn.sample_stats(now);
         }
@@ -223,6 +335,8 @@ impl Client {
             return;
         };
         let (impairment, events) = (&mut self.impairment, &mut self.events);
+        let may_fail_over = is_handshaking(conn) && !self.untried.is_empty();
+        let fail_over = &mut self.fail_over;
         socket.receive(
             &mut self.rx,
             self.config.recv_budget,
@@ -230,7 +344,10 @@ impl Client {
                 Some(imp) => imp.receive(now, server, bytes),
                 None => conn.handle_datagram(now, bytes),
             },
-            |e| events.push_back(Event::Io(IoError::from(&e))),
+            |e| {
+                *fail_over |= may_fail_over && is_unreachable(&e);
+                events.push_back(Event::Io(IoError::from(&e)));
+            },
         );
         if let Some(imp) = &mut self.impairment {
             while let Some(d) = imp.due_incoming(now) {
@@ -246,8 +363,11 @@ impl Client {
             return;
         };
         let events = &mut self.events;
+        let may_fail_over = is_handshaking(conn) && !self.untried.is_empty();
+        let fail_over = &mut self.fail_over;
         let mut report = |_: Option<SocketAddr>, result: std::io::Result<usize>| {
             if let Err(e) = result {
+                *fail_over |= may_fail_over && is_unreachable(&e);
                 events.push_back(Event::Io(IoError::from(&e)));
             }
         };
@@ -278,7 +398,13 @@ impl Client {
             }
         }
         while let Some(e) = conn.poll_event() {
-            self.events.push_back(e);
+            if !self.untried.is_empty() && ends_attempt(&e, self.token.is_some()) {
+                // Another address is left: try it before reporting this.
+                self.held_failure = Some(e);
+                self.fail_over = true;
+            } else {
+                self.events.push_back(e);
+            }
         }
     }
 
@@ -388,5 +514,32 @@ impl Client {
     /// Socket buffer sizes the OS granted, once `connect` was called.
     pub fn socket_buffers(&self) -> Option<BufferSizes> {
         self.socket.as_ref().map(|s| s.buffers)
+    }
+}
+
+/// Whether the connection is still in its handshake.
+fn is_handshaking(conn: &Connection) -> bool {
+    !conn.is_connected() && !conn.is_closed()
+}
+
+/// Whether a socket error says the server address is unreachable (an ICMP
+/// "port unreachable" on a connected socket, or no route).
+fn is_unreachable(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+    )
+}
+
+/// Whether `event` ends a connection attempt that another server address
+/// may still rescue: no answer in time, or, with a token (whose servers are
+/// interchangeable, as in netcode.io), a rejection.
+fn ends_attempt(event: &Event, with_token: bool) -> bool {
+    match event {
+        Event::Disconnected(DisconnectReason::ConnectTimedOut) => true,
+        Event::Rejected { .. } => with_token,
+        _ => false,
     }
 }

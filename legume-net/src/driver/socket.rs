@@ -88,13 +88,18 @@ impl DriverSocket {
         })
     }
 
-    /// Binds to an ephemeral port of the family of `peer` and connects to it,
-    /// so the OS filters other sources and reports ICMP errors.
-    pub(crate) fn connect_to(peer: SocketAddr, offload: bool) -> io::Result<Self> {
-        let local = match peer {
+    /// Binds to `local` (by default an ephemeral port of the unspecified
+    /// address of `peer`'s family) and connects to `peer`, so the OS filters
+    /// other sources and reports ICMP errors.
+    pub(crate) fn connect_to(
+        local: Option<SocketAddr>,
+        peer: SocketAddr,
+        offload: bool,
+    ) -> io::Result<Self> {
+        let local = local.unwrap_or(match peer {
             SocketAddr::V4(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
             SocketAddr::V6(_) => SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)),
-        };
+        });
         let s = Self::bind(local, offload)?;
         s.socket.connect(peer)?;
         Ok(s)
