@@ -427,3 +427,78 @@ fn a_sender_cut_off_for_a_whole_window_closes_instead_of_leaving_it() {
         "the client used the server's whole window and not one packet more"
     );
 }
+
+/// legume v4 has no session id and no packet sequence: a message forged
+/// from the peer's address with a message id far ahead moves the receiver's
+/// window of seen ids, which forgets the ids it passes, so the real
+/// messages behind it are still new (`docs/LEGUME_COMPAT.md` 5). Nothing
+/// stalls; this checks that it stays so.
+#[test]
+fn legume_v4_message_ids_far_ahead_stall_nothing() {
+    let config = Config {
+        protocol: legume_net::Protocol::LegumeV4,
+        ..Config::default()
+    };
+    let mut w = World::new(58, config, link());
+    let c = w.add_client();
+    assert!(w.connect_all(10 * SEC), "handshake");
+    let peer = w.clients[c].addr;
+    let n = 2000u32;
+    for i in 0..n {
+        w.clients[c]
+            .conn
+            .send(&num(i), Delivery::ReliableOrdered)
+            .unwrap();
+        w.server.send(peer, &num(i), Delivery::Reliable).unwrap();
+    }
+    w.tap = Some(Vec::new());
+    // The newest message id [from the client, from the server] seen first
+    // in a datagram (a datagram's first message has its lowest id).
+    let mut newest_id = [0u16; 2];
+    let mut injected = 0;
+    let (mut to_server, mut to_client) = (Vec::new(), Vec::new());
+    let done = w.run_until(300 * SEC, |w| {
+        for t in w.tap.as_mut().map(std::mem::take).unwrap_or_default() {
+            if !t.delivered && t.bytes.len() >= 2 {
+                let id = u16::from_be_bytes([t.bytes[0], t.bytes[1]]);
+                let dir = usize::from(t.from == server_addr());
+                if newer(id, newest_id[dir]) {
+                    newest_id[dir] = id;
+                }
+            }
+        }
+        to_server.extend(w.server_nums(peer));
+        to_client.extend(w.client_nums(c));
+        let progress = to_server.len().min(to_client.len());
+        // A Ping (type 9, unreliable) with a forged id, each way.
+        let ping = |id: u16| {
+            let id = id.to_be_bytes();
+            [id[0], id[1], 0, 0, 0, 9, 0, 1]
+        };
+        for (k, ahead) in [5000u16, 32768, 40_000].into_iter().enumerate() {
+            if injected == k && progress >= (k + 1) * n as usize / 4 {
+                injected += 1;
+                let now = w.now;
+                let to_srv = ping(newest_id[0].wrapping_add(ahead));
+                w.server.handle_datagram(now, peer, &to_srv);
+                let to_cli = ping(newest_id[1].wrapping_add(ahead));
+                w.clients[c].conn.handle_datagram(now, &to_cli);
+            }
+        }
+        to_server.len() >= n as usize && to_client.len() >= n as usize
+    });
+    assert!(
+        done && injected == 3,
+        "stalled at {} / {} messages after {injected} forgeries: client {:?} {:?}",
+        to_server.len(),
+        to_client.len(),
+        w.clients[c].conn.state(),
+        w.clients[c].conn.stats()
+    );
+    w.run_for(2 * SEC);
+    to_server.extend(w.server_nums(peer));
+    to_client.extend(w.client_nums(c));
+    assert_exactly_once(&to_server, n, true, "v4 ordered to server");
+    assert_exactly_once(&to_client, n, false, "v4 reliable to client");
+    assert!(w.clients[c].conn.is_connected());
+}
