@@ -4,10 +4,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::seq::{seq_diff, seq_newer, SeqRing};
-
-/// How many received sequence numbers are remembered to drop duplicates.
-const RECEIVED_WINDOW: usize = 1024;
+use crate::seq::{seq_diff, seq_newer, SeqBits, SEQ_WINDOW};
 /// Ack-eliciting packets received before an ack is sent without waiting.
 const ACK_EVERY: u32 = 4;
 /// How far behind the ack field the ack bits reach.
@@ -15,9 +12,22 @@ const ACK_RANGE: i32 = 32;
 /// Kept ack fields at most (about the sender's 1024-packet window).
 const MAX_PENDING: usize = 32;
 
+/// What the sequence window (`docs/PROTOCOL.md` 4) makes of a DATA packet.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub(crate) enum SeqCheck {
+    /// Not received before, and within the window: process it.
+    New,
+    /// Received before, or too far behind the newest to tell.
+    Duplicate,
+    /// More than `SEQ_WINDOW` ahead of the newest accepted packet: no
+    /// correct peer sends it (its sender keeps within the window).
+    TooFarAhead,
+}
+
 #[derive(Debug)]
 pub(crate) struct AckTracker {
-    received: SeqRing<()>,
+    /// The sequence numbers received among the `SEQ_WINDOW` up to `latest`.
+    received: SeqBits,
     latest: Option<(u16, Instant)>,
     unacked_eliciting: u32,
     deadline: Option<Instant>,
@@ -33,7 +43,7 @@ pub(crate) struct AckTracker {
 impl AckTracker {
     pub(crate) fn new() -> Self {
         AckTracker {
-            received: SeqRing::new(RECEIVED_WINDOW),
+            received: SeqBits::new(),
             latest: None,
             unacked_eliciting: 0,
             deadline: None,
@@ -42,14 +52,35 @@ impl AckTracker {
         }
     }
 
-    /// Whether `seq` has not been received before and is recent enough to tell.
-    pub(crate) fn is_new(&self, seq: u16) -> bool {
-        match self.latest {
-            None => true,
-            Some((latest, _)) => {
-                seq_diff(latest, seq) < RECEIVED_WINDOW as i32 && self.received.get(seq).is_none()
+    /// The newest sequence number accepted; before any, the one before the
+    /// first a sender uses (0), so that the window starts there too.
+    fn newest(&self) -> u16 {
+        self.latest.map_or(u16::MAX, |(latest, _)| latest)
+    }
+
+    /// Whether a packet with sequence number `seq` is new and in the window.
+    pub(crate) fn check(&self, seq: u16) -> SeqCheck {
+        let newest = self.newest();
+        if seq_newer(seq, newest) {
+            if seq.wrapping_sub(newest) > SEQ_WINDOW {
+                return SeqCheck::TooFarAhead;
             }
+            return SeqCheck::New;
         }
+        if self.was_received(seq) || self.latest.is_none() || newest.wrapping_sub(seq) >= SEQ_WINDOW
+        {
+            SeqCheck::Duplicate
+        } else {
+            SeqCheck::New
+        }
+    }
+
+    /// Whether `seq` is known to have arrived: a bit counts only within the
+    /// window behind the newest, since older numbers share its slots.
+    fn was_received(&self, seq: u16) -> bool {
+        self.latest.is_some()
+            && self.newest().wrapping_sub(seq) < SEQ_WINDOW
+            && self.received.get(seq)
     }
 
     /// Records a valid packet. Out-of-order arrivals are acked at once, so
@@ -62,14 +93,16 @@ impl AckTracker {
         max_delay: Duration,
     ) {
         self.keep_fields_in_reach(seq);
-        self.received.insert(seq, ());
+        let newest = self.newest();
         let in_order = match self.latest {
             None => true,
             Some((latest, _)) => seq == latest.wrapping_add(1),
         };
-        if self.latest.is_none_or(|(latest, _)| seq_newer(seq, latest)) {
+        if self.latest.is_none() || seq_newer(seq, newest) {
+            self.received.advance(newest, seq);
             self.latest = Some((seq, now));
         }
+        self.received.set(seq);
         if !ack_eliciting {
             return;
         }
@@ -134,7 +167,7 @@ impl AckTracker {
     fn fields_for(&self, latest: u16, at: Instant, now: Instant) -> (u16, u32, u16) {
         let mut bits = 0u32;
         for n in 0..32u16 {
-            if self.received.get(latest.wrapping_sub(n + 1)).is_some() {
+            if self.was_received(latest.wrapping_sub(n + 1)) {
                 bits |= 1 << n;
             }
         }
@@ -180,16 +213,49 @@ mod tests {
         let d = Duration::from_millis(5);
         let mut a = AckTracker::new();
         assert_eq!(a.fields(t), (u16::MAX, 0, 0));
-        for seq in [65534u16, 65535, 1, 2] {
-            assert!(a.is_new(seq));
+        // Walk up to the wrap; 65535 and 0 then go missing.
+        for seq in 0..65534u16 {
+            assert_eq!(a.check(seq), SeqCheck::New);
+            a.record(seq, t, false, d);
+        }
+        for seq in [65534u16, 1, 2] {
+            assert_eq!(a.check(seq), SeqCheck::New);
             a.record(seq, t, true, d);
         }
-        assert!(!a.is_new(1));
+        assert_eq!(a.check(1), SeqCheck::Duplicate);
         let (ack, bits, _) = a.fields(t);
         assert_eq!(ack, 2);
-        // bit 0 = seq 1, bit 1 = seq 0 (missing), bit 2 = 65535, bit 3 = 65534
-        assert_eq!(bits & 0b1111, 0b1101);
-        assert!(!a.is_new(2u16.wrapping_sub(1500)), "too old to tell");
+        // bit 0 = seq 1, bit 1 = seq 0 (missing), bit 2 = 65535 (missing), bit 3 = 65534
+        assert_eq!(bits & 0b1111, 0b1001);
+        assert_eq!(a.check(0), SeqCheck::New, "late, in the window");
+        let old = 2u16.wrapping_sub(SEQ_WINDOW);
+        assert_eq!(a.check(old), SeqCheck::Duplicate, "too old to tell");
+    }
+
+    #[test]
+    fn the_window_bounds_jumps_ahead() {
+        let t = Instant::now();
+        let d = Duration::from_millis(5);
+        let mut a = AckTracker::new();
+        // Before anything arrives the window starts before sequence 0.
+        assert_eq!(a.check(SEQ_WINDOW - 1), SeqCheck::New);
+        assert_eq!(a.check(SEQ_WINDOW), SeqCheck::TooFarAhead);
+        assert_eq!(a.check(u16::MAX), SeqCheck::Duplicate);
+        assert_eq!(a.check(40_000), SeqCheck::Duplicate, "behind the start");
+        a.record(10, t, true, d);
+        for ahead in [SEQ_WINDOW + 1, 5000, 32_767, 32_768] {
+            assert_eq!(a.check(10 + ahead), SeqCheck::TooFarAhead, "+{ahead}");
+        }
+        assert_eq!(a.check(10 + SEQ_WINDOW), SeqCheck::New);
+        // A jump to the edge of the window leaves everything after the old
+        // newest acceptable, and acks nothing that did not arrive.
+        a.record(10 + SEQ_WINDOW, t, true, d);
+        for seq in 11..10 + SEQ_WINDOW {
+            assert_eq!(a.check(seq), SeqCheck::New, "{seq}");
+        }
+        assert_eq!(a.check(10), SeqCheck::Duplicate, "one window behind");
+        let (ack, bits, _) = a.fields(t);
+        assert_eq!((ack, bits), (10 + SEQ_WINDOW, 0));
     }
 
     #[test]

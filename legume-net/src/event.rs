@@ -192,7 +192,9 @@ pub struct Stats {
     /// Bytes held for partly received fragmented messages, as charged to
     /// `Config::max_reassembly_bytes`.
     pub reassembly_bytes: usize,
-    /// Datagrams dropped as invalid (bad header, bad frames, wrong session).
+    /// Datagrams dropped as invalid (bad header, bad frames, wrong session,
+    /// or a sequence number beyond the 4,096-packet sequence window that no
+    /// correct peer sends: `docs/PROTOCOL.md` 4).
     pub dropped_invalid: u64,
     /// Packets dropped as duplicates or too old.
     pub dropped_duplicate: u64,

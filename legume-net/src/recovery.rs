@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::channel::MsgRef;
 use crate::congestion::Congestion;
 use crate::rtt::RttEstimator;
-use crate::seq::{seq_diff, seq_newer, SeqRing};
+use crate::seq::{seq_diff, seq_newer, SeqRing, SEQ_WINDOW};
 use crate::time::earliest;
 
 /// Sent packets remembered for acks; also the most ack-eliciting packets in flight.
@@ -24,6 +24,11 @@ const MAX_TIME_THRESHOLD_EIGHTHS: u32 = 17;
 /// Packets a probe timeout declares lost (and so resends), oldest first;
 /// the acks of their resends then let the thresholds judge the rest.
 const PTO_PROBES: usize = 2;
+/// Ack-eliciting packets wait while this many sequence numbers separate the
+/// next one from the newest the peer has acknowledged: half the peer's
+/// sequence window, the other half left for ack-only packets and probes
+/// (`docs/PROTOCOL.md` 5, "Sequence span").
+const SEND_SPAN: u16 = SEQ_WINDOW / 2;
 /// Spare refs vectors kept for reuse, at most.
 const MAX_SPARE_REFS: usize = 64;
 /// The probe timeout doubles at most this many times.
@@ -60,6 +65,10 @@ pub(crate) struct Recovery {
     in_flight: VecDeque<u16>,
     next_seq: u16,
     largest_acked: Option<u16>,
+    /// The newest `ack` field from the peer that names a packet we sent
+    /// (ack-only ones included): the peer's sequence window reaches
+    /// `SEQ_WINDOW` past it. `0xFFFF`, one before our first, until then.
+    peer_newest: u16,
     pub(crate) rtt: RttEstimator,
     pub(crate) cc: Congestion,
     max_ack_delay: Duration,
@@ -86,6 +95,7 @@ impl Recovery {
             in_flight: VecDeque::new(),
             next_seq: 0,
             largest_acked: None,
+            peer_newest: u16::MAX,
             rtt: RttEstimator::new(initial_rtt),
             cc,
             max_ack_delay,
@@ -123,10 +133,24 @@ impl Recovery {
         }
     }
 
-    /// Bytes in flight are below the window by at least `size`, or a probe
-    /// is owed.
+    /// Bytes in flight are below the window by at least `size` and the
+    /// sequence span has room, or a probe is owed, or nothing is in flight.
     pub(crate) fn can_send(&self, size: usize) -> bool {
-        self.probe_credit > 0 || self.cc.in_flight() == 0 || self.cc.can_send(size)
+        self.probe_credit > 0
+            || self.cc.in_flight() == 0
+            || (self.cc.can_send(size) && self.span() < SEND_SPAN)
+    }
+
+    /// Sequence numbers sent since the newest one the peer acknowledged.
+    fn span(&self) -> u16 {
+        self.next_seq.wrapping_sub(self.peer_newest).wrapping_sub(1)
+    }
+
+    /// Whether the peer's sequence window is sure to accept the next
+    /// packet. When it is not, the peer has acknowledged none of the last
+    /// `SEQ_WINDOW` packets, and what is sent next would be refused.
+    pub(crate) fn peer_accepts_next(&self) -> bool {
+        self.span() < SEQ_WINDOW
     }
 
     /// A packet with sequence `next_seq()` was sent.
@@ -142,6 +166,15 @@ impl Recovery {
         self.next_seq = seq.wrapping_add(1);
         if !ack_eliciting {
             self.recycle_refs(refs);
+            // The slot may still hold the packet that had this very number
+            // one lap (65,536 packets) ago; an ack of this one must not
+            // pass for an ack of that one.
+            let slot = self.sent.slot_mut(seq);
+            if slot.as_ref().is_some_and(|(s, _)| *s == seq) {
+                if let Some((_, old)) = slot.take() {
+                    self.recycle_refs(old.refs);
+                }
+            }
             return;
         }
         // The slot's previous packet is 1024 sequence numbers old: if it is
@@ -179,7 +212,13 @@ impl Recovery {
         outcome: &mut impl FnMut(Outcome),
     ) {
         // An ack of a sequence number never sent is ignored entirely.
-        if seq_diff(ack, self.next_seq.wrapping_sub(1)) > 0 || self.last_eliciting_sent.is_none() {
+        if seq_diff(ack, self.next_seq.wrapping_sub(1)) > 0 {
+            return;
+        }
+        if seq_newer(ack, self.peer_newest) {
+            self.peer_newest = ack;
+        }
+        if self.last_eliciting_sent.is_none() {
             return;
         }
         let mut newly_acked = false;
@@ -470,6 +509,51 @@ mod tests {
             .filter(|o| matches!(o, Outcome::Acked(m) if m.id == 0))
             .count();
         assert_eq!(acked_zero, 1, "the late ack acks what packet 0 carried");
+    }
+
+    #[test]
+    fn the_sequence_span_holds_back_data_but_not_acks() {
+        let t = Instant::now();
+        let mut rec = recovery();
+        let mut cb = |_| {};
+        for _ in 0..SEND_SPAN {
+            assert!(rec.can_send(1));
+            rec.on_sent(t, 1, Vec::new(), true, &mut cb);
+        }
+        assert!(!rec.can_send(1), "2,048 unacknowledged sequence numbers");
+        // Ack-only packets still go, up to the peer's whole window.
+        while rec.peer_accepts_next() {
+            rec.on_sent(t, 1, Vec::new(), false, &mut cb);
+        }
+        assert_eq!(rec.next_seq(), SEQ_WINDOW);
+        // An ack naming a number never sent moves nothing.
+        rec.on_ack(t, SEQ_WINDOW + 10, 0, Duration::ZERO, &mut cb);
+        assert!(!rec.peer_accepts_next());
+        // The peer's newest, even an ack-only packet, makes room again.
+        rec.on_ack(t, SEQ_WINDOW - 1, 0, Duration::ZERO, &mut cb);
+        assert!(rec.peer_accepts_next() && rec.can_send(1));
+    }
+
+    #[test]
+    fn an_ack_of_a_number_used_a_lap_earlier_acks_nothing() {
+        let t = Instant::now();
+        let mut rec = recovery();
+        let mut log = Vec::new();
+        rec.on_sent(t, 100, vec![r(7)], true, &mut |o| log.push(o));
+        let deadline = rec.timer().expect("in flight");
+        rec.on_timeout(deadline, &mut |o| log.push(o));
+        assert!(matches!(log[..], [Outcome::Lost(0, _)]), "{log:?}");
+        // A lap of ack-only packets later, number 0 is used again.
+        for _ in 0..=u16::MAX {
+            rec.on_sent(t, 1, Vec::new(), false, &mut |o| log.push(o));
+        }
+        rec.on_ack(t, 0, 0, Duration::ZERO, &mut |o| log.push(o));
+        assert_eq!(
+            log.len(),
+            1,
+            "the ack of the new 0 acked the old one: {log:?}"
+        );
+        assert_eq!(rec.spurious_losses, 0);
     }
 
     #[test]

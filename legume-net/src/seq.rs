@@ -4,6 +4,11 @@
 //! compared by the shorter way round the circle: `a` is newer than `b` when
 //! it is less than half the circle ahead of it.
 
+/// How far past the newest packet accepted a DATA packet's sequence number
+/// may be and still be accepted, and how far behind it received sequence
+/// numbers are remembered (`docs/PROTOCOL.md` 4, "Sequence window").
+pub(crate) const SEQ_WINDOW: u16 = 4096;
+
 /// Whether `a` is newer than `b`, across wraparound.
 #[inline]
 pub(crate) fn seq_newer(a: u16, b: u16) -> bool {
@@ -81,6 +86,58 @@ impl<T> SeqRing<T> {
     }
 }
 
+/// Which of the `SEQ_WINDOW` sequence numbers up to a moving newest one
+/// have been seen: one bit each, in slot `seq % SEQ_WINDOW`.
+///
+/// A bit means something only for a sequence number less than
+/// `SEQ_WINDOW` behind the newest; the owner keeps the newest and calls
+/// [`advance`](Self::advance) before moving it, which clears the slots that
+/// the new sequence numbers take over. 512 bytes.
+#[derive(Debug)]
+pub(crate) struct SeqBits {
+    words: Box<[u64; SEQ_WINDOW as usize / 64]>,
+}
+
+impl SeqBits {
+    pub(crate) fn new() -> Self {
+        SeqBits {
+            words: Box::new([0; SEQ_WINDOW as usize / 64]),
+        }
+    }
+
+    fn slot(seq: u16) -> (usize, u64) {
+        let i = usize::from(seq % SEQ_WINDOW);
+        (i / 64, 1 << (i % 64))
+    }
+
+    /// Whether `seq`'s slot is marked (meaningful only within the window).
+    pub(crate) fn get(&self, seq: u16) -> bool {
+        let (w, bit) = Self::slot(seq);
+        self.words[w] & bit != 0
+    }
+
+    /// Marks `seq` seen.
+    pub(crate) fn set(&mut self, seq: u16) {
+        let (w, bit) = Self::slot(seq);
+        self.words[w] |= bit;
+    }
+
+    /// The newest moves from `from` to `to` (newer): the sequence numbers
+    /// after `from` up to `to` are not seen yet, whatever their slots held
+    /// for the numbers one window earlier.
+    pub(crate) fn advance(&mut self, from: u16, to: u16) {
+        let ahead = to.wrapping_sub(from);
+        if ahead >= SEQ_WINDOW {
+            *self.words = [0; SEQ_WINDOW as usize / 64];
+            return;
+        }
+        for k in 1..=ahead {
+            let (w, bit) = Self::slot(from.wrapping_add(k));
+            self.words[w] &= !bit;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +160,22 @@ mod tests {
                 assert_eq!(seq_diff(b, a), -i32::from(d));
             }
         }
+    }
+
+    #[test]
+    fn seq_bits_forget_what_the_window_passes() {
+        let mut b = SeqBits::new();
+        b.set(65535);
+        b.advance(65535, 3);
+        b.set(3);
+        assert!(b.get(3) && b.get(65535) && !b.get(2));
+        b.advance(3, 3 + SEQ_WINDOW - 1);
+        assert!(b.get(3), "still one window behind the newest");
+        b.advance(3 + SEQ_WINDOW - 1, 3 + SEQ_WINDOW);
+        assert!(!b.get(3 + SEQ_WINDOW), "the slot of 3 is taken over");
+        b.set(9);
+        b.advance(9, 9u16.wrapping_add(40_000));
+        assert!(!b.get(9), "a jump past the window clears everything");
     }
 
     #[test]

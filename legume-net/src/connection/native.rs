@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use legume_core::{AnyMessage, MessageFactory, Writer};
 
-use crate::ack::AckTracker;
+use crate::ack::{AckTracker, SeqCheck};
 use crate::channel::{
     Arrival, MsgRef, Reassembly, Received, RecvChannel, SendChannel, UnreliableQueue,
 };
@@ -579,6 +579,11 @@ impl NativeConnection {
             self.stats.dropped_invalid += 1;
             return;
         }
+        // The window is checked before decryption, like the replay window:
+        // a packet it refuses costs nothing and moves nothing.
+        if !self.in_window(header.seq) {
+            return;
+        }
         let Some(s) = self.secure.as_mut() else {
             return;
         };
@@ -594,13 +599,29 @@ impl NativeConnection {
         }
     }
 
+    /// Whether a DATA packet's sequence number is new and within the
+    /// sequence window; a packet outside it is counted here and must then
+    /// be dropped whole: its frames and ack fields are never looked at.
+    fn in_window(&mut self, seq: u16) -> bool {
+        match self.acks.check(seq) {
+            SeqCheck::New => true,
+            SeqCheck::Duplicate => {
+                self.stats.dropped_duplicate += 1;
+                false
+            }
+            SeqCheck::TooFarAhead => {
+                self.stats.dropped_invalid += 1;
+                false
+            }
+        }
+    }
+
     fn handle_data(&mut self, now: Instant, header: DataHeader, frames: &[u8]) {
         if header.session != self.session {
             self.stats.dropped_invalid += 1;
             return;
         }
-        if !self.acks.is_new(header.seq) {
-            self.stats.dropped_duplicate += 1;
+        if !self.in_window(header.seq) {
             return;
         }
         // Validate every frame before acting on any, so a malformed packet
@@ -775,7 +796,17 @@ impl NativeConnection {
                     packet.emit(buf).ok()?
                 }
             }
-            Phase::Connected => return self.transmit_data(now, buf),
+            Phase::Connected if self.recovery.peer_accepts_next() => {
+                return self.transmit_data(now, buf);
+            }
+            Phase::Connected => {
+                // The peer acknowledged none of our last `SEQ_WINDOW`
+                // packets: its sequence window would refuse the next one,
+                // so the path is as good as gone (`docs/PROTOCOL.md` 5).
+                // DISCONNECT carries no sequence number and still gets in.
+                self.close(DisconnectReason::TimedOut, DISCONNECT_COPIES);
+                return self.poll_transmit(now, buf);
+            }
         };
         self.stats.out_packets += 1;
         self.stats.out_bytes += len as u64;
