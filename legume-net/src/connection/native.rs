@@ -25,8 +25,6 @@ use crate::Delivery;
 
 /// Copies of DISCONNECT sent on a local disconnect.
 const DISCONNECT_COPIES: u8 = 10;
-/// The longest delay between handshake retries.
-const MAX_CONNECT_RETRY: Duration = Duration::from_secs(1);
 
 /// The native protocol's connection state machine (see `docs/PROTOCOL.md`).
 pub(crate) struct NativeConnection {
@@ -70,10 +68,15 @@ enum Phase {
     Connecting {
         started: Instant,
         next_retry: Instant,
-        retry: Duration,
         send_now: bool,
         challenge: Option<(u64, [u8; 16])>,
-        last_sent: Option<Instant>,
+        /// When the first CONNECT_REQUEST went out: the first challenge
+        /// is timed from it. That is exact when the first copy was
+        /// answered, and longer than the round trip when a later one was,
+        /// never shorter (timing from the latest copy would be, once the
+        /// round trip exceeds the retry interval), so the first data
+        /// resends wait too long rather than go out spuriously.
+        first_request_sent: Option<Instant>,
     },
     Connected,
     /// Closed; `copies` DISCONNECT packets are still to be sent.
@@ -119,14 +122,12 @@ impl NativeConnection {
         nonce: u64,
         secure: Option<Box<SecureSession>>,
     ) -> Self {
-        let retry = config.connect_retry;
         let phase = Phase::Connecting {
             started: now,
             next_retry: now,
-            retry,
             send_now: true,
             challenge: None,
-            last_sent: None,
+            first_request_sent: None,
         };
         Self::new(config, factory, now, nonce, 0, phase, secure)
     }
@@ -538,26 +539,27 @@ impl NativeConnection {
         let Phase::Connecting {
             challenge,
             send_now,
-            retry,
-            last_sent,
+            first_request_sent,
             ..
         } = &mut self.state
         else {
             return;
         };
         self.stats.in_packets += 1;
-        tracing::debug!(target: CONNECTION, peer = %PeerLabel(self.peer),
-            "challenge received; answering it");
         if challenge.is_none() {
-            if let Some(sent) = *last_sent {
+            tracing::debug!(target: CONNECTION, peer = %PeerLabel(self.peer),
+                "challenge received; answering it");
+            if let Some(sent) = *first_request_sent {
                 self.recovery
                     .rtt
                     .update(now.saturating_duration_since(sent), Duration::ZERO);
             }
+            // The first challenge is answered at once; challenges to other
+            // copies of the request only refresh the cookie, so the rate
+            // stays one packet per retry interval.
+            *send_now = true;
         }
         *challenge = Some((issued_at, cookie));
-        *send_now = true;
-        *retry = self.config.connect_retry;
     }
 
     fn handle_accept(&mut self, now: Instant, session: u32) {
@@ -725,18 +727,19 @@ impl NativeConnection {
             Phase::Connecting {
                 send_now,
                 next_retry,
-                retry,
                 challenge,
-                last_sent,
+                first_request_sent,
                 ..
             } => {
                 if !*send_now {
                     return None;
                 }
                 *send_now = false;
-                *next_retry = now + *retry;
-                *retry = (*retry * 2).min(MAX_CONNECT_RETRY);
-                *last_sent = Some(now);
+                // A fixed rate, no backoff: each handshake round trip must
+                // get through loss in both directions, twice, within the
+                // connect timeout (`docs/PROTOCOL.md` section 6).
+                *next_retry = now + self.config.effective_connect_retry();
+                first_request_sent.get_or_insert(now);
                 self.handshake_sends += 1;
                 let attempt = self.handshake_sends;
                 let kind = if challenge.is_some() {
@@ -744,8 +747,12 @@ impl NativeConnection {
                 } else {
                     "connect request"
                 };
-                tracing::debug!(target: CONNECTION, peer = %PeerLabel(self.peer), attempt,
-                    "handshake: sending {kind} to {} (packet {attempt})", PeerLabel(self.peer));
+                // The first packet, then one line a second at the default
+                // rate: enough to follow a slow handshake.
+                if attempt == 1 || attempt % 10 == 0 {
+                    tracing::debug!(target: CONNECTION, peer = %PeerLabel(self.peer), attempt,
+                        "handshake: sending {kind} to {} (packet {attempt})", PeerLabel(self.peer));
+                }
                 if let Some(s) = &mut self.secure {
                     match *challenge {
                         None => s.emit_request(self.nonce, buf)?,
