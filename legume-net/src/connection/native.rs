@@ -70,13 +70,15 @@ enum Phase {
         next_retry: Instant,
         send_now: bool,
         challenge: Option<(u64, [u8; 16])>,
-        /// When the first CONNECT_REQUEST went out: the first challenge
-        /// is timed from it. That is exact when the first copy was
-        /// answered, and longer than the round trip when a later one was,
-        /// never shorter (timing from the latest copy would be, once the
-        /// round trip exceeds the retry interval), so the first data
-        /// resends wait too long rather than go out spuriously.
-        first_request_sent: Option<Instant>,
+        /// When the one CONNECT_REQUEST sent so far went out, or `None`
+        /// once a second copy has: the first challenge is timed from it only
+        /// when it cannot be answering another copy (Karn's rule). Timing
+        /// from the latest copy would give less than the round trip once
+        /// that exceeds the retry interval, and from the first more than it
+        /// when the first was lost; the first data ack gives the first
+        /// sample then.
+        only_request_sent: Option<Instant>,
+        requests_sent: u32,
     },
     Connected,
     /// Closed; `copies` DISCONNECT packets are still to be sent.
@@ -127,7 +129,8 @@ impl NativeConnection {
             next_retry: now,
             send_now: true,
             challenge: None,
-            first_request_sent: None,
+            only_request_sent: None,
+            requests_sent: 0,
         };
         Self::new(config, factory, now, nonce, 0, phase, secure)
     }
@@ -539,7 +542,7 @@ impl NativeConnection {
         let Phase::Connecting {
             challenge,
             send_now,
-            first_request_sent,
+            only_request_sent,
             ..
         } = &mut self.state
         else {
@@ -549,7 +552,7 @@ impl NativeConnection {
         if challenge.is_none() {
             tracing::debug!(target: CONNECTION, peer = %PeerLabel(self.peer),
                 "challenge received; answering it");
-            if let Some(sent) = *first_request_sent {
+            if let Some(sent) = only_request_sent.take() {
                 self.recovery
                     .rtt
                     .update(now.saturating_duration_since(sent), Duration::ZERO);
@@ -728,7 +731,8 @@ impl NativeConnection {
                 send_now,
                 next_retry,
                 challenge,
-                first_request_sent,
+                only_request_sent,
+                requests_sent,
                 ..
             } => {
                 if !*send_now {
@@ -739,7 +743,10 @@ impl NativeConnection {
                 // get through loss in both directions, twice, within the
                 // connect timeout (`docs/PROTOCOL.md` section 6).
                 *next_retry = now + self.config.effective_connect_retry();
-                first_request_sent.get_or_insert(now);
+                if challenge.is_none() {
+                    *requests_sent += 1;
+                    *only_request_sent = (*requests_sent == 1).then_some(now);
+                }
                 self.handshake_sends += 1;
                 let attempt = self.handshake_sends;
                 let kind = if challenge.is_some() {
