@@ -402,7 +402,7 @@ impl NativeConnection {
                 let mut t = self.last_recv + self.config.timeout;
                 // A due ping waits for congestion room, not for a timer.
                 if !self.ping_due {
-                    t = t.min(self.last_eliciting_sent + self.config.ping_interval);
+                    t = t.min(self.last_eliciting_sent + self.config.keepalive_interval());
                 }
                 for other in [self.acks.deadline(), self.recovery.timer()]
                     .into_iter()
@@ -440,7 +440,7 @@ impl NativeConnection {
                 let (reliable, ordered) = (&mut self.reliable, &mut self.ordered);
                 self.recovery
                     .on_timeout(now, &mut |o| apply_outcome(reliable, ordered, o));
-                if now >= self.last_eliciting_sent + self.config.ping_interval {
+                if now >= self.last_eliciting_sent + self.config.keepalive_interval() {
                     self.ping_due = true;
                 }
             }

@@ -206,7 +206,7 @@ impl V4Connection {
         let mtu = config.effective_mtu().min(LEGUME_MTU);
         V4Connection {
             rtt: RttEstimator::new(config.initial_rtt),
-            next_ping: now + config.ping_interval,
+            next_ping: now + config.keepalive_interval(),
             next_keepalive: now + config.timeout / 2,
             config,
             factory,
@@ -435,7 +435,7 @@ impl V4Connection {
                     self.ping.0 = self.ping.0.wrapping_add(1);
                     self.ping.1 = Some(now);
                     self.control.push_back(Control::Ping(self.ping.0));
-                    self.next_ping = now + self.config.ping_interval;
+                    self.next_ping = now + self.config.keepalive_interval();
                     self.stats.keepalive_count += 1;
                 }
                 if self.role == Role::Server && now >= self.next_keepalive {
@@ -576,7 +576,7 @@ impl V4Connection {
             self.pop_acked_front();
         }
         self.phase = Phase::Connected;
-        self.next_ping = now + self.config.ping_interval;
+        self.next_ping = now + self.config.keepalive_interval();
         self.events.push_back(Event::Connected);
         observe::log_connected(self.peer, 0, self.rtt());
     }
