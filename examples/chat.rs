@@ -203,6 +203,18 @@ fn server(
     }
 }
 
+/// Why the connection failed, if `event` (seen before `Connected`) says it did.
+fn connect_failure(event: &Event) -> Option<String> {
+    match event {
+        Event::Rejected { reason } => Some(format!("rejected by the server: {reason}")),
+        Event::Disconnected(DisconnectReason::ConnectTimedOut) => {
+            Some("no answer from the server within the connect timeout".into())
+        }
+        Event::Disconnected(reason) => Some(format!("disconnected while connecting: {reason:?}")),
+        _ => None,
+    }
+}
+
 fn client(
     factory: Arc<MessageFactory>,
     target: Target,
@@ -231,11 +243,19 @@ fn client(
         let _ = tx.send(None);
     });
     let mut leaving = false;
+    let mut connected = false;
     loop {
         client.update_timeout(Duration::from_millis(20));
         while let Some(event) = client.poll_event() {
+            if !connected {
+                if let Some(why) = connect_failure(&event) {
+                    eprintln!("chat: cannot connect to {connect}: {why}");
+                    std::process::exit(1);
+                }
+            }
             match event {
                 Event::Connected => {
+                    connected = true;
                     if name.is_empty() {
                         println!("* connected to {connect}");
                     } else {

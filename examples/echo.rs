@@ -18,7 +18,9 @@
 //! second (RTT, loss, bytes and messages per second each way, resends per
 //! second, congestion window, queues). The client prints one JSON line and
 //! exits 0 when every reliable or ordered message came back exactly once
-//! (always 0 for unreliable).
+//! (always 0 for unreliable). A client that cannot connect (rejected, no
+//! answer within the connect timeout, or not connected by `--timeout`)
+//! says why on stderr and exits 1 at once, printing no result line.
 //!
 //! `--no-offload` on either side turns off that side's UDP segmentation and
 //! receive offload (Linux GSO/GRO; `Config::udp_offload`), for comparisons.
@@ -282,6 +284,18 @@ impl Tracker {
     }
 }
 
+/// Why the connection failed, if `event` (seen before `Connected`) says it did.
+fn connect_failure(event: &Event) -> Option<String> {
+    match event {
+        Event::Rejected { reason } => Some(format!("rejected by the server: {reason}")),
+        Event::Disconnected(DisconnectReason::ConnectTimedOut) => {
+            Some("no answer from the server within the connect timeout".into())
+        }
+        Event::Disconnected(reason) => Some(format!("disconnected while connecting: {reason:?}")),
+        _ => None,
+    }
+}
+
 fn run_client(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     let connect: SocketAddr = arg(args, "--connect").ok_or_else(usage)?;
     let messages: u32 = arg(args, "--messages").ok_or_else(usage)?;
@@ -322,11 +336,21 @@ fn run_client(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
         });
     }
     let deadline = Instant::now() + Duration::from_secs_f64(timeout);
-    // Handshakes first; the measured interval starts at the first send.
-    while Instant::now() < deadline && !trackers.iter().all(|t| t.client.connected()) {
-        for t in &mut trackers {
+    // Handshakes first; the measured interval starts at the first send. A
+    // client that cannot connect ends the run at once, saying why.
+    while !trackers.iter().all(|t| t.client.connected()) {
+        for (index, t) in trackers.iter_mut().enumerate() {
             t.client.update_timeout(Duration::from_millis(1));
-            while t.client.poll_event().is_some() {}
+            while let Some(event) = t.client.poll_event() {
+                if let Some(why) = connect_failure(&event) {
+                    eprintln!("echo client {index}: cannot connect to {connect}: {why}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            eprintln!("echo client: not connected to {connect} within --timeout {timeout} s");
+            std::process::exit(1);
         }
     }
     let start = Instant::now();

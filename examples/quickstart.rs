@@ -37,6 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut client = Client::new(factory, Config::default());
     client.connect(addr)?;
 
+    let mut was_connected = false;
     for _frame in 0..500 {
         server.update();
         while let Some(ServerEvent { peer, event }) = server.poll_event() {
@@ -58,7 +59,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         client.update();
         while let Some(event) = client.poll_event() {
             match event {
+                // The handshake failed: say why and stop (exit code 1).
+                Event::Rejected { reason } => {
+                    return Err(format!("cannot connect: rejected by the server: {reason}").into());
+                }
+                Event::Disconnected(reason) if !was_connected => {
+                    return Err(format!("cannot connect: {reason:?}").into());
+                }
                 Event::Connected => {
+                    was_connected = true;
                     println!("client: connected, rtt {:.2} ms", client.latency());
                     client.send_reliable_message(&Greeting {
                         text: "hello, legume".into(),

@@ -382,6 +382,6 @@ fn connection_without_a_server_times_out() {
         }
     }
     assert_eq!(conn.state(), State::Errored);
-    // Resends back off: a handful in two seconds, not hundreds.
+    // One request per `connect_retry` (100 ms): 20 in two seconds, not hundreds.
     assert!((3..=20).contains(&sent), "{sent}");
 }

@@ -189,7 +189,8 @@ fn a_client_that_is_never_answered_warns_once() {
         find(&logs, Level::WARN, CONN, "no answer to the handshake").len(),
         1
     );
-    // Each handshake packet is a debug line; the backoff keeps them few.
+    // The first handshake packet is a debug line, then every tenth (one a
+    // second at the default rate), so they stay few.
     let attempts = find(
         &logs,
         Level::DEBUG,

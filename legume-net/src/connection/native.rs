@@ -25,8 +25,6 @@ use crate::Delivery;
 
 /// Copies of DISCONNECT sent on a local disconnect.
 const DISCONNECT_COPIES: u8 = 10;
-/// The longest delay between handshake retries.
-const MAX_CONNECT_RETRY: Duration = Duration::from_secs(1);
 
 /// The native protocol's connection state machine (see `docs/PROTOCOL.md`).
 pub(crate) struct NativeConnection {
@@ -70,10 +68,17 @@ enum Phase {
     Connecting {
         started: Instant,
         next_retry: Instant,
-        retry: Duration,
         send_now: bool,
         challenge: Option<(u64, [u8; 16])>,
-        last_sent: Option<Instant>,
+        /// When the one CONNECT_REQUEST sent so far went out, or `None`
+        /// once a second copy has: the first challenge is timed from it only
+        /// when it cannot be answering another copy (Karn's rule). Timing
+        /// from the latest copy would give less than the round trip once
+        /// that exceeds the retry interval, and from the first more than it
+        /// when the first was lost; the first data ack gives the first
+        /// sample then.
+        only_request_sent: Option<Instant>,
+        requests_sent: u32,
     },
     Connected,
     /// Closed; `copies` DISCONNECT packets are still to be sent.
@@ -119,14 +124,13 @@ impl NativeConnection {
         nonce: u64,
         secure: Option<Box<SecureSession>>,
     ) -> Self {
-        let retry = config.connect_retry;
         let phase = Phase::Connecting {
             started: now,
             next_retry: now,
-            retry,
             send_now: true,
             challenge: None,
-            last_sent: None,
+            only_request_sent: None,
+            requests_sent: 0,
         };
         Self::new(config, factory, now, nonce, 0, phase, secure)
     }
@@ -398,7 +402,7 @@ impl NativeConnection {
                 let mut t = self.last_recv + self.config.timeout;
                 // A due ping waits for congestion room, not for a timer.
                 if !self.ping_due {
-                    t = t.min(self.last_eliciting_sent + self.config.ping_interval);
+                    t = t.min(self.last_eliciting_sent + self.config.keepalive_interval());
                 }
                 for other in [self.acks.deadline(), self.recovery.timer()]
                     .into_iter()
@@ -436,7 +440,7 @@ impl NativeConnection {
                 let (reliable, ordered) = (&mut self.reliable, &mut self.ordered);
                 self.recovery
                     .on_timeout(now, &mut |o| apply_outcome(reliable, ordered, o));
-                if now >= self.last_eliciting_sent + self.config.ping_interval {
+                if now >= self.last_eliciting_sent + self.config.keepalive_interval() {
                     self.ping_due = true;
                 }
             }
@@ -538,26 +542,27 @@ impl NativeConnection {
         let Phase::Connecting {
             challenge,
             send_now,
-            retry,
-            last_sent,
+            only_request_sent,
             ..
         } = &mut self.state
         else {
             return;
         };
         self.stats.in_packets += 1;
-        tracing::debug!(target: CONNECTION, peer = %PeerLabel(self.peer),
-            "challenge received; answering it");
         if challenge.is_none() {
-            if let Some(sent) = *last_sent {
+            tracing::debug!(target: CONNECTION, peer = %PeerLabel(self.peer),
+                "challenge received; answering it");
+            if let Some(sent) = only_request_sent.take() {
                 self.recovery
                     .rtt
                     .update(now.saturating_duration_since(sent), Duration::ZERO);
             }
+            // The first challenge is answered at once; challenges to other
+            // copies of the request only refresh the cookie, so the rate
+            // stays one packet per retry interval.
+            *send_now = true;
         }
         *challenge = Some((issued_at, cookie));
-        *send_now = true;
-        *retry = self.config.connect_retry;
     }
 
     fn handle_accept(&mut self, now: Instant, session: u32) {
@@ -746,18 +751,23 @@ impl NativeConnection {
             Phase::Connecting {
                 send_now,
                 next_retry,
-                retry,
                 challenge,
-                last_sent,
+                only_request_sent,
+                requests_sent,
                 ..
             } => {
                 if !*send_now {
                     return None;
                 }
                 *send_now = false;
-                *next_retry = now + *retry;
-                *retry = (*retry * 2).min(MAX_CONNECT_RETRY);
-                *last_sent = Some(now);
+                // A fixed rate, no backoff: each handshake round trip must
+                // get through loss in both directions, twice, within the
+                // connect timeout (`docs/PROTOCOL.md` section 6).
+                *next_retry = now + self.config.effective_connect_retry();
+                if challenge.is_none() {
+                    *requests_sent += 1;
+                    *only_request_sent = (*requests_sent == 1).then_some(now);
+                }
                 self.handshake_sends += 1;
                 let attempt = self.handshake_sends;
                 let kind = if challenge.is_some() {
@@ -765,8 +775,12 @@ impl NativeConnection {
                 } else {
                     "connect request"
                 };
-                tracing::debug!(target: CONNECTION, peer = %PeerLabel(self.peer), attempt,
-                    "handshake: sending {kind} to {} (packet {attempt})", PeerLabel(self.peer));
+                // The first packet, then one line a second at the default
+                // rate: enough to follow a slow handshake.
+                if attempt == 1 || attempt % 10 == 0 {
+                    tracing::debug!(target: CONNECTION, peer = %PeerLabel(self.peer), attempt,
+                        "handshake: sending {kind} to {} (packet {attempt})", PeerLabel(self.peer));
+                }
                 if let Some(s) = &mut self.secure {
                     match *challenge {
                         None => s.emit_request(self.nonce, buf)?,

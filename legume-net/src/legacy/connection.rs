@@ -55,6 +55,8 @@ const RESEND_DATAGRAMS: usize = 4;
 const MAX_BACKOFF: u32 = 5;
 /// Copies of Disconnected sent on a local disconnect, all with one id.
 const DISCONNECT_COPIES: u8 = 3;
+/// The id of a client's ConnectRequest: the first message it sends.
+const CONNECT_REQUEST_ID: u16 = 1;
 /// The reason reported for a legume rejection, which carries none.
 const REJECTED_REASON: &str = "rejected by server (legume v4 has no reason field)";
 
@@ -68,6 +70,9 @@ enum Role {
 enum Phase {
     Connecting {
         started: Instant,
+        /// When the ConnectRequest goes out next: at a fixed rate, like the
+        /// native handshake's packets, not on the backing-off resend timer.
+        next_request: Instant,
     },
     Connected,
     Closed {
@@ -152,15 +157,20 @@ pub(crate) struct V4Connection {
 
 impl V4Connection {
     /// A client connection: ConnectRequest goes out on the first transmit
-    /// and is resent until acked or `connect_timeout`.
+    /// and is resent every `connect_retry` until acked, accepted or
+    /// `connect_timeout`.
     pub(crate) fn connect(config: Config, factory: Arc<MessageFactory>, now: Instant) -> Self {
         let mut c = Self::new(config, factory, now, Role::Client);
-        c.phase = Phase::Connecting { started: now };
+        c.phase = Phase::Connecting {
+            started: now,
+            next_request: now,
+        };
         let mut bytes = vec![0; Control::ConnectRequest.len()];
         // Two bytes into a two-byte buffer cannot fail.
         let _ = Control::ConnectRequest.write(&mut Writer::new(&mut bytes));
-        // In flight from the start, due now: user messages queued meanwhile
-        // wait for the accept (legume drops a peer that sends them earlier).
+        // In flight from the start (sent by `write_connect_request`, not
+        // from the resend heap): user messages queued meanwhile wait for the
+        // accept (legume drops a peer that sends them earlier).
         let header = Header {
             id: c.next_id(),
             seq: 0,
@@ -168,7 +178,6 @@ impl V4Connection {
         };
         c.in_flight_bytes += bytes.len();
         c.in_flight_order.push_back(header.id);
-        c.resend.push(Reverse((now, header.id)));
         c.in_flight.insert(
             header.id,
             InFlight {
@@ -197,7 +206,7 @@ impl V4Connection {
         let mtu = config.effective_mtu().min(LEGUME_MTU);
         V4Connection {
             rtt: RttEstimator::new(config.initial_rtt),
-            next_ping: now + config.ping_interval,
+            next_ping: now + config.keepalive_interval(),
             next_keepalive: now + config.timeout / 2,
             config,
             factory,
@@ -384,8 +393,14 @@ impl V4Connection {
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         let resend = self.resend.peek().map(|&Reverse((t, _))| t);
         match &self.phase {
-            Phase::Connecting { started } => {
-                let t = *started + self.config.connect_timeout;
+            Phase::Connecting {
+                started,
+                next_request,
+            } => {
+                let mut t = *started + self.config.connect_timeout;
+                if self.in_flight.contains_key(&CONNECT_REQUEST_ID) {
+                    t = t.min(*next_request);
+                }
                 Some(resend.map_or(t, |r| r.min(t)))
             }
             Phase::Connected => {
@@ -406,7 +421,7 @@ impl V4Connection {
 
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         match self.phase {
-            Phase::Connecting { started } => {
+            Phase::Connecting { started, .. } => {
                 if now >= started + self.config.connect_timeout {
                     self.close(DisconnectReason::ConnectTimedOut, 0);
                 }
@@ -420,7 +435,7 @@ impl V4Connection {
                     self.ping.0 = self.ping.0.wrapping_add(1);
                     self.ping.1 = Some(now);
                     self.control.push_back(Control::Ping(self.ping.0));
-                    self.next_ping = now + self.config.ping_interval;
+                    self.next_ping = now + self.config.keepalive_interval();
                     self.stats.keepalive_count += 1;
                 }
                 if self.role == Role::Server && now >= self.next_keepalive {
@@ -556,12 +571,12 @@ impl V4Connection {
         // The accept answers the request: stop resending it even if its ack
         // was lost, or a late copy could open a second connection on a
         // server that has since closed this one.
-        if let Some(m) = self.in_flight.remove(&1) {
+        if let Some(m) = self.in_flight.remove(&CONNECT_REQUEST_ID) {
             self.in_flight_bytes -= m.bytes.len();
             self.pop_acked_front();
         }
         self.phase = Phase::Connected;
-        self.next_ping = now + self.config.ping_interval;
+        self.next_ping = now + self.config.keepalive_interval();
         self.events.push_back(Event::Connected);
         observe::log_connected(self.peer, 0, self.rtt());
     }
@@ -678,6 +693,7 @@ impl V4Connection {
             self.write_control(now, &mut w);
         }
         if !self.is_closed() {
+            self.write_connect_request(now, &mut w);
             self.write_resends(now, &mut w);
             if self.is_connected() {
                 self.write_new(now, &mut w);
@@ -690,6 +706,34 @@ impl V4Connection {
         self.stats.out_packets += 1;
         self.stats.out_bytes += n as u64;
         Some(n)
+    }
+
+    /// Client, connecting: the ConnectRequest when it is due, resent at the
+    /// fixed handshake rate until the accept (or its ack) arrives. At 50%
+    /// loss each way a request and its answer both get through one time in
+    /// four; the resend timer's backoff to 1 s left too few tries within the
+    /// connect timeout.
+    fn write_connect_request(&mut self, now: Instant, w: &mut Writer<'_>) {
+        let Phase::Connecting { next_request, .. } = &mut self.phase else {
+            return;
+        };
+        if now < *next_request {
+            return;
+        }
+        let Some(m) = self.in_flight.get_mut(&CONNECT_REQUEST_ID) else {
+            return;
+        };
+        if w.remaining() < HEADER_LEN + m.bytes.len() {
+            return;
+        }
+        *next_request = now + self.config.effective_connect_retry();
+        let _ = m.header.write(w);
+        let _ = w.put_slice(&m.bytes);
+        if m.sends > 0 {
+            self.stats.resends += 1;
+        }
+        m.sends += 1;
+        m.sent_at = Some(now);
     }
 
     fn write_control(&mut self, now: Instant, w: &mut Writer<'_>) {

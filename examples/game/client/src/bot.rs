@@ -227,6 +227,15 @@ pub fn run_bot(config: BotConfig) -> BotReport {
             }
         }
     }
+    if let Some(why) = session.connect_failure() {
+        report.end = format!("cannot connect: {why}");
+    } else if session.state() == State::Connecting {
+        report.end = format!(
+            "cannot connect: still connecting after {:.1} s",
+            config.duration.as_secs_f64()
+        );
+        ended = true;
+    }
     report.moves = (session.moves_made(), session.inputs_sent());
     report.final_pos = session.my_position();
     report.snapshots = session.snapshot_counts();

@@ -101,6 +101,12 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         println!("bot {} playing on {server} for {seconds} s", config.name);
         let report = run_bot(config);
         println!("{report}");
+        if report.id.is_none() {
+            eprintln!(
+                "game-client: bot {} did not join the game on {server}: {}",
+                report.name, report.end
+            );
+        }
         let ok = report.end == "finished" && report.id.is_some();
         return Ok(if ok {
             ExitCode::SUCCESS
@@ -123,6 +129,10 @@ fn run(args: &Args) -> Result<ExitCode, String> {
             println!("{bye}");
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) => Err(e.to_string()),
+        // Not a usage error: say what happened, without the usage.
+        Err(e) => {
+            eprintln!("game-client: {e}");
+            Ok(ExitCode::FAILURE)
+        }
     }
 }

@@ -109,6 +109,9 @@ pub struct GameSession {
     log: VecDeque<LogLine>,
     events: VecDeque<GameEvent>,
     ended: Option<String>,
+    /// Why the handshake failed, if it did (the session never connected).
+    connect_failure: Option<String>,
+    was_connected: bool,
 }
 
 impl GameSession {
@@ -135,6 +138,8 @@ impl GameSession {
             log: VecDeque::new(),
             events: VecDeque::new(),
             ended: None,
+            connect_failure: None,
+            was_connected: false,
         })
     }
 
@@ -162,6 +167,7 @@ impl GameSession {
                 if let Err(e) = self.client.send(&hello, Delivery::ReliableOrdered) {
                     self.warn(format!("hello not sent: {e}"));
                 }
+                self.was_connected = true;
                 self.notice("connected; waiting for the welcome".into());
                 self.events.push_back(GameEvent::Connected);
             }
@@ -169,11 +175,20 @@ impl GameSession {
                 let reason = sanitize(&reason, 200);
                 self.notice(format!("rejected: {reason}"));
                 self.ended = Some(format!("rejected: {reason}"));
+                self.connect_failure = Some(format!("rejected by the server: {reason}"));
                 self.events.push_back(GameEvent::Rejected(reason));
             }
             Event::Disconnected(reason) => {
                 self.notice(format!("disconnected: {reason:?}"));
                 self.ended = Some(format!("disconnected: {reason:?}"));
+                if !self.was_connected {
+                    self.connect_failure = Some(match reason {
+                        DisconnectReason::ConnectTimedOut => {
+                            "no answer from the server within the connect timeout".into()
+                        }
+                        _ => format!("disconnected while connecting: {reason:?}"),
+                    });
+                }
                 self.events.push_back(GameEvent::Disconnected(reason));
             }
             Event::Message(msg) => match ToClient::from_any(msg) {
@@ -430,6 +445,12 @@ impl GameSession {
     /// The connection's state.
     pub fn state(&self) -> State {
         self.client.state()
+    }
+
+    /// Why the connection could not be made, once the handshake has failed
+    /// (rejected, or no answer within the connect timeout).
+    pub fn connect_failure(&self) -> Option<&str> {
+        self.connect_failure.as_deref()
     }
 
     /// Why the session ended, once it has.

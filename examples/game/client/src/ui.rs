@@ -164,6 +164,11 @@ pub fn run(config: UiConfig) -> Result<String, Box<dyn std::error::Error>> {
         while session.poll_event().is_some() {
             dirty = true;
         }
+        if let Some(why) = session.connect_failure() {
+            // Nothing to play: leave the terminal at once, saying why.
+            drop(guard);
+            return Err(format!("cannot connect to {}: {why}", config.server).into());
+        }
         if flash
             .as_ref()
             .is_some_and(|(_, at)| at.elapsed() > Duration::from_secs(3))
