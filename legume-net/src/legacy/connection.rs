@@ -695,11 +695,12 @@ impl V4Connection {
 
     /// Resends every unacked message last sent before `proof_tx` (its copy
     /// or its ack was lost: the peer has read what came after it and acked
-    /// that) as soon as it is older than the loss delay, and passes those last sent before `pass_tx`: a
-    /// legume 0.5 peer acks a message once, and when that ack is lost only
-    /// ids moving on (after which it delivers the message again, and acks
-    /// it) can end the wait. Messages whose copies were all lost are passed
-    /// too, which is harmless: the peer never saw them.
+    /// that) once it is older than the loss delay, and passes those last
+    /// sent before `pass_tx`: a legume 0.5 peer acks a message once, and
+    /// when that ack is lost only ids moving on (after which it delivers the
+    /// message again, and acks it) can end the wait. Messages whose copies
+    /// were all lost are passed too, which is harmless: the peer never saw
+    /// them.
     fn apply_proofs(&mut self, now: Instant) {
         if (self.proof_tx, self.pass_tx) == self.scanned {
             return;
@@ -717,9 +718,10 @@ impl V4Connection {
                     m.passed = true;
                     passed += 1;
                 } else {
-                    // A copy sent after it was passed was read and not
-                    // acked either: legume has it and will not ack it
-                    // until its memory of ids has moved past it.
+                    // Proved unacked again by a later Pong: legume most
+                    // likely has it and will not ack it until its memory of
+                    // ids has moved past it (if it does not have it, the
+                    // fillers cost 8 KiB and no duplicate).
                     let target = m.header.id.wrapping_add(LEGUME_MEMORY);
                     let later = |t: u16| t.wrapping_sub(target) < 1 << 15;
                     if !self.filler_target.is_some_and(later) {
@@ -753,12 +755,6 @@ impl V4Connection {
             }
         }
         self.control.push_back(c);
-    }
-
-    /// The id span at which new messages wait: `MAX_ID_SPAN` whatever the
-    /// peer, which also bounds the messages in flight.
-    fn new_span_limit(&self) -> u16 {
-        MAX_ID_SPAN
     }
 
     /// The id span at which control messages wait: `MAX_CONTROL_ID_SPAN`, or
@@ -928,7 +924,7 @@ impl V4Connection {
     fn write_probe(&mut self, now: Instant, w: &mut Writer<'_>) {
         if !self.is_connected()
             || w.remaining() < HEADER_LEN + Control::Ping(0).len()
-            || self.id_span() < self.new_span_limit()
+            || self.id_span() < MAX_ID_SPAN
             || self.id_span() >= MAX_ID_SPAN_EVER
         {
             return;
@@ -1084,8 +1080,13 @@ impl V4Connection {
             return true;
         }
         if now >= self.resend_window_end {
-            if !self.acked_in_window && self.resend_budget == 0 {
-                self.backoff = (self.backoff + 1).min(MAX_BACKOFF);
+            if !self.acked_in_window {
+                // Nothing taken in since: credit earned before a stall must
+                // not flood the stalled peer.
+                self.ack_credit = 0;
+                if self.resend_budget == 0 {
+                    self.backoff = (self.backoff + 1).min(MAX_BACKOFF);
+                }
             }
             self.acked_in_window = false;
             let datagrams = if self.backoff == 0 {
@@ -1108,7 +1109,7 @@ impl V4Connection {
         while let Some(q) = self.unsent.front() {
             let reliable = q.flags != 0;
             if w.remaining() < HEADER_LEN + q.bytes.len()
-                || self.id_span() >= self.new_span_limit()
+                || self.id_span() >= MAX_ID_SPAN
                 || (reliable && self.in_flight_bytes + q.bytes.len() > MAX_IN_FLIGHT_BYTES)
             {
                 return;
