@@ -533,7 +533,7 @@ fn a_stalled_legume_peer_catches_up_soon_after_it_reads_again() {
 
 /// A legume 0.5 peer at several speeds, from quick to one that gets a
 /// tenth of a CPU, sending with the interop program's window: exactly once
-/// every time, and never stuck.
+/// every time, and drained within 120 s (the slowest took 174 s before).
 #[test]
 fn every_speed_of_legume_peer_gets_every_message_once() {
     for (read_us, scan_us, pause_ms) in [(5, 1, 0), (20, 5, 10), (50, 10, 40), (100, 20, 100)] {
@@ -544,12 +544,15 @@ fn every_speed_of_legume_peer_gets_every_message_once() {
             window: WINDOW,
             pause: pause_ms * MS,
         };
-        let out = run(costs, 1000, Vec::new(), Duration::from_secs(300));
+        let out = run(costs, 1000, Vec::new(), Duration::from_secs(120));
         println!(
             "read {read_us} µs, scan {scan_us} µs: drained after {:?}, socket drops {}",
             out.drained_after, out.socket_drops
         );
-        assert!(out.drained_after.is_some(), "{read_us}/{scan_us}: stuck");
+        assert!(
+            out.drained_after.is_some(),
+            "{read_us}/{scan_us}: not drained in 120 s"
+        );
         assert_eq!(distinct(&out.model_got), 1000, "{read_us}/{scan_us}");
         assert_eq!(duplicates(&out.model_got), 0, "{read_us}/{scan_us}");
         assert_eq!(distinct(&out.rust_got), 1000, "{read_us}/{scan_us}");
