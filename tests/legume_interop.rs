@@ -64,7 +64,7 @@ fn spawn_py(args: &[&str]) -> Child {
 /// not acked), and parses its summary.
 fn py_summary(mut child: Child, mut step: impl FnMut()) -> Value {
     use std::io::Read;
-    let deadline = Instant::now() + Duration::from_secs(90);
+    let deadline = Instant::now() + Duration::from_secs(150);
     let status = loop {
         if let Some(status) = child.try_wait().expect("Python peer state") {
             break status;
@@ -255,8 +255,10 @@ fn pump(limit: Duration, mut step: impl FnMut() -> bool) -> bool {
 
 /// A Python client against a legume-rs server: 1,000 reliable messages of
 /// the vector types and 200 unreliable ones each way, values checked on
-/// both sides; the Python client disconnects at the end.
-fn python_client_rust_server(proxy_loss: f64) -> (Tally, Value) {
+/// both sides; the Python client disconnects once it has everything and
+/// everything of its own is acked. Also returns the server's
+/// `Stats::lost_acks` for the connection.
+fn python_client_rust_server(proxy_loss: f64) -> (Tally, Value, u64) {
     let (mut server, addr) = listening_server(config(Duration::from_secs(10)));
     let stop = Arc::new(AtomicBool::new(false));
     let (target, _proxy) = if proxy_loss > 0.0 {
@@ -279,14 +281,19 @@ fn python_client_rust_server(proxy_loss: f64) -> (Tally, Value) {
         "--linger",
         "1.0",
         "--max-seconds",
-        "60",
+        "120",
     ]);
     let mut tally = Tally::default();
+    let mut lost_acks = 0;
     let mut remote_disconnect = false;
+    let mut timed_out = false;
     let mut unexpected = Vec::new();
     let mut last_dump = Instant::now();
-    pump(Duration::from_secs(70), || {
+    pump(Duration::from_secs(130), || {
         server.update();
+        for (_, p) in server.peers() {
+            lost_acks = p.stats().lost_acks;
+        }
         while let Some(e) = server.poll_event() {
             match e.event {
                 Event::Connected => send_batch(
@@ -296,6 +303,11 @@ fn python_client_rust_server(proxy_loss: f64) -> (Tally, Value) {
                 ),
                 Event::Message(m) => tally.check(m),
                 Event::Disconnected(DisconnectReason::Remote(_)) => remote_disconnect = true,
+                // legume 0.5 sends one Disconnected; through a lossy link
+                // it may be lost, and the connection then times out.
+                Event::Disconnected(DisconnectReason::TimedOut) if proxy_loss > 0.0 => {
+                    timed_out = true
+                }
                 other => unexpected.push(format!("{other:?} at {:?}", e.peer)),
             }
         }
@@ -307,21 +319,23 @@ fn python_client_rust_server(proxy_loss: f64) -> (Tally, Value) {
                 eprintln!("{a} {:?} {:?}", p, p.stats());
             }
         }
-        remote_disconnect || !unexpected.is_empty()
+        remote_disconnect || timed_out || !unexpected.is_empty()
     });
     stop.store(true, Ordering::Relaxed);
     let py = py_summary(child, || server.update());
     assert!(unexpected.is_empty(), "server side: {unexpected:?}");
     assert!(
-        remote_disconnect,
+        remote_disconnect || timed_out,
         "the Python client's Disconnected arrived"
     );
-    (tally, py)
+    assert_eq!(py["disconnected"], true, "{py}");
+    (tally, py, lost_acks)
 }
 
 /// A legume-rs client against a Python server, the same exchange; the Rust
-/// client disconnects at the end.
-fn rust_client_python_server(proxy_loss: f64) -> (Tally, Value) {
+/// client disconnects once it has everything and everything of its own is
+/// acked. Also returns the client's `Stats::lost_acks`.
+fn rust_client_python_server(proxy_loss: f64) -> (Tally, Value, u64) {
     let server_addr = free_port();
     let child = spawn_py(&[
         "server",
@@ -335,7 +349,7 @@ fn rust_client_python_server(proxy_loss: f64) -> (Tally, Value) {
         "1000",
         "--stop-on-disconnect",
         "--max-seconds",
-        "60",
+        "120",
     ]);
     let stop = Arc::new(AtomicBool::new(false));
     let (target, _proxy) = if proxy_loss > 0.0 {
@@ -348,7 +362,7 @@ fn rust_client_python_server(proxy_loss: f64) -> (Tally, Value) {
     client.connect(target).expect("connect");
     let mut tally = Tally::default();
     let mut done_at = None;
-    pump(Duration::from_secs(60), || {
+    pump(Duration::from_secs(120), || {
         client.update();
         while let Some(e) = client.poll_event() {
             match e {
@@ -368,6 +382,7 @@ fn rust_client_python_server(proxy_loss: f64) -> (Tally, Value) {
         }
         done_at.is_some_and(|t| t.elapsed() > Duration::from_millis(500))
     });
+    let lost_acks = client.stats().lost_acks;
     client.disconnect();
     pump(Duration::from_millis(200), || {
         client.update();
@@ -375,7 +390,7 @@ fn rust_client_python_server(proxy_loss: f64) -> (Tally, Value) {
     });
     stop.store(true, Ordering::Relaxed);
     let py = py_summary(child, || client.update());
-    (tally, py)
+    (tally, py, lost_acks)
 }
 
 /// A 5%-loss (1% duplication) proxy in front of `target`: the in-process
@@ -405,50 +420,68 @@ fn proxy(target: SocketAddr, loss: f64, stop: &Arc<AtomicBool>) -> (SocketAddr, 
     (listen, Some(Killed(child)))
 }
 
-fn assert_python_got_everything(py: &Value) {
+/// legume 0.5 got every one of the 1,000 reliable messages, with the right
+/// values. It may have delivered some twice, but only messages whose one
+/// ack it lost and which legume-rs therefore let its ids move past
+/// (`Stats::lost_acks`, `lost_acks` here): how many acks are lost depends on
+/// the machine's load (socket buffers overflow), so the count is bounded,
+/// not fixed. On loopback legume's acks are not lost and it is 0.
+fn assert_python_got_everything(py: &Value, lost_acks: u64) {
     assert_eq!(py["connected"], true);
     assert_eq!(py["errors"].as_array().map(Vec::len), Some(0), "{py}");
     assert_eq!(py["bad"].as_array().map(Vec::len), Some(0), "{py}");
-    assert_eq!(py["received"], 1000, "{py}");
-    assert_eq!(py["duplicates"], 0, "{py}");
+    assert_eq!(py["received_distinct"], 1000, "{py}");
     assert_eq!(py["received_indexes"], Tally::indexed(1000), "{py}");
+    let received = py["received"].as_u64().expect("a count");
+    let again = received - 1000;
+    assert!(
+        again <= lost_acks,
+        "legume 0.5 delivered {again} messages twice, legume-rs passed {lost_acks}: {py}"
+    );
+    assert!(py["duplicates"].as_u64().expect("a count") <= again, "{py}");
+    // Unreliable messages: whatever arrived is right and arrived once; how
+    // many arrive depends on the load (a full socket buffer drops them).
+    assert!(py["received_unreliable"].as_u64().expect("a count") <= 200);
+    assert_eq!(py["unreliable_duplicates"], 0, "{py}");
+    println!(
+        "legume 0.5: {received} deliveries of 1000 ({again} again, {lost_acks} acks lost), \
+         {} of 200 unreliable",
+        py["received_unreliable"]
+    );
 }
 
 #[test]
 #[ignore = "needs Python legume 0.5 (LEGUME_PYTHON); run by .ci/run"]
 fn a_python_client_and_a_rust_server_exchange_every_vector_type() {
-    let (tally, py) = python_client_rust_server(0.0);
+    let (tally, py, lost_acks) = python_client_rust_server(0.0);
     tally.assert_exactly(1000);
-    assert!(tally.unreliable > 0 && tally.unreliable <= 200, "{tally:?}");
-    assert_python_got_everything(&py);
-    assert!(py["received_unreliable"].as_u64().unwrap() > 0, "{py}");
+    assert!(tally.unreliable <= 200, "{tally:?}");
+    assert_python_got_everything(&py, lost_acks);
 }
 
 #[test]
 #[ignore = "needs Python legume 0.5 (LEGUME_PYTHON); run by .ci/run"]
 fn a_rust_client_and_a_python_server_exchange_every_vector_type() {
-    let (tally, py) = rust_client_python_server(0.0);
+    let (tally, py, lost_acks) = rust_client_python_server(0.0);
     tally.assert_exactly(1000);
-    assert!(tally.unreliable > 0 && tally.unreliable <= 200, "{tally:?}");
-    assert_python_got_everything(&py);
+    assert!(tally.unreliable <= 200, "{tally:?}");
+    assert_python_got_everything(&py, lost_acks);
     assert_eq!(py["disconnected_by_peer"], true, "our Disconnected arrived");
 }
 
 #[test]
 #[ignore = "needs Python legume 0.5 (LEGUME_PYTHON); run by .ci/run"]
 fn at_five_percent_loss_every_reliable_message_reaches_rust_exactly_once() {
-    let (tally, py) = python_client_rust_server(0.05);
+    let (tally, py, lost) = python_client_rust_server(0.05);
     println!("python client -> rust server at 5% loss: {tally:?}");
     tally.assert_exactly(1000);
-    let (tally, py2) = rust_client_python_server(0.05);
+    assert_python_got_everything(&py, lost);
+    let (tally, py, lost) = rust_client_python_server(0.05);
     println!("python server -> rust client at 5% loss: {tally:?}");
     tally.assert_exactly(1000);
-    // The other direction depends on legume 0.5, which does not re-ack a
-    // duplicate; its counts are printed, not asserted.
-    println!(
-        "legume 0.5 received {} and {} of 1000",
-        py["received"], py2["received"]
-    );
+    // legume 0.5 does not re-ack a duplicate: it may deliver a message whose
+    // one ack was lost twice, never one legume-rs did not pass.
+    assert_python_got_everything(&py, lost);
 }
 
 #[test]

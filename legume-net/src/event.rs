@@ -213,6 +213,13 @@ pub struct Stats {
     pub congestion_window: usize,
     /// Bytes in flight (sent, neither acked nor lost).
     pub bytes_in_flight: usize,
+    /// legume v4 mode: reliable messages whose ack the peer is proved to
+    /// have lost (a Pong to a Ping sent after the message's last copy came
+    /// back first). legume 0.5 acks a message once and never again, so the
+    /// message ids then move on, and a legume 0.5 peer may deliver such a
+    /// message twice once its memory of 1,000 ids has passed it. Always 0
+    /// in native mode.
+    pub lost_acks: u64,
 }
 
 #[cfg(test)]

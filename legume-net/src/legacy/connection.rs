@@ -2,7 +2,7 @@
 //! methods as the native one (`Connection` dispatches to either).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,19 +26,33 @@ const LEGUME_MTU: usize = 1400;
 const MAX_IN_FLIGHT_BYTES: usize = 64 * 1024;
 /// Ids from the oldest unacked reliable message to the newest message sent,
 /// at most, for new messages. legume 0.5 remembers the last 1,000 ids it
-/// received; within this span, a resend is always among them.
+/// received; within this span, a resend is always among them. Messages whose
+/// ack is proved lost (`InFlight::passed`) do not count.
 const MAX_ID_SPAN: u16 = 512;
 /// The bound for acks, pings and keep-alive answers, still inside legume
-/// 0.5's memory of 1,000 ids (acks take ids too).
+/// 0.5's memory of 1,000 ids (acks take ids too). There is no time limit on
+/// the wait: a slow legume 0.5 peer (one `update()` can take seconds on a
+/// loaded machine, while it resends its own messages, each copy of which
+/// legume-rs acks) acks late but acks, and letting ids run past its memory
+/// meanwhile made it deliver resends twice. What ends a wait is an ack, a
+/// Pong proving an ack lost (see `V4Connection::prove`), or, between two
+/// legume-rs peers both at the bound, the occasional ack let through by
+/// `write_exempt_ack`.
 const MAX_CONTROL_ID_SPAN: u16 = 900;
-/// How long control messages wait at that bound before going out anyway. If
-/// both ends held their acks back until their own oldest message is acked,
-/// neither would ever be; and legume 0.5 never acks a message twice, so when
-/// its one ack is lost only ids moving on (and the duplicate delivery legume
-/// then makes) end the wait.
-const CONTROL_SPAN_WAIT: Duration = Duration::from_secs(1);
 /// The hard bound: ids never lap an unacked one.
 const MAX_ID_SPAN_EVER: u16 = 32_000;
+/// legume 0.5's memory of received ids, with a margin: ids this far past a
+/// message are past its memory.
+const LEGUME_MEMORY: u16 = 1024;
+/// legume 0.5's memory exactly (`RECENT_MESSAGE_LIST_SIZE`): it cannot ack
+/// one of our ids twice before we have sent this many more.
+const LEGUME_RECENT: u16 = 1000;
+/// Pings remembered until their Pong comes back (older ones are forgotten).
+const MAX_PINGS: usize = 16;
+/// Control messages queued at most; more are dropped (a peer resends what
+/// is not acked, and answers to pings are only measurements). Acks are
+/// queued once per id.
+const MAX_CONTROL_QUEUE: usize = 4096;
 /// Shortest resend delay. legume's `MINIMUM_RESEND_DELAY_MS` is 10 ms, but
 /// legume's delay is in effect about 1000 x the RTT (a unit mix-up), and a
 /// Python peer takes tens of milliseconds to work through a burst: shorter
@@ -95,6 +109,23 @@ struct InFlight {
     bytes: Vec<u8>,
     sent_at: Option<Instant>,
     sends: u32,
+    /// The datagram (`V4Connection::next_tx`) of the last copy.
+    last_tx: u64,
+    /// When it is resent; entries of `V4Connection::resend` with another
+    /// time are stale.
+    due: Instant,
+    /// Proved unacked by a Pong: the peer read everything sent before the
+    /// Ping, so the message's copies or the peer's one ack of it were lost.
+    /// It is still resent, but no longer holds the ids back.
+    passed: bool,
+}
+
+/// A Ping sent and not yet answered.
+#[derive(Clone, Copy)]
+struct SentPing {
+    id: u16,
+    at: Instant,
+    tx: u64,
 }
 
 /// A legume v4 connection (`docs/LEGUME_COMPAT.md`).
@@ -131,8 +162,36 @@ pub(crate) struct V4Connection {
     /// Doublings of the resend delay since the last ack of a message sent
     /// once (TCP's RTO backoff).
     backoff: u32,
-    /// Since when control messages wait at `MAX_CONTROL_ID_SPAN`.
-    control_blocked_since: Option<Instant>,
+    /// Resend bytes earned by acks: what the peer has taken in may be
+    /// resent at once, on top of the per-window budget.
+    ack_credit: usize,
+    /// The number of the next datagram sent.
+    next_tx: u64,
+    /// Datagrams before this one are known to have been read by the peer
+    /// (a message sent once in it was acked; legume acks in the order it
+    /// reads): a message last sent before it and still unacked was lost, or
+    /// its ack was.
+    proof_tx: u64,
+    /// The same, proved by a Pong (legume answers a Ping after it has acked
+    /// everything read before it): such messages are passed.
+    pass_tx: u64,
+    /// `proof_tx` and `pass_tx` as of the last scan of the in-flight list.
+    scanned: (u64, u64),
+    /// Acks queued in `control`, by acked id.
+    queued_acks: HashSet<u16>,
+    /// Ids of ours the peer has acked.
+    acked: IdWindow,
+    /// Whether the peer acked an id twice within legume 0.5's memory of
+    /// it, which legume 0.5 never does and legume-rs does (it acks every
+    /// copy): a legume-rs peer remembers 32,768 ids, so the bounds that
+    /// protect legume 0.5's memory of 1,000 are lifted.
+    peer_reacks: bool,
+    /// While `last_id` is before this id, `write_fillers` sends Pings to
+    /// move legume 0.5's memory of ids past a message whose one ack it lost.
+    filler_target: Option<u16>,
+    /// When `write_exempt_ack` may next let an ack past the id bound.
+    next_exempt: Instant,
+    exempt_backoff: u32,
     seen: IdWindow,
     /// The in-order sequence delivered next.
     expected_seq: u16,
@@ -140,7 +199,11 @@ pub(crate) struct V4Connection {
     reorder_bytes: usize,
     rtt: RttEstimator,
     loss: f64,
-    ping: (u16, Option<Instant>),
+    /// The id of the last Ping queued.
+    ping_id: u16,
+    pings: VecDeque<SentPing>,
+    /// The datagram of the last Ping sent.
+    last_ping_tx: u64,
     keepalive: (u16, Option<Instant>),
     next_ping: Instant,
     next_keepalive: Instant,
@@ -185,6 +248,9 @@ impl V4Connection {
                 bytes,
                 sent_at: None,
                 sends: 0,
+                last_tx: 0,
+                due: now,
+                passed: false,
             },
         );
         c
@@ -223,7 +289,17 @@ impl V4Connection {
             in_flight_bytes: 0,
             resend: BinaryHeap::new(),
             validated: true,
-            control_blocked_since: None,
+            ack_credit: 0,
+            next_tx: 1,
+            proof_tx: 0,
+            pass_tx: 0,
+            scanned: (0, 0),
+            queued_acks: HashSet::new(),
+            acked: IdWindow::new(),
+            peer_reacks: false,
+            filler_target: None,
+            next_exempt: now,
+            exempt_backoff: 0,
             resend_budget: 0,
             resend_window_end: now,
             acked_in_window: false,
@@ -233,7 +309,9 @@ impl V4Connection {
             reorder: HashMap::new(),
             reorder_bytes: 0,
             loss: 0.0,
-            ping: (0, None),
+            ping_id: 0,
+            pings: VecDeque::new(),
+            last_ping_tx: 0,
             keepalive: (0, None),
             last_recv: now,
             disconnect_id: 0,
@@ -375,6 +453,7 @@ impl V4Connection {
             self.control.retain(|c| matches!(c, Control::Ack(_)));
         } else {
             self.control.clear();
+            self.queued_acks.clear();
         }
         self.unsent.clear();
         self.unsent_bytes = 0;
@@ -405,10 +484,8 @@ impl V4Connection {
             }
             Phase::Connected => {
                 let mut t = (self.last_recv + self.config.timeout).min(self.next_ping);
-                if let Some(since) = self.control_blocked_since {
-                    if !self.control.is_empty() {
-                        t = t.min(since + CONTROL_SPAN_WAIT);
-                    }
+                if self.exempt_ack_waiting() {
+                    t = t.min(self.next_exempt);
                 }
                 if self.role == Role::Server {
                     t = t.min(self.next_keepalive);
@@ -432,17 +509,15 @@ impl V4Connection {
                     return;
                 }
                 if now >= self.next_ping {
-                    self.ping.0 = self.ping.0.wrapping_add(1);
-                    self.ping.1 = Some(now);
-                    self.control.push_back(Control::Ping(self.ping.0));
+                    self.ping_id = self.ping_id.wrapping_add(1);
+                    self.push_control(Control::Ping(self.ping_id));
                     self.next_ping = now + self.config.keepalive_interval();
                     self.stats.keepalive_count += 1;
                 }
                 if self.role == Role::Server && now >= self.next_keepalive {
                     self.keepalive.0 = self.keepalive.0.wrapping_add(1);
                     self.keepalive.1 = Some(now);
-                    self.control
-                        .push_back(Control::KeepAliveRequest(self.keepalive.0));
+                    self.push_control(Control::KeepAliveRequest(self.keepalive.0));
                     self.next_keepalive = now + self.config.timeout / 2;
                     self.stats.keepalive_count += 1;
                 }
@@ -474,7 +549,7 @@ impl V4Connection {
                     valid = true;
                     // Never decodable, so never worth a resend: ack it.
                     if self.seen.insert(header.id) && header.wants_ack() {
-                        self.control.push_back(Control::Ack(header.id));
+                        self.push_control(Control::Ack(header.id));
                     }
                     self.faults.undecodable += 1;
                     self.events.push_back(Event::Error(MessageError::Decode(e)));
@@ -499,7 +574,8 @@ impl V4Connection {
         if header.wants_ack() {
             // Acked every time, duplicates included: the first ack may have
             // been lost (legume 0.5 acks once and leaves its peer resending).
-            self.control.push_back(Control::Ack(header.id));
+            // Not twice while one is still queued.
+            self.push_control(Control::Ack(header.id));
         }
         if !fresh {
             self.stats.dropped_duplicate += 1;
@@ -508,18 +584,19 @@ impl V4Connection {
         let connecting = matches!(self.phase, Phase::Connecting { .. });
         match body {
             Body::Ack(id) => self.handle_ack(now, id),
-            Body::Ping(id) => self.control.push_back(Control::Pong(id)),
+            Body::Ping(id) => self.push_control(Control::Pong(id)),
             Body::Pong(id) => {
-                if self.ping.0 == id {
-                    if let Some(sent) = self.ping.1.take() {
-                        self.rtt
-                            .update(now.saturating_duration_since(sent), Duration::ZERO);
-                    }
+                if let Some(i) = self.pings.iter().position(|p| p.id == id) {
+                    let ping = self.pings[i];
+                    self.pings.drain(..=i);
+                    self.rtt
+                        .update(now.saturating_duration_since(ping.at), Duration::ZERO);
+                    self.prove(ping.tx, true);
                 }
             }
             Body::KeepAliveRequest(id) => {
                 self.stats.keepalive_count += 1;
-                self.control.push_back(Control::KeepAliveResponse(id));
+                self.push_control(Control::KeepAliveResponse(id));
             }
             Body::KeepAliveResponse(id) => {
                 if self.keepalive.0 == id {
@@ -586,13 +663,21 @@ impl V4Connection {
             self.stats.dropped_invalid += 1;
             return;
         };
+        let again = !self.acked.insert(id);
+        if again && self.last_id.wrapping_sub(id) < LEGUME_RECENT {
+            self.peer_reacks = true;
+        }
         let Some(m) = self.in_flight.remove(&id) else {
             // A late ack of a message already acked.
             return;
         };
         self.in_flight_bytes -= m.bytes.len();
         self.acked_in_window = true;
+        // The peer took these bytes in: as many may be resent now.
+        self.ack_credit = (self.ack_credit + HEADER_LEN + m.bytes.len()).min(MAX_IN_FLIGHT_BYTES);
         if m.sends == 1 {
+            // Only a message sent once says which datagram was read.
+            self.prove(m.last_tx, false);
             self.backoff = 0;
             if let Some(sent) = m.sent_at {
                 self.rtt
@@ -603,14 +688,107 @@ impl V4Connection {
         self.pop_acked_front();
     }
 
-    /// Drops acked ids from the front of the send order.
+    /// Drops acked and passed ids from the front of the send order.
     fn pop_acked_front(&mut self) {
         while let Some(front) = self.in_flight_order.front() {
-            if self.in_flight.contains_key(front) {
+            if self.in_flight.get(front).is_some_and(|m| !m.passed) {
                 break;
             }
             self.in_flight_order.pop_front();
         }
+    }
+
+    /// Records that the peer has read every datagram before `tx`: with
+    /// `pass`, proved by a Pong, otherwise by the ack of a message sent once
+    /// in `tx`. Applied by `apply_proofs`.
+    fn prove(&mut self, tx: u64, pass: bool) {
+        self.proof_tx = self.proof_tx.max(tx);
+        if pass {
+            self.pass_tx = self.pass_tx.max(tx);
+        }
+    }
+
+    /// Resends every unacked message last sent before `proof_tx` (its copy
+    /// or its ack was lost: the peer has read what came after it and acked
+    /// that) once it is older than the loss delay, and passes those last
+    /// sent before `pass_tx`: a legume 0.5 peer acks a message once, and
+    /// when that ack is lost only ids moving on (after which it delivers the
+    /// message again, and acks it) can end the wait. Messages whose copies
+    /// were all lost are passed too, which is harmless: the peer never saw
+    /// them.
+    fn apply_proofs(&mut self, now: Instant) {
+        if (self.proof_tx, self.pass_tx) == self.scanned {
+            return;
+        }
+        self.scanned = (self.proof_tx, self.pass_tx);
+        let mut passed = 0;
+        let delay = self.rtt.loss_delay(9);
+        // All of them: passed ones have left `in_flight_order`.
+        for (id, m) in &mut self.in_flight {
+            if m.sends == 0 {
+                continue;
+            }
+            if m.last_tx < self.pass_tx {
+                if !m.passed {
+                    m.passed = true;
+                    passed += 1;
+                } else {
+                    // Proved unacked again by a later Pong: legume most
+                    // likely has it and will not ack it until its memory of
+                    // ids has moved past it (if it does not have it, the
+                    // fillers cost 8 KiB and no duplicate).
+                    let target = m.header.id.wrapping_add(LEGUME_MEMORY);
+                    let later = |t: u16| t.wrapping_sub(target) < 1 << 15;
+                    if !self.filler_target.is_some_and(later) {
+                        self.filler_target = Some(target);
+                    }
+                }
+            }
+            if m.last_tx < self.proof_tx {
+                // Lost once it is older than 9/8 of the round trip (RFC
+                // 9002's time threshold), so that reordering is not loss.
+                let lost_at = m.sent_at.map_or(now, |t| t + delay).max(now);
+                if lost_at < m.due {
+                    m.due = lost_at;
+                    self.resend.push(Reverse((lost_at, *id)));
+                }
+            }
+        }
+        self.stats.lost_acks += passed;
+        self.pop_acked_front();
+    }
+
+    /// Queues a control message: an ack only if none for that id is queued,
+    /// nothing once `MAX_CONTROL_QUEUE` are.
+    fn push_control(&mut self, c: Control) {
+        if self.control.len() >= MAX_CONTROL_QUEUE {
+            return;
+        }
+        if let Control::Ack(id) = c {
+            if !self.queued_acks.insert(id) {
+                return;
+            }
+        }
+        self.control.push_back(c);
+    }
+
+    /// The id span at which control messages wait: `MAX_CONTROL_ID_SPAN`, or
+    /// the hard bound for a peer that re-acks (`peer_reacks`), so that two
+    /// legume-rs peers never hold each other's acks back.
+    fn control_span_limit(&self) -> u16 {
+        if self.peer_reacks {
+            MAX_ID_SPAN_EVER
+        } else {
+            MAX_CONTROL_ID_SPAN
+        }
+    }
+
+    /// Whether acks wait at the control bound, for `write_exempt_ack`.
+    fn exempt_ack_waiting(&self) -> bool {
+        self.validated
+            && self.is_connected()
+            && !self.queued_acks.is_empty()
+            && (self.control_span_limit()..MAX_ID_SPAN_EVER).contains(&self.id_span())
     }
 
     fn receive_ordered(&mut self, seq: u16, msg: Box<dyn AnyMessage>) {
@@ -689,6 +867,7 @@ impl V4Connection {
                 let _ = Control::Disconnected.write(&mut w);
             }
         }
+        self.apply_proofs(now);
         if self.validated {
             self.write_control(now, &mut w);
         }
@@ -697,12 +876,14 @@ impl V4Connection {
             self.write_resends(now, &mut w);
             if self.is_connected() {
                 self.write_new(now, &mut w);
+                self.write_fillers(&mut w);
             }
         }
         let n = w.position();
         if n == 0 {
             return None;
         }
+        self.next_tx += 1;
         self.stats.out_packets += 1;
         self.stats.out_bytes += n as u64;
         Some(n)
@@ -737,27 +918,149 @@ impl V4Connection {
     }
 
     fn write_control(&mut self, now: Instant, w: &mut Writer<'_>) {
+        self.write_probe(now, w);
         while let Some(&c) = self.control.front() {
             if w.remaining() < HEADER_LEN + c.len() {
                 return;
             }
-            let span = self.id_span();
-            if span < MAX_CONTROL_ID_SPAN {
-                self.control_blocked_since = None;
-            } else {
-                let since = *self.control_blocked_since.get_or_insert(now);
-                if now < since + CONTROL_SPAN_WAIT || span >= MAX_ID_SPAN_EVER {
-                    return;
-                }
+            if self.id_span() >= self.control_span_limit() {
+                self.write_exempt_ack(now, w);
+                return;
             }
+            self.exempt_backoff = 0;
             self.control.pop_front();
+            self.write_one_control(now, c, w);
+        }
+    }
+
+    /// Writes `c` behind a new id, noting acks and pings as sent.
+    fn write_one_control(&mut self, now: Instant, c: Control, w: &mut Writer<'_>) {
+        match c {
+            Control::Ack(id) => {
+                self.queued_acks.remove(&id);
+            }
+            Control::Ping(id) => {
+                if self.pings.len() == MAX_PINGS {
+                    self.pings.pop_front();
+                }
+                self.pings.push_back(SentPing {
+                    id,
+                    at: now,
+                    tx: self.next_tx,
+                });
+                self.last_ping_tx = self.next_tx;
+            }
+            _ => {}
+        }
+        let header = Header {
+            id: self.next_id(),
+            seq: 0,
+            flags: 0,
+        };
+        let _ = header.write(w);
+        let _ = c.write(w);
+    }
+
+    /// While new messages wait at `MAX_ID_SPAN`: a Ping right after each
+    /// resend of the oldest unacked message, past the control bound. Its
+    /// Pong proves (`prove`) whether the peer read that copy without acking
+    /// it, which for legume 0.5 means its one ack was lost.
+    fn write_probe(&mut self, now: Instant, w: &mut Writer<'_>) {
+        if !self.is_connected()
+            || w.remaining() < HEADER_LEN + Control::Ping(0).len()
+            || self.id_span() < MAX_ID_SPAN
+            || self.id_span() >= MAX_ID_SPAN_EVER
+        {
+            return;
+        }
+        let Some(oldest) = self
+            .in_flight_order
+            .front()
+            .and_then(|id| self.in_flight.get(id))
+        else {
+            return;
+        };
+        if oldest.sends < 2 || oldest.last_tx < self.last_ping_tx {
+            return;
+        }
+        self.ping_id = self.ping_id.wrapping_add(1);
+        self.write_one_control(now, Control::Ping(self.ping_id), w);
+    }
+
+    /// While acks wait at `MAX_CONTROL_ID_SPAN`: now and then (backing off
+    /// to 32 resend delays) the ack of the oldest queued id goes anyway.
+    /// The peer resends its oldest unacked message, so that is the ack it
+    /// waits for; if it is a legume-rs peer held at its own bound by that
+    /// message, this frees it, and its acks free this side. legume 0.5
+    /// never waits, so there this costs an id per wait at most.
+    fn write_exempt_ack(&mut self, now: Instant, w: &mut Writer<'_>) {
+        if now < self.next_exempt
+            || !self.exempt_ack_waiting()
+            || w.remaining() < HEADER_LEN + Control::Ack(0).len()
+        {
+            return;
+        }
+        let newest = self.seen.newest().unwrap_or(0);
+        let oldest = self
+            .control
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| match c {
+                Control::Ack(id) => Some((newest.wrapping_sub(*id), i)),
+                _ => None,
+            })
+            .max();
+        let Some((_, i)) = oldest else {
+            return;
+        };
+        let Some(c) = self.control.remove(i) else {
+            return;
+        };
+        self.write_one_control(now, c, w);
+        let delay = self
+            .resend_delay(1)
+            .saturating_mul(1 << self.exempt_backoff);
+        self.next_exempt = now + delay;
+        self.exempt_backoff = (self.exempt_backoff + 1).min(MAX_BACKOFF);
+    }
+
+    /// Pings, answered and otherwise ignored by legume 0.5 (and by legume-rs,
+    /// which matches Pongs by id), until the ids reach `filler_target`: the
+    /// only way to make legume 0.5 take a message whose one ack it lost
+    /// (delivering it a second time, which `Stats::lost_acks` counts) when
+    /// no other traffic moves the ids on: they go only while every unacked
+    /// message is passed and nothing waits to be sent. 8 bytes each.
+    fn write_fillers(&mut self, w: &mut Writer<'_>) {
+        let Some(target) = self.filler_target else {
+            return;
+        };
+        while w.remaining() >= HEADER_LEN + Control::Ping(0).len() {
+            let ahead = target.wrapping_sub(self.last_id);
+            if ahead == 0 || ahead >= 1 << 15 {
+                self.filler_target = None;
+                return;
+            }
+            if !self.unsent.is_empty() || !self.in_flight_order.is_empty() {
+                // Other messages are on their way: they move the ids on,
+                // and fillers must not take their room under the bounds.
+                return;
+            }
+            self.ping_id = self.ping_id.wrapping_add(1);
             let header = Header {
                 id: self.next_id(),
                 seq: 0,
                 flags: 0,
             };
             let _ = header.write(w);
-            let _ = c.write(w);
+            let _ = Control::Ping(self.ping_id).write(w);
+        }
+    }
+
+    /// Sets when message `id` is resent next.
+    fn schedule(&mut self, id: u16, due: Instant) {
+        if let Some(m) = self.in_flight.get_mut(&id) {
+            m.due = due;
+            self.resend.push(Reverse((due, id)));
         }
     }
 
@@ -770,54 +1073,64 @@ impl V4Connection {
                 self.resend.pop();
                 continue;
             };
-            if m.sent_at.is_some_and(|s| s > due) {
-                // Resent since this deadline was set; a later entry exists.
+            if m.due != due {
+                // Rescheduled since this entry was pushed.
                 self.resend.pop();
                 continue;
             }
-            if w.remaining() < HEADER_LEN + m.bytes.len() {
+            let size = HEADER_LEN + m.bytes.len();
+            let sends = m.sends;
+            if w.remaining() < size {
                 if w.position() == 0 {
                     // Held back by the amplification budget, not by a full
                     // datagram: try again later rather than spin.
                     self.resend.pop();
-                    let delay = self.resend_delay(m.sends.max(1));
-                    self.resend.push(Reverse((now + delay, id)));
+                    let delay = self.resend_delay(sends.max(1));
+                    self.schedule(id, now + delay);
                 }
                 return;
             }
-            let size = HEADER_LEN + m.bytes.len();
-            if m.sends > 0 && !self.take_resend_budget(now, size) {
+            if sends > 0 && !self.take_resend_budget(now, size) {
                 // Over this window's budget: wait for the next window.
                 self.resend.pop();
-                self.resend.push(Reverse((self.resend_window_end, id)));
+                let end = self.resend_window_end;
+                self.schedule(id, end);
                 continue;
             }
-            let Some(m) = self.in_flight.get(&id) else {
-                return;
-            };
             self.resend.pop();
-            let _ = m.header.write(w);
-            let _ = w.put_slice(&m.bytes);
-            let sends = m.sends + 1;
-            if m.sends > 0 {
+            let sends = sends + 1;
+            if sends > 1 {
                 self.stats.resends += 1;
                 self.loss = self.loss * 0.95 + 0.05;
             }
             let delay = self.resend_delay(sends);
+            let tx = self.next_tx;
             if let Some(m) = self.in_flight.get_mut(&id) {
+                let _ = m.header.write(w);
+                let _ = w.put_slice(&m.bytes);
                 m.sent_at = Some(now);
                 m.sends = sends;
+                m.last_tx = tx;
             }
-            self.resend.push(Reverse((now + delay, id)));
+            self.schedule(id, now + delay);
         }
     }
 
     /// Takes `size` bytes from the resend budget, opening a new window (and
     /// backing off when the last one brought no ack) when this one is over.
     fn take_resend_budget(&mut self, now: Instant, size: usize) -> bool {
+        if self.ack_credit >= size {
+            self.ack_credit -= size;
+            return true;
+        }
         if now >= self.resend_window_end {
-            if !self.acked_in_window && self.resend_budget == 0 {
-                self.backoff = (self.backoff + 1).min(MAX_BACKOFF);
+            if !self.acked_in_window {
+                // Nothing taken in since: credit earned before a stall must
+                // not flood the stalled peer.
+                self.ack_credit = 0;
+                if self.resend_budget == 0 {
+                    self.backoff = (self.backoff + 1).min(MAX_BACKOFF);
+                }
             }
             self.acked_in_window = false;
             let datagrams = if self.backoff == 0 {
@@ -860,8 +1173,8 @@ impl V4Connection {
                 self.first_sends += 1;
                 self.in_flight_bytes += q.bytes.len();
                 self.in_flight_order.push_back(header.id);
-                self.resend
-                    .push(Reverse((now + self.resend_delay(1), header.id)));
+                let due = now + self.resend_delay(1);
+                self.resend.push(Reverse((due, header.id)));
                 self.in_flight.insert(
                     header.id,
                     InFlight {
@@ -869,6 +1182,9 @@ impl V4Connection {
                         bytes: q.bytes,
                         sent_at: Some(now),
                         sends: 1,
+                        last_tx: self.next_tx,
+                        due,
+                        passed: false,
                     },
                 );
             }

@@ -33,6 +33,11 @@ impl IdWindow {
         }
     }
 
+    /// The newest id received, if any.
+    pub(crate) fn newest(&self) -> Option<u16> {
+        self.newest
+    }
+
     /// Records `id`; returns whether it is new (not a duplicate).
     pub(crate) fn insert(&mut self, id: u16) -> bool {
         let Some(newest) = self.newest else {
