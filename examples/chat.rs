@@ -192,7 +192,7 @@ fn server(
                 },
                 Event::Disconnected(reason) => {
                     if let Some(name) = names.remove(&peer) {
-                        println!("{name} left ({reason:?})");
+                        println!("{name} left ({reason})");
                         let text = format!("* {name} left");
                         server.send_to_all(&Notice { text }, Delivery::ReliableOrdered);
                     }
@@ -210,7 +210,7 @@ fn connect_failure(event: &Event) -> Option<String> {
         Event::Disconnected(DisconnectReason::ConnectTimedOut) => {
             Some("no answer from the server within the connect timeout".into())
         }
-        Event::Disconnected(reason) => Some(format!("disconnected while connecting: {reason:?}")),
+        Event::Disconnected(reason) => Some(format!("disconnected while connecting: {reason}")),
         _ => None,
     }
 }
@@ -272,7 +272,7 @@ fn client(
                 },
                 Event::Disconnected(reason) => {
                     if !leaving {
-                        println!("* disconnected: {reason:?}");
+                        println!("* disconnected: {reason}");
                     }
                     return Ok(());
                 }

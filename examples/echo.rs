@@ -291,7 +291,7 @@ fn connect_failure(event: &Event) -> Option<String> {
         Event::Disconnected(DisconnectReason::ConnectTimedOut) => {
             Some("no answer from the server within the connect timeout".into())
         }
-        Event::Disconnected(reason) => Some(format!("disconnected while connecting: {reason:?}")),
+        Event::Disconnected(reason) => Some(format!("disconnected while connecting: {reason}")),
         _ => None,
     }
 }

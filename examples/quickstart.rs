@@ -64,7 +64,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     return Err(format!("cannot connect: rejected by the server: {reason}").into());
                 }
                 Event::Disconnected(reason) if !was_connected => {
-                    return Err(format!("cannot connect: {reason:?}").into());
+                    return Err(format!("cannot connect: {reason}").into());
                 }
                 Event::Connected => {
                     was_connected = true;
@@ -79,7 +79,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         client.disconnect();
                     }
                 }
-                Event::Disconnected(reason) => println!("client: disconnected ({reason:?})"),
+                Event::Disconnected(reason) => println!("client: disconnected ({reason})"),
                 other => println!("client: {other:?}"),
             }
         }

@@ -201,7 +201,7 @@ pub fn run_bot(config: BotConfig) -> BotReport {
                     ended = true;
                 }
                 GameEvent::Disconnected(reason) => {
-                    report.end = format!("disconnected: {reason:?}");
+                    report.end = format!("disconnected: {reason}");
                     ended = true;
                 }
                 GameEvent::Warning(w) => report.warnings.push(w),

@@ -179,14 +179,14 @@ impl GameSession {
                 self.events.push_back(GameEvent::Rejected(reason));
             }
             Event::Disconnected(reason) => {
-                self.notice(format!("disconnected: {reason:?}"));
-                self.ended = Some(format!("disconnected: {reason:?}"));
+                self.notice(format!("disconnected: {reason}"));
+                self.ended = Some(format!("disconnected: {reason}"));
                 if !self.was_connected {
                     self.connect_failure = Some(match reason {
                         DisconnectReason::ConnectTimedOut => {
                             "no answer from the server within the connect timeout".into()
                         }
-                        _ => format!("disconnected while connecting: {reason:?}"),
+                        _ => format!("disconnected while connecting: {reason}"),
                     });
                 }
                 self.events.push_back(GameEvent::Disconnected(reason));
