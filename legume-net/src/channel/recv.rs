@@ -618,4 +618,42 @@ mod tests {
         assert!(matches!(out.pop(), Some(Err(MessageError::ReassemblyFull))));
         assert_eq!(limits.in_use, limits.max_bytes);
     }
+
+    #[test]
+    fn a_fragment_count_mismatch_returns_the_charge() {
+        let f = factory();
+        let mut limits = Reassembly {
+            max_message_size: 100_000,
+            max_bytes: 100_000,
+            in_use: 0,
+        };
+        let mut ch = RecvChannel::new(false, usize::MAX);
+        let mut out = Vec::new();
+        ch.on_fragment(0, 0, 2, &[Blob::TYPE_ID; 500], &f, &mut limits, &mut out);
+        let held = limits.in_use;
+        assert!(held >= 500);
+        ch.on_fragment(1, 0, 3, &[Blob::TYPE_ID; 700], &f, &mut limits, &mut out);
+        assert!(limits.in_use >= held + 700);
+        // Message 1's next fragment disagrees about the count: the message
+        // is dropped as an error and all it was charged is returned.
+        ch.on_fragment(1, 1, 4, &[1; 700], &f, &mut limits, &mut out);
+        assert!(matches!(out.pop(), Some(Err(MessageError::BadFragment))));
+        assert_eq!(limits.in_use, held);
+        assert_eq!(
+            ch.on_fragment(1, 2, 3, &[1; 700], &f, &mut limits, &mut out),
+            Arrival::Duplicate
+        );
+        ch.on_fragment(0, 1, 2, &[2; 500], &f, &mut limits, &mut out);
+        assert_eq!(
+            out.pop()
+                .unwrap()
+                .unwrap()
+                .downcast_ref::<Blob>()
+                .unwrap()
+                .0
+                .len(),
+            999
+        );
+        assert_eq!(limits.in_use, 0);
+    }
 }
