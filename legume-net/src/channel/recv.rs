@@ -656,4 +656,29 @@ mod tests {
         );
         assert_eq!(limits.in_use, 0);
     }
+
+    #[test]
+    fn a_partial_release_keeps_counting_the_messages_still_waiting() {
+        let f = factory();
+        let charge = 1000 + BUFFERED_OVERHEAD;
+        let mut ch = RecvChannel::new(true, 3 * charge);
+        let mut out = Vec::new();
+        // 1 and 2 wait for 0; 4 waits for 3.
+        for id in [1, 2, 4] {
+            assert_eq!(
+                ch.on_message(id, &blob(1000, 0), &f, &mut out),
+                Arrival::New
+            );
+        }
+        assert_eq!(ch.on_message(0, &blob(1000, 0), &f, &mut out), Arrival::New);
+        assert_eq!(out.len(), 3);
+        assert_eq!(ch.reorder_queue(), 1);
+        // Message 4 still holds a third of the buffer: two more fit, not three.
+        assert_eq!(ch.on_message(5, &blob(1000, 0), &f, &mut out), Arrival::New);
+        assert_eq!(ch.on_message(6, &blob(1000, 0), &f, &mut out), Arrival::New);
+        assert_eq!(
+            ch.on_message(7, &blob(1000, 0), &f, &mut out),
+            Arrival::OverLimit
+        );
+    }
 }
