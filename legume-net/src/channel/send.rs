@@ -414,6 +414,26 @@ mod tests {
     }
 
     #[test]
+    fn acks_and_losses_of_ids_never_queued_are_ignored() {
+        let mut ch = SendChannel::new(Channel::Reliable, 100, usize::MAX);
+        ch.push(&[20; 10]);
+        ch.push(&[20; 10]);
+        packet(&mut ch, 0, 1000);
+        // Ids 0 and 1 are queued; 2 (just past them), 1023 and 65535 are not.
+        for id in [2, 1023, u16::MAX] {
+            ch.on_acked(id, 0);
+            ch.on_lost(id, 0, 0);
+        }
+        assert!(!ch.has_sendable());
+        assert_eq!((ch.pending_acks(), ch.buffered_bytes()), (2, 20));
+        // A part index past the message's parts is ignored too.
+        ch.on_acked(0, 1);
+        ch.on_lost(1, 1, 0);
+        assert!(!ch.has_sendable());
+        assert_eq!(ch.pending_acks(), 2);
+    }
+
+    #[test]
     fn window_limits_new_ids() {
         let mut ch = SendChannel::new(Channel::Reliable, 100, usize::MAX);
         for _ in 0..1100 {
