@@ -473,6 +473,26 @@ mod tests {
     }
 
     #[test]
+    fn refs_vectors_are_reused_and_the_pool_is_bounded() {
+        let mut rec = recovery();
+        // An empty vector saves nothing and is not kept.
+        rec.recycle_refs(Vec::new());
+        assert!(rec.spare_refs.is_empty());
+        // One with storage comes back for the next packet.
+        let v: Vec<MsgRef> = Vec::with_capacity(8);
+        let storage = v.as_ptr();
+        rec.recycle_refs(v);
+        let again = rec.take_refs();
+        assert_eq!(again.as_ptr(), storage);
+        assert!(again.is_empty() && again.capacity() >= 8);
+        // The pool keeps at most MAX_SPARE_REFS.
+        for _ in 0..100 {
+            rec.recycle_refs(Vec::with_capacity(4));
+        }
+        assert_eq!(rec.spare_refs.len(), MAX_SPARE_REFS);
+    }
+
+    #[test]
     fn acks_of_unsent_packets_are_ignored() {
         let t = Instant::now();
         let mut rec = recovery();
