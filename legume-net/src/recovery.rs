@@ -493,6 +493,71 @@ mod tests {
     }
 
     #[test]
+    fn an_ack_past_the_newest_sent_packet_is_ignored_whole() {
+        let t = Instant::now();
+        let mut rec = recovery();
+        let mut log = Vec::new();
+        for id in 0..3 {
+            rec.on_sent(t, 100, vec![r(id)], true, &mut |o| log.push(o));
+        }
+        // Sequence 3 was never sent; its ack bits name 0..=2, which were.
+        let later = t + Duration::from_millis(10);
+        rec.on_ack(later, 3, u32::MAX, Duration::ZERO, &mut |o| log.push(o));
+        assert!(log.is_empty());
+        assert_eq!(rec.cc.in_flight(), 300);
+        rec.on_ack(later, 2, u32::MAX, Duration::ZERO, &mut |o| log.push(o));
+        assert_eq!(log.len(), 3);
+        assert_eq!(rec.cc.in_flight(), 0);
+    }
+
+    #[test]
+    fn the_time_threshold_waits_nine_eighths_of_the_rtt() {
+        let t = Instant::now();
+        let ms = Duration::from_millis;
+        let mut rec = recovery();
+        let mut lost = Vec::new();
+        let mut cb = |o: Outcome, lost: &mut Vec<u16>| {
+            if let Outcome::Lost(seq, _) = o {
+                lost.push(seq);
+            }
+        };
+        rec.on_sent(t, 100, vec![r(0)], true, &mut |o| cb(o, &mut lost));
+        rec.on_sent(t + ms(1), 100, vec![r(1)], true, &mut |o| cb(o, &mut lost));
+        // Packet 1 is acked after 30 ms; packet 0, one behind it, is under
+        // the packet threshold and lost only 9/8 of 30 ms after it was sent.
+        rec.on_ack(t + ms(31), 1, 0, Duration::ZERO, &mut |o| cb(o, &mut lost));
+        assert!(lost.is_empty());
+        let deadline = t + Duration::from_micros(33_750);
+        assert_eq!(rec.timer(), Some(deadline));
+        rec.on_timeout(deadline - Duration::from_micros(1), &mut |o| {
+            cb(o, &mut lost)
+        });
+        assert!(lost.is_empty());
+        rec.on_timeout(deadline, &mut |o| cb(o, &mut lost));
+        assert_eq!(lost, [0]);
+    }
+
+    #[test]
+    fn probes_may_go_past_the_congestion_window() {
+        let t = Instant::now();
+        let mut rec = recovery();
+        let mut cb = |_: Outcome| {};
+        for id in 0..20 {
+            rec.on_sent(t, 1000, vec![r(id)], true, &mut cb);
+        }
+        assert!(!rec.can_send(1000));
+        let deadline = rec.timer().expect("packets in flight");
+        rec.on_timeout(deadline, &mut cb);
+        // Two packets were declared lost; the rest still fill the window.
+        assert!(rec.cc.in_flight() + 1000 > rec.cc.window());
+        assert!(rec.can_send(1000), "a probe is owed");
+        rec.on_sent(deadline, 1000, vec![r(20)], true, &mut cb);
+        assert!(rec.can_send(1000), "two probes are owed");
+        rec.on_sent(deadline, 1000, vec![r(21)], true, &mut cb);
+        assert!(!rec.can_send(1000), "then the window applies again");
+    }
+
+    #[test]
     fn acks_of_unsent_packets_are_ignored() {
         let t = Instant::now();
         let mut rec = recovery();
