@@ -558,6 +558,35 @@ mod tests {
     }
 
     #[test]
+    fn the_loss_rate_is_a_recent_weighted_average() {
+        let t = Instant::now();
+        let mut rec = recovery();
+        let mut cb = |_: Outcome| {};
+        rec.on_sent(t, 100, vec![r(0)], true, &mut cb);
+        rec.on_sent(t, 100, vec![r(1)], true, &mut cb);
+        // The probe timeout declares both lost: two losses in an average
+        // over about 64 packets.
+        let deadline = rec.timer().expect("packets in flight");
+        rec.on_timeout(deadline, &mut cb);
+        assert_eq!(rec.lost_packets, 2);
+        let two_losses = 1.0 - (63.0f64 / 64.0).powi(2);
+        assert!(
+            (rec.loss_rate - two_losses).abs() < 1e-12,
+            "{}",
+            rec.loss_rate
+        );
+        // Packet 1 arrives after all: that loss counts as a delivery.
+        rec.on_ack(deadline, 1, 0, Duration::ZERO, &mut cb);
+        assert_eq!((rec.lost_packets, rec.spurious_losses), (1, 1));
+        let expected = two_losses * 63.0 / 64.0;
+        assert!(
+            (rec.loss_rate - expected).abs() < 1e-12,
+            "{}",
+            rec.loss_rate
+        );
+    }
+
+    #[test]
     fn acks_of_unsent_packets_are_ignored() {
         let t = Instant::now();
         let mut rec = recovery();
