@@ -584,6 +584,14 @@ mod tests {
             "{}",
             rec.loss_rate
         );
+        // And the time threshold widens by 2/8 of the RTT, up to 17/8.
+        assert_eq!(rec.time_threshold, TIME_THRESHOLD_EIGHTHS + 2);
+        rec.on_ack(deadline, 1, 1, Duration::ZERO, &mut cb);
+        assert_eq!(rec.time_threshold, TIME_THRESHOLD_EIGHTHS + 4);
+        for _ in 0..10 {
+            rec.on_spurious_loss(0);
+        }
+        assert_eq!(rec.time_threshold, MAX_TIME_THRESHOLD_EIGHTHS);
     }
 
     #[test]
