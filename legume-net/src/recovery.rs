@@ -595,6 +595,25 @@ mod tests {
     }
 
     #[test]
+    fn each_probe_timeout_doubles_the_next_up_to_a_second() {
+        let t = Instant::now();
+        let mut rec = recovery();
+        let mut cb = |_: Outcome| {};
+        for id in 0..10 {
+            rec.on_sent(t, 100, vec![r(id)], true, &mut cb);
+        }
+        let base = rec.timer().expect("packets in flight") - t;
+        assert!(base * 4 > MAX_PTO && base * 2 < MAX_PTO, "{base:?}");
+        rec.on_timeout(t + base, &mut cb);
+        assert_eq!(rec.timer(), Some(t + base * 2));
+        rec.on_timeout(t + base * 2, &mut cb);
+        assert_eq!(rec.timer(), Some(t + MAX_PTO));
+        // An ack resets the backoff.
+        rec.on_ack(t + MAX_PTO, 9, 0, Duration::ZERO, &mut cb);
+        assert_eq!(rec.pto_count, 0);
+    }
+
+    #[test]
     fn acks_of_unsent_packets_are_ignored() {
         let t = Instant::now();
         let mut rec = recovery();
