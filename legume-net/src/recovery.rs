@@ -516,7 +516,7 @@ mod tests {
         let ms = Duration::from_millis;
         let mut rec = recovery();
         let mut lost = Vec::new();
-        let mut cb = |o: Outcome, lost: &mut Vec<u16>| {
+        let cb = |o: Outcome, lost: &mut Vec<u16>| {
             if let Outcome::Lost(seq, _) = o {
                 lost.push(seq);
             }
