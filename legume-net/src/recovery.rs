@@ -557,6 +557,147 @@ mod tests {
     }
 
     #[test]
+    fn refs_vectors_are_reused_and_the_pool_is_bounded() {
+        let mut rec = recovery();
+        // An empty vector saves nothing and is not kept.
+        rec.recycle_refs(Vec::new());
+        assert!(rec.spare_refs.is_empty());
+        // One with storage comes back for the next packet.
+        let v: Vec<MsgRef> = Vec::with_capacity(8);
+        let storage = v.as_ptr();
+        rec.recycle_refs(v);
+        let again = rec.take_refs();
+        assert_eq!(again.as_ptr(), storage);
+        assert!(again.is_empty() && again.capacity() >= 8);
+        // The pool keeps at most MAX_SPARE_REFS.
+        for _ in 0..100 {
+            rec.recycle_refs(Vec::with_capacity(4));
+        }
+        assert_eq!(rec.spare_refs.len(), MAX_SPARE_REFS);
+    }
+
+    #[test]
+    fn an_ack_past_the_newest_sent_packet_is_ignored_whole() {
+        let t = Instant::now();
+        let mut rec = recovery();
+        let mut log = Vec::new();
+        for id in 0..3 {
+            rec.on_sent(t, 100, vec![r(id)], true, &mut |o| log.push(o));
+        }
+        // Sequence 3 was never sent; its ack bits name 0..=2, which were.
+        let later = t + Duration::from_millis(10);
+        rec.on_ack(later, 3, u32::MAX, Duration::ZERO, &mut |o| log.push(o));
+        assert!(log.is_empty());
+        assert_eq!(rec.cc.in_flight(), 300);
+        rec.on_ack(later, 2, u32::MAX, Duration::ZERO, &mut |o| log.push(o));
+        assert_eq!(log.len(), 3);
+        assert_eq!(rec.cc.in_flight(), 0);
+    }
+
+    #[test]
+    fn the_time_threshold_waits_nine_eighths_of_the_rtt() {
+        let t = Instant::now();
+        let ms = Duration::from_millis;
+        let mut rec = recovery();
+        let mut lost = Vec::new();
+        let cb = |o: Outcome, lost: &mut Vec<u16>| {
+            if let Outcome::Lost(seq, _) = o {
+                lost.push(seq);
+            }
+        };
+        rec.on_sent(t, 100, vec![r(0)], true, &mut |o| cb(o, &mut lost));
+        rec.on_sent(t + ms(1), 100, vec![r(1)], true, &mut |o| cb(o, &mut lost));
+        // Packet 1 is acked after 30 ms; packet 0, one behind it, is under
+        // the packet threshold and lost only 9/8 of 30 ms after it was sent.
+        rec.on_ack(t + ms(31), 1, 0, Duration::ZERO, &mut |o| cb(o, &mut lost));
+        assert!(lost.is_empty());
+        let deadline = t + Duration::from_micros(33_750);
+        assert_eq!(rec.timer(), Some(deadline));
+        rec.on_timeout(deadline - Duration::from_micros(1), &mut |o| {
+            cb(o, &mut lost)
+        });
+        assert!(lost.is_empty());
+        rec.on_timeout(deadline, &mut |o| cb(o, &mut lost));
+        assert_eq!(lost, [0]);
+    }
+
+    #[test]
+    fn probes_may_go_past_the_congestion_window() {
+        let t = Instant::now();
+        let mut rec = recovery();
+        let mut cb = |_: Outcome| {};
+        for id in 0..20 {
+            rec.on_sent(t, 1000, vec![r(id)], true, &mut cb);
+        }
+        assert!(!rec.can_send(1000));
+        let deadline = rec.timer().expect("packets in flight");
+        rec.on_timeout(deadline, &mut cb);
+        // Two packets were declared lost; the rest still fill the window.
+        assert!(rec.cc.in_flight() + 1000 > rec.cc.window());
+        assert!(rec.can_send(1000), "a probe is owed");
+        rec.on_sent(deadline, 1000, vec![r(20)], true, &mut cb);
+        assert!(rec.can_send(1000), "two probes are owed");
+        rec.on_sent(deadline, 1000, vec![r(21)], true, &mut cb);
+        assert!(!rec.can_send(1000), "then the window applies again");
+    }
+
+    #[test]
+    fn the_loss_rate_is_a_recent_weighted_average() {
+        let t = Instant::now();
+        let mut rec = recovery();
+        let mut cb = |_: Outcome| {};
+        rec.on_sent(t, 100, vec![r(0)], true, &mut cb);
+        rec.on_sent(t, 100, vec![r(1)], true, &mut cb);
+        // The probe timeout declares both lost: two losses in an average
+        // over about 64 packets.
+        let deadline = rec.timer().expect("packets in flight");
+        rec.on_timeout(deadline, &mut cb);
+        assert_eq!(rec.lost_packets, 2);
+        let two_losses = 1.0 - (63.0f64 / 64.0).powi(2);
+        assert!(
+            (rec.loss_rate - two_losses).abs() < 1e-12,
+            "{}",
+            rec.loss_rate
+        );
+        // Packet 1 arrives after all: that loss counts as a delivery.
+        rec.on_ack(deadline, 1, 0, Duration::ZERO, &mut cb);
+        assert_eq!((rec.lost_packets, rec.spurious_losses), (1, 1));
+        let expected = two_losses * 63.0 / 64.0;
+        assert!(
+            (rec.loss_rate - expected).abs() < 1e-12,
+            "{}",
+            rec.loss_rate
+        );
+        // And the time threshold widens by 2/8 of the RTT, up to 17/8.
+        assert_eq!(rec.time_threshold, TIME_THRESHOLD_EIGHTHS + 2);
+        rec.on_ack(deadline, 1, 1, Duration::ZERO, &mut cb);
+        assert_eq!(rec.time_threshold, TIME_THRESHOLD_EIGHTHS + 4);
+        for _ in 0..10 {
+            rec.on_spurious_loss(0);
+        }
+        assert_eq!(rec.time_threshold, MAX_TIME_THRESHOLD_EIGHTHS);
+    }
+
+    #[test]
+    fn each_probe_timeout_doubles_the_next_up_to_a_second() {
+        let t = Instant::now();
+        let mut rec = recovery();
+        let mut cb = |_: Outcome| {};
+        for id in 0..10 {
+            rec.on_sent(t, 100, vec![r(id)], true, &mut cb);
+        }
+        let base = rec.timer().expect("packets in flight") - t;
+        assert!(base * 4 > MAX_PTO && base * 2 < MAX_PTO, "{base:?}");
+        rec.on_timeout(t + base, &mut cb);
+        assert_eq!(rec.timer(), Some(t + base * 2));
+        rec.on_timeout(t + base * 2, &mut cb);
+        assert_eq!(rec.timer(), Some(t + MAX_PTO));
+        // An ack resets the backoff.
+        rec.on_ack(t + MAX_PTO, 9, 0, Duration::ZERO, &mut cb);
+        assert_eq!(rec.pto_count, 0);
+    }
+
+    #[test]
     fn acks_of_unsent_packets_are_ignored() {
         let t = Instant::now();
         let mut rec = recovery();

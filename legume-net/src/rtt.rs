@@ -94,6 +94,22 @@ mod tests {
     }
 
     #[test]
+    fn loss_delay_is_eighths_of_the_larger_rtt_with_a_floor() {
+        let mut rtt = RttEstimator::new(100 * MS);
+        rtt.update(40 * MS, Duration::ZERO);
+        assert_eq!(rtt.loss_delay(9), 45 * MS);
+        assert_eq!(rtt.loss_delay(17), 85 * MS);
+        // The latest sample counts when it is above the smoothed RTT.
+        rtt.update(80 * MS, Duration::ZERO);
+        assert_eq!((rtt.srtt(), rtt.latest()), (45 * MS, 80 * MS));
+        assert_eq!(rtt.loss_delay(8), 80 * MS);
+        // Never under a millisecond.
+        let mut fast = RttEstimator::new(100 * MS);
+        fast.update(Duration::from_micros(200), Duration::ZERO);
+        assert_eq!(fast.loss_delay(9), MS);
+    }
+
+    #[test]
     fn converges_and_subtracts_ack_delay_safely() {
         let mut rtt = RttEstimator::new(100 * MS);
         for _ in 0..100 {

@@ -351,10 +351,41 @@ mod tests {
         const NAME: &'static str = "Num";
     }
 
+    /// A message of any length: its fields are the bytes after the type id.
+    #[derive(Debug, PartialEq)]
+    struct Blob(Vec<u8>);
+    impl Encode for Blob {
+        fn encoded_len(&self) -> usize {
+            self.0.len()
+        }
+        fn encode(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+            w.put_slice(&self.0)
+        }
+    }
+    impl Decode for Blob {
+        const MIN_LEN: usize = 0;
+        fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            Ok(Blob(r.take(r.remaining())?.to_vec()))
+        }
+    }
+    impl Message for Blob {
+        const TYPE_ID: u8 = 21;
+        const NAME: &'static str = "Blob";
+    }
+
     fn factory() -> MessageFactory {
         let mut f = MessageFactory::new();
         f.register::<Num>().unwrap();
+        f.register::<Blob>().unwrap();
         f
+    }
+
+    /// An encoded `Blob` of `len` bytes in all (type id included), each
+    /// field byte `fill`.
+    fn blob(len: usize, fill: u8) -> Vec<u8> {
+        let mut m = vec![fill; len];
+        m[0] = Blob::TYPE_ID;
+        m
     }
 
     fn nums(out: &mut Vec<Received>) -> Vec<u8> {
@@ -445,5 +476,209 @@ mod tests {
         );
         ch.on_message(2, &[20, 2], &f, &mut out);
         assert_eq!(nums(&mut out), [2]);
+    }
+
+    #[test]
+    fn the_reorder_buffer_counts_the_length_of_large_messages() {
+        let f = factory();
+        // Room for four waiting 1,000-byte messages with their overhead: the
+        // length, not only the per-message overhead, fills the buffer.
+        let mut ch = RecvChannel::new(true, 4 * (1000 + BUFFERED_OVERHEAD));
+        let mut out = Vec::new();
+        for id in 1..=4u16 {
+            let m = blob(1000, id as u8);
+            assert_eq!(ch.on_message(id, &m, &f, &mut out), Arrival::New);
+        }
+        for id in 5..=20u16 {
+            let m = blob(1000, id as u8);
+            assert_eq!(
+                ch.on_message(id, &m, &f, &mut out),
+                Arrival::OverLimit,
+                "message {id} past the byte limit"
+            );
+        }
+        assert_eq!(ch.reorder_queue(), 4);
+        // A 1-byte message beside a waiting 1,000-byte one, one byte past
+        // the limit with both lengths counted, is refused.
+        let mut ch2 = RecvChannel::new(true, 1000 + BUFFERED_OVERHEAD + 64);
+        assert_eq!(
+            ch2.on_message(1, &blob(1000, 1), &f, &mut out),
+            Arrival::New
+        );
+        assert_eq!(
+            ch2.on_message(2, &blob(1, 2), &f, &mut out),
+            Arrival::OverLimit
+        );
+        assert!(out.is_empty());
+
+        // The awaited message releases the four, whole and in order, and
+        // frees their bytes: four more fit again.
+        assert_eq!(ch.on_message(0, &blob(1000, 0), &f, &mut out), Arrival::New);
+        let got: Vec<Blob> = out
+            .drain(..)
+            .map(|m| {
+                let m = m.unwrap();
+                let b = m.downcast_ref::<Blob>().unwrap();
+                Blob(b.0.clone())
+            })
+            .collect();
+        assert_eq!(got.len(), 5);
+        for (i, b) in got.iter().enumerate() {
+            assert_eq!(b.0.len(), 999);
+            assert!(b.0.iter().all(|&x| x == i as u8), "message {i}");
+        }
+        assert_eq!(ch.reorder_queue(), 0);
+        for id in 6..=9u16 {
+            assert_eq!(
+                ch.on_message(id, &blob(1000, 0), &f, &mut out),
+                Arrival::New
+            );
+        }
+        assert_eq!(
+            ch.on_message(10, &blob(1000, 0), &f, &mut out),
+            Arrival::OverLimit
+        );
+    }
+
+    #[test]
+    fn huge_fragment_counts_are_charged_their_slot_tables() {
+        let f = factory();
+        let max_bytes = 4 << 20;
+        let mut limits = Reassembly {
+            max_message_size: usize::MAX,
+            max_bytes,
+            in_use: 0,
+        };
+        // The first fragment of each message announces 65,535 fragments: a
+        // table of 65,535 slots (over 1.5 MB) is allocated for it, so only
+        // two such messages fit in 4 MiB, whatever their bytes.
+        let slot_table = usize::from(u16::MAX) * std::mem::size_of::<Option<Vec<u8>>>();
+        assert!(slot_table > 1_500_000);
+        let mut ch = RecvChannel::new(false, usize::MAX);
+        let mut out = Vec::new();
+        let mut accepted = 0;
+        for id in 0..200u16 {
+            let arrival = ch.on_fragment(id, 7, u16::MAX, &[1], &f, &mut limits, &mut out);
+            assert_eq!(arrival, Arrival::New);
+            assert!(limits.in_use <= max_bytes, "{} in use", limits.in_use);
+            if out.is_empty() {
+                accepted += 1;
+            } else {
+                assert!(matches!(out.pop(), Some(Err(MessageError::ReassemblyFull))));
+            }
+        }
+        assert_eq!(accepted, max_bytes / slot_table);
+        assert_eq!(accepted, 2);
+        assert!(limits.in_use >= accepted * slot_table);
+    }
+
+    #[test]
+    fn the_reassembly_budget_refuses_fragments_that_cross_it() {
+        let f = factory();
+        let mut limits = Reassembly {
+            max_message_size: 100_000,
+            max_bytes: 10_000,
+            in_use: 0,
+        };
+        let mut ch = RecvChannel::new(false, usize::MAX);
+        let mut out = Vec::new();
+        let a = blob(6000, 1);
+        assert_eq!(
+            ch.on_fragment(0, 0, 2, &a[..4000], &f, &mut limits, &mut out),
+            Arrival::New
+        );
+        let held = limits.in_use;
+        assert!(held >= 4000);
+        // 4,000 more bytes would pass the budget by about 2,000: the message
+        // is refused, with its charge returned, and the first one goes on.
+        let b = blob(8000, 2);
+        ch.on_fragment(1, 0, 2, &b[..4000], &f, &mut limits, &mut out);
+        assert!(out.is_empty());
+        ch.on_fragment(1, 1, 2, &b[4000..], &f, &mut limits, &mut out);
+        assert!(
+            matches!(out.pop(), Some(Err(MessageError::ReassemblyFull))),
+            "{} bytes in use of {}",
+            limits.in_use,
+            limits.max_bytes
+        );
+        assert_eq!(limits.in_use, held);
+        // Completing the first message frees its bytes.
+        ch.on_fragment(0, 1, 2, &a[4000..], &f, &mut limits, &mut out);
+        let m = out.pop().unwrap().unwrap();
+        assert_eq!(m.downcast_ref::<Blob>().unwrap().0, a[1..]);
+        assert_eq!(limits.in_use, 0);
+        // A fragment that fills the budget exactly is accepted; then not
+        // even a new message's slot table fits.
+        ch.on_fragment(2, 0, 3, &[Blob::TYPE_ID], &f, &mut limits, &mut out);
+        let rest = limits.max_bytes - limits.in_use;
+        ch.on_fragment(2, 1, 3, &vec![3; rest], &f, &mut limits, &mut out);
+        assert!(out.is_empty());
+        assert_eq!(limits.in_use, limits.max_bytes);
+        ch.on_fragment(3, 0, 2, &[Blob::TYPE_ID], &f, &mut limits, &mut out);
+        assert!(matches!(out.pop(), Some(Err(MessageError::ReassemblyFull))));
+        assert_eq!(limits.in_use, limits.max_bytes);
+    }
+
+    #[test]
+    fn a_fragment_count_mismatch_returns_the_charge() {
+        let f = factory();
+        let mut limits = Reassembly {
+            max_message_size: 100_000,
+            max_bytes: 100_000,
+            in_use: 0,
+        };
+        let mut ch = RecvChannel::new(false, usize::MAX);
+        let mut out = Vec::new();
+        ch.on_fragment(0, 0, 2, &[Blob::TYPE_ID; 500], &f, &mut limits, &mut out);
+        let held = limits.in_use;
+        assert!(held >= 500);
+        ch.on_fragment(1, 0, 3, &[Blob::TYPE_ID; 700], &f, &mut limits, &mut out);
+        assert!(limits.in_use >= held + 700);
+        // Message 1's next fragment disagrees about the count: the message
+        // is dropped as an error and all it was charged is returned.
+        ch.on_fragment(1, 1, 4, &[1; 700], &f, &mut limits, &mut out);
+        assert!(matches!(out.pop(), Some(Err(MessageError::BadFragment))));
+        assert_eq!(limits.in_use, held);
+        assert_eq!(
+            ch.on_fragment(1, 2, 3, &[1; 700], &f, &mut limits, &mut out),
+            Arrival::Duplicate
+        );
+        ch.on_fragment(0, 1, 2, &[2; 500], &f, &mut limits, &mut out);
+        assert_eq!(
+            out.pop()
+                .unwrap()
+                .unwrap()
+                .downcast_ref::<Blob>()
+                .unwrap()
+                .0
+                .len(),
+            999
+        );
+        assert_eq!(limits.in_use, 0);
+    }
+
+    #[test]
+    fn a_partial_release_keeps_counting_the_messages_still_waiting() {
+        let f = factory();
+        let charge = 1000 + BUFFERED_OVERHEAD;
+        let mut ch = RecvChannel::new(true, 3 * charge);
+        let mut out = Vec::new();
+        // 1 and 2 wait for 0; 4 waits for 3.
+        for id in [1, 2, 4] {
+            assert_eq!(
+                ch.on_message(id, &blob(1000, 0), &f, &mut out),
+                Arrival::New
+            );
+        }
+        assert_eq!(ch.on_message(0, &blob(1000, 0), &f, &mut out), Arrival::New);
+        assert_eq!(out.len(), 3);
+        assert_eq!(ch.reorder_queue(), 1);
+        // Message 4 still holds a third of the buffer: two more fit, not three.
+        assert_eq!(ch.on_message(5, &blob(1000, 0), &f, &mut out), Arrival::New);
+        assert_eq!(ch.on_message(6, &blob(1000, 0), &f, &mut out), Arrival::New);
+        assert_eq!(
+            ch.on_message(7, &blob(1000, 0), &f, &mut out),
+            Arrival::OverLimit
+        );
     }
 }

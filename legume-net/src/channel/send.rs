@@ -394,6 +394,46 @@ mod tests {
     }
 
     #[test]
+    fn counts_first_sends_and_resends_per_part() {
+        // `first_sends` against `resends` is what the retransmission-storm
+        // warning (observe.rs) compares.
+        let mut ch = SendChannel::new(Channel::Ordered, 100, usize::MAX);
+        ch.push(&[20; 250]);
+        ch.push(&[20; 10]);
+        let (_, refs) = packet(&mut ch, 0, 1000);
+        assert_eq!(refs.len(), 4);
+        assert_eq!((ch.first_sends, ch.resends), (4, 0));
+        ch.on_lost(0, 1, 0);
+        ch.on_lost(1, 0, 0);
+        let (_, refs) = packet(&mut ch, 1, 1000);
+        assert_eq!(refs.len(), 2);
+        assert_eq!((ch.first_sends, ch.resends), (4, 2));
+        ch.push(&[20; 10]);
+        packet(&mut ch, 2, 1000);
+        assert_eq!((ch.first_sends, ch.resends), (5, 2));
+    }
+
+    #[test]
+    fn acks_and_losses_of_ids_never_queued_are_ignored() {
+        let mut ch = SendChannel::new(Channel::Reliable, 100, usize::MAX);
+        ch.push(&[20; 10]);
+        ch.push(&[20; 10]);
+        packet(&mut ch, 0, 1000);
+        // Ids 0 and 1 are queued; 2 (just past them), 1023 and 65535 are not.
+        for id in [2, 1023, u16::MAX] {
+            ch.on_acked(id, 0);
+            ch.on_lost(id, 0, 0);
+        }
+        assert!(!ch.has_sendable());
+        assert_eq!((ch.pending_acks(), ch.buffered_bytes()), (2, 20));
+        // A part index past the message's parts is ignored too.
+        ch.on_acked(0, 1);
+        ch.on_lost(1, 1, 0);
+        assert!(!ch.has_sendable());
+        assert_eq!(ch.pending_acks(), 2);
+    }
+
+    #[test]
     fn window_limits_new_ids() {
         let mut ch = SendChannel::new(Channel::Reliable, 100, usize::MAX);
         for _ in 0..1100 {
