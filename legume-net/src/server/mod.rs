@@ -20,6 +20,7 @@ use crate::observe::{Gate, Tally};
 use crate::packet::{Packet, HANDSHAKE_LEN};
 use crate::secret_rng::SecretRng;
 use crate::secure::session::{open_response, SecureSession};
+use crate::secure::token::SealedToken;
 use crate::secure::{
     open_private_token, PrivateKey, PrivateToken, RandomError, TokenError, USER_DATA_LEN,
 };
@@ -747,10 +748,15 @@ impl ServerEndpoint {
                 token,
                 ..
             }) => {
+                let Some(sealed) = SealedToken::new(token) else {
+                    // Not reached: the packet layer parses exactly
+                    // SEALED_TOKEN_LEN token bytes.
+                    self.stats.dropped_invalid += 1;
+                    return;
+                };
                 // The cookie binds the token's id, its tag: checked before
                 // any decryption.
-                let mut token_id = [0u8; 16];
-                token_id.copy_from_slice(&token[token.len() - 16..]);
+                let token_id = sealed.id();
                 let now_ms = self.now_ms(now);
                 let fresh = self.key.verify(
                     from,
@@ -767,7 +773,7 @@ impl ServerEndpoint {
                     // if the token is for this game (its header's protocol
                     // id); its seal is checked when the new response comes.
                     self.stats.bad_cookies += 1;
-                    if token[8..16] == self.config.protocol_id.to_be_bytes() {
+                    if sealed.protocol_id() == self.config.protocol_id {
                         self.stats.rechallenges += 1;
                         self.challenge(now, from, nonce, &token_id);
                     }
