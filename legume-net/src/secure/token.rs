@@ -509,6 +509,11 @@ impl<'a> SealedToken<'a> {
         tag.copy_from_slice(&self.0[AT..]);
         tag
     }
+
+    /// The token's bytes.
+    pub(crate) fn as_bytes(self) -> &'a [u8] {
+        self.0
+    }
 }
 
 /// Opens the sealed part of a connect token ([`ConnectToken::sealed`],
@@ -989,6 +994,7 @@ mod tests {
         let sealed = SealedToken::new(&sealed_bytes).expect("sealed length");
         assert_eq!(sealed.protocol_id(), token.protocol_id());
         assert_eq!(sealed.id(), open(&sealed_bytes).unwrap().token_id());
+        assert_eq!(sealed.as_bytes(), &sealed_bytes[..]);
         assert!(SealedToken::new(&sealed_bytes[1..]).is_none());
     }
 
