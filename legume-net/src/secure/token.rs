@@ -479,6 +479,43 @@ impl std::fmt::Debug for PrivateToken {
     }
 }
 
+/// The sealed part of a connect token as a handshake packet carries it,
+/// read without opening the seal: the fields a server looks at before it
+/// decrypts anything. Neither is authenticated until [`open_private_token`]
+/// succeeds on the same bytes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SealedToken<'a>(&'a [u8; SEALED_TOKEN_LEN]);
+
+impl<'a> SealedToken<'a> {
+    /// The token in `bytes`, when they are exactly [`SEALED_TOKEN_LEN`] long.
+    pub(crate) fn new(bytes: &'a [u8]) -> Option<Self> {
+        bytes.try_into().ok().map(SealedToken)
+    }
+
+    /// The game's protocol id in the header, after the magic and version.
+    pub(crate) fn protocol_id(self) -> u64 {
+        const AT: usize = MAGIC.len() + 1;
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&self.0[AT..AT + 8]);
+        u64::from_be_bytes(id)
+    }
+
+    /// The seal's tag, the last [`TAG_LEN`] bytes: the token's id once it
+    /// is opened ([`PrivateToken::token_id`]), known before decryption so
+    /// that a cookie can bind it.
+    pub(crate) fn id(self) -> [u8; TAG_LEN] {
+        const AT: usize = SEALED_AT + PRIVATE_LEN;
+        let mut tag = [0u8; TAG_LEN];
+        tag.copy_from_slice(&self.0[AT..]);
+        tag
+    }
+
+    /// The token's bytes.
+    pub(crate) fn as_bytes(self) -> &'a [u8] {
+        self.0
+    }
+}
+
 /// Opens the sealed part of a connect token ([`ConnectToken::sealed`],
 /// [`SEALED_TOKEN_LEN`] bytes) as the server at `own_addr`, for the game
 /// `protocol_id`, at `now_unix_secs`.
@@ -948,6 +985,17 @@ mod tests {
         assert_eq!(open(&b).unwrap_err(), TokenError::VersionMismatch(0));
         assert_eq!(open(&s[..575]).unwrap_err(), TokenError::Malformed);
         assert_eq!(open(&[]).unwrap_err(), TokenError::Malformed);
+    }
+
+    #[test]
+    fn a_sealed_token_shows_its_protocol_id_and_id_unopened() {
+        let token = token();
+        let sealed_bytes = token.sealed();
+        let sealed = SealedToken::new(&sealed_bytes).expect("sealed length");
+        assert_eq!(sealed.protocol_id(), token.protocol_id());
+        assert_eq!(sealed.id(), open(&sealed_bytes).unwrap().token_id());
+        assert_eq!(sealed.as_bytes(), &sealed_bytes[..]);
+        assert!(SealedToken::new(&sealed_bytes[1..]).is_none());
     }
 
     #[test]
