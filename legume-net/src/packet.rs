@@ -5,61 +5,17 @@
 //! Parsing never panics on any input; it returns [`PacketError`]. Emitting
 //! returns an error when the buffer is too small.
 
-use crate::Config;
+pub(crate) mod layout;
+
 use legume_core::varint::{read_varint, varint_len, write_varint};
 use legume_core::{DecodeError, EncodeError, Reader, Writer};
 use thiserror::Error;
 
-/// The first two bytes of every datagram.
-pub(crate) const MAGIC: [u8; 2] = *b"LG";
-/// The protocol version in byte 2.
-pub(crate) const VERSION: u8 = 1;
-/// The padded size of the client's handshake packets.
-pub(crate) const HANDSHAKE_LEN: usize = 300;
-/// Bytes after the cookie in a CHALLENGE_RESPONSE.
-pub(crate) const CHALLENGE_EXTENSION_LEN: usize = HANDSHAKE_LEN - 44;
-/// The size of a DATA packet's header.
-pub(crate) const DATA_HEADER_LEN: usize = 18;
-/// The padded size of the client's secure handshake packets
-/// (`docs/PROTOCOL.md` 8.8).
-pub(crate) const SECURE_HANDSHAKE_LEN: usize = 1200;
-/// The sealed token in the secure handshake packets.
-const TOKEN_LEN: usize = crate::secure::SEALED_TOKEN_LEN;
-/// SECURE_CHALLENGE_RESPONSE: where the encrypted extension starts (the end
-/// of the associated data).
-pub(crate) const SECURE_RESPONSE_AAD_LEN: usize = 44 + TOKEN_LEN;
-/// SECURE_CHALLENGE_RESPONSE: the extension's size (encrypted, zero-padded).
-pub(crate) const SECURE_EXTENSION_LEN: usize = 256;
-/// SECURE_CHALLENGE_RESPONSE: the end of the extension's tag.
-pub(crate) const SECURE_RESPONSE_END: usize =
-    SECURE_RESPONSE_AAD_LEN + SECURE_EXTENSION_LEN + crate::secure::TAG_LEN;
-/// The size of a SECURE_ACCEPT: prefix, nonce, session, tag.
-pub(crate) const SECURE_ACCEPT_LEN: usize = 32;
-/// The authenticated header of a SECURE_DISCONNECT: prefix, session.
-pub(crate) const SECURE_DISCONNECT_HEADER_LEN: usize = 8;
-/// The most bytes of a reason string (REJECT, DISCONNECT).
-pub(crate) const MAX_REASON_LEN: usize = 255;
-/// The frame overhead of a fragment: type, id, index, count, a 2-byte length.
-pub(crate) const FRAGMENT_OVERHEAD: usize = 9;
-
-const TYPE_CONNECT_REQUEST: u8 = 0x01;
-const TYPE_CHALLENGE: u8 = 0x02;
-const TYPE_CHALLENGE_RESPONSE: u8 = 0x03;
-const TYPE_ACCEPT: u8 = 0x04;
-const TYPE_REJECT: u8 = 0x05;
-const TYPE_DATA: u8 = 0x06;
-const TYPE_DISCONNECT: u8 = 0x07;
-const TYPE_SECURE_CONNECT_REQUEST: u8 = 0x08;
-const TYPE_SECURE_CHALLENGE_RESPONSE: u8 = 0x09;
-const TYPE_SECURE_ACCEPT: u8 = 0x0A;
-const TYPE_SECURE_DISCONNECT: u8 = 0x0B;
-
-const FRAME_PING: u8 = 0x01;
-const FRAME_UNRELIABLE: u8 = 0x02;
-const FRAME_RELIABLE: u8 = 0x03;
-const FRAME_ORDERED: u8 = 0x04;
-const FRAME_RELIABLE_FRAGMENT: u8 = 0x05;
-const FRAME_ORDERED_FRAGMENT: u8 = 0x06;
+use crate::Config;
+use layout::*;
+pub(crate) use layout::{
+    CHALLENGE_EXTENSION_LEN, DATA_HEADER_LEN, FRAGMENT_OVERHEAD, HANDSHAKE_LEN, MAX_REASON_LEN,
+};
 
 /// Why a datagram was not a valid packet.
 #[derive(Clone, Debug, Eq, Error, PartialEq)]
@@ -249,7 +205,7 @@ impl<'a> Packet<'a> {
                 }
                 return Ok(Packet::SecureConnectRequest {
                     nonce: r.read_u64()?,
-                    token: r.take(TOKEN_LEN)?,
+                    token: r.take(SEALED_TOKEN_LEN)?,
                 });
             }
             TYPE_SECURE_CHALLENGE_RESPONSE => {
@@ -261,7 +217,7 @@ impl<'a> Packet<'a> {
                     seq: r.read_u64()?,
                     issued_at: r.read_u64()?,
                     cookie: read_cookie(&mut r)?,
-                    token: r.take(TOKEN_LEN)?,
+                    token: r.take(SEALED_TOKEN_LEN)?,
                     sealed: r.take(SECURE_RESPONSE_END - SECURE_RESPONSE_AAD_LEN)?,
                 });
             }
@@ -273,7 +229,7 @@ impl<'a> Packet<'a> {
             TYPE_SECURE_DISCONNECT => {
                 let session = r.read_u32()?;
                 let sealed = r.rest();
-                if sealed.len() <= crate::secure::TAG_LEN {
+                if sealed.len() <= TAG_LEN {
                     return Err(PacketError::BadLength);
                 }
                 return Ok(Packet::SecureDisconnect { session, sealed });
@@ -359,7 +315,7 @@ impl<'a> Packet<'a> {
             Packet::SecureConnectRequest { nonce, token } => {
                 w.put_u8(TYPE_SECURE_CONNECT_REQUEST)?;
                 w.put_u64(nonce)?;
-                put_exact(&mut w, token, TOKEN_LEN)?;
+                put_exact(&mut w, token, SEALED_TOKEN_LEN)?;
                 pad_to(&mut w, SECURE_HANDSHAKE_LEN)?;
             }
             Packet::SecureChallengeResponse {
@@ -376,7 +332,7 @@ impl<'a> Packet<'a> {
                 w.put_u64(seq)?;
                 w.put_u64(issued_at)?;
                 w.put_slice(&cookie)?;
-                put_exact(&mut w, token, TOKEN_LEN)?;
+                put_exact(&mut w, token, SEALED_TOKEN_LEN)?;
                 pad_to(&mut w, SECURE_HANDSHAKE_LEN)?;
             }
             Packet::SecureAccept {
