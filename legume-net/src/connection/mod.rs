@@ -2,6 +2,7 @@
 //! protocol chosen in [`Config::protocol`].
 
 mod native;
+mod protection;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -19,9 +19,11 @@ use crate::packet::{
     self, Channel, DataHeader, Frame, FrameKind, Frames, Packet, DATA_HEADER_LEN, FRAGMENT_OVERHEAD,
 };
 use crate::recovery::{Outcome, Recovery};
-use crate::secure::session::{Refused, SecureSession};
-use crate::secure::{ConnectToken, TAG_LEN};
+use crate::secure::session::SecureSession;
+use crate::secure::ConnectToken;
 use crate::Delivery;
+
+use super::protection::Protection;
 
 /// Copies of DISCONNECT sent on a local disconnect.
 const DISCONNECT_COPIES: u8 = 10;
@@ -51,8 +53,8 @@ pub(crate) struct NativeConnection {
     ordered_first: bool,
     /// What the client sends after the cookie: its schema summary.
     handshake_extension: Vec<u8>,
-    /// The secure mode's keys and counters (`docs/PROTOCOL.md` 8).
-    secure: Option<Box<SecureSession>>,
+    /// Plain or sealed packets: everything the secure mode changes.
+    protection: Protection,
     stats: Stats,
     /// The peer's address, for log fields only.
     peer: Option<SocketAddr>,
@@ -100,7 +102,10 @@ impl NativeConnection {
         now: Instant,
         nonce: u64,
     ) -> Self {
-        Self::client(config, factory, now, nonce, None)
+        let protection = Protection::Plain {
+            protocol_id: config.protocol_id,
+        };
+        Self::client(config, factory, now, nonce, protection)
     }
 
     /// A secure-mode client connection with a connect token: the token's
@@ -114,7 +119,8 @@ impl NativeConnection {
     ) -> Self {
         config.timeout = token.timeout();
         let secure = Box::new(SecureSession::client(token, nonce));
-        Self::client(config, factory, now, nonce, Some(secure))
+        let protection = Protection::Sealed(secure);
+        Self::client(config, factory, now, nonce, protection)
     }
 
     fn client(
@@ -122,7 +128,7 @@ impl NativeConnection {
         factory: Arc<MessageFactory>,
         now: Instant,
         nonce: u64,
-        secure: Option<Box<SecureSession>>,
+        protection: Protection,
     ) -> Self {
         let phase = Phase::Connecting {
             started: now,
@@ -132,7 +138,7 @@ impl NativeConnection {
             only_request_sent: None,
             requests_sent: 0,
         };
-        Self::new(config, factory, now, nonce, 0, phase, secure)
+        Self::new(config, factory, now, nonce, 0, phase, protection)
     }
 
     /// The server side of a connection the endpoint has just accepted.
@@ -144,6 +150,7 @@ impl NativeConnection {
         session: u32,
         secure: Option<SecureSession>,
     ) -> Self {
+        let protection = Protection::new(config.protocol_id, secure.map(Box::new));
         let mut conn = Self::new(
             config,
             factory,
@@ -151,7 +158,7 @@ impl NativeConnection {
             nonce,
             session,
             Phase::Connected,
-            secure.map(Box::new),
+            protection,
         );
         conn.events.push_back(Event::Connected);
         conn
@@ -164,11 +171,10 @@ impl NativeConnection {
         nonce: u64,
         session: u32,
         state: Phase,
-        secure: Option<Box<SecureSession>>,
+        protection: Protection,
     ) -> Self {
         let mtu = config.effective_mtu();
-        let tag = if secure.is_some() { TAG_LEN } else { 0 };
-        let frag_size = mtu - DATA_HEADER_LEN - FRAGMENT_OVERHEAD - tag;
+        let frag_size = mtu - DATA_HEADER_LEN - FRAGMENT_OVERHEAD - protection.overhead();
         // Half the peer's buffers (assumed configured like ours): what is in
         // flight past the oldest unacked message always fits at the receiver.
         let byte_window = config.max_reassembly_bytes.min(config.max_reorder_bytes) / 2;
@@ -204,7 +210,7 @@ impl NativeConnection {
                 Phase::Connecting { .. } => crate::handshake::extension::schema_of(&factory),
                 _ => Vec::new(),
             },
-            secure,
+            protection,
             stats: Stats::default(),
             peer: None,
             handshake_sends: 0,
@@ -297,28 +303,18 @@ impl NativeConnection {
 
     /// Whether the connection runs in the secure mode.
     pub(crate) fn is_secure(&self) -> bool {
-        self.secure.is_some()
+        self.protection.is_sealed()
     }
 
     /// Server, secure mode: the SECURE_ACCEPT of this connection, to repeat
     /// when the client's response is retransmitted.
     pub(crate) fn secure_accept(&self) -> Option<Vec<u8>> {
-        let s = self.secure.as_ref()?;
-        Some(s.accept_packet(self.nonce, self.session))
-    }
-
-    /// Bytes of every DATA packet past the frames: the tag, in secure mode.
-    fn seal_overhead(&self) -> usize {
-        if self.secure.is_some() {
-            TAG_LEN
-        } else {
-            0
-        }
+        self.protection.accept_packet(self.nonce, self.session)
     }
 
     /// The largest unreliable message, which must fit in one packet.
     pub(crate) fn max_unreliable_size(&self) -> usize {
-        let room = self.config.effective_mtu() - DATA_HEADER_LEN - self.seal_overhead();
+        let room = self.config.effective_mtu() - DATA_HEADER_LEN - self.protection.overhead();
         room - packet::frame_overhead(FrameKind::Unreliable, room)
     }
 
@@ -461,33 +457,20 @@ impl NativeConnection {
             self.stats.dropped_invalid += 1;
             return;
         };
-        let secure = self.secure.is_some();
+        let connecting = matches!(self.state, Phase::Connecting { .. });
         match packet {
-            Packet::Data { header, .. } if secure && self.is_connected() => {
-                self.handle_sealed_data(now, header, datagram);
-            }
             Packet::Data { header, frames } if self.is_connected() => {
-                self.handle_data(now, header, frames);
+                self.handle_data(now, header, datagram, frames);
             }
-            Packet::Disconnect { session, reason }
-                if !secure && session == self.session && self.is_connected() =>
-            {
-                self.stats.in_packets += 1;
-                self.close(DisconnectReason::Remote(reason.to_owned()), 0);
-            }
-            Packet::SecureDisconnect { session, .. }
+            Packet::Disconnect { session, .. } | Packet::SecureDisconnect { session, .. }
                 if session == self.session && self.is_connected() =>
             {
-                let Some(s) = self.secure.as_mut() else {
-                    self.stats.dropped_invalid += 1;
-                    return;
-                };
-                match s.open_disconnect(session, datagram) {
+                match self.protection.open_disconnect(&packet, datagram) {
                     Ok(reason) => {
                         self.stats.in_packets += 1;
                         self.close(DisconnectReason::Remote(reason), 0);
                     }
-                    Err(_) => self.stats.dropped_unauthenticated += 1,
+                    Err(dropped) => dropped.count(&mut self.stats),
                 }
             }
             // A late copy of a handshake reply once the handshake is over
@@ -496,7 +479,7 @@ impl NativeConnection {
             | Packet::Accept { nonce, .. }
             | Packet::SecureAccept { nonce, .. }
             | Packet::Reject { nonce, .. }
-                if nonce == self.nonce && !matches!(self.state, Phase::Connecting { .. }) =>
+                if nonce == self.nonce && !connecting =>
             {
                 self.stats.dropped_duplicate += 1;
             }
@@ -505,35 +488,15 @@ impl NativeConnection {
                 issued_at,
                 cookie,
             } if nonce == self.nonce => self.handle_challenge(now, issued_at, cookie),
-            Packet::Accept { nonce, session } if !secure && nonce == self.nonce => {
-                self.handle_accept(now, session);
-            }
-            Packet::SecureAccept { nonce, session, .. } if nonce == self.nonce => {
-                let authentic = self
-                    .secure
-                    .as_mut()
-                    .is_some_and(|s| s.verify_accept(datagram, session));
-                if authentic && session != 0 {
-                    self.handle_accept(now, session);
-                } else if secure {
-                    self.stats.dropped_unauthenticated += 1;
-                } else {
-                    self.stats.dropped_invalid += 1;
+            Packet::Accept { nonce, .. } | Packet::SecureAccept { nonce, .. }
+                if nonce == self.nonce =>
+            {
+                match self.protection.open_accept(&packet, datagram) {
+                    Ok(session) => self.handle_accept(now, session),
+                    Err(dropped) => dropped.count(&mut self.stats),
                 }
             }
-            Packet::Reject { nonce, reason } if nonce == self.nonce => {
-                if matches!(self.state, Phase::Connecting { .. }) {
-                    self.stats.in_packets += 1;
-                    observe::log_rejected(self.peer, reason);
-                    self.events.push_back(Event::Rejected {
-                        reason: reason.to_owned(),
-                    });
-                    self.state = Phase::Closed {
-                        reason: DisconnectReason::Remote(reason.to_owned()),
-                        copies: 0,
-                    };
-                }
-            }
+            Packet::Reject { nonce, reason } if nonce == self.nonce => self.handle_reject(reason),
             _ => self.stats.dropped_invalid += 1,
         }
     }
@@ -577,30 +540,40 @@ impl NativeConnection {
         }
     }
 
-    /// Secure mode: authenticates and decrypts a DATA packet, then handles
-    /// it; one that fails is dropped and counted, and moves nothing.
-    fn handle_sealed_data(&mut self, now: Instant, header: DataHeader, datagram: &[u8]) {
+    /// Client: the server refused the connection (REJECT with `reason`).
+    fn handle_reject(&mut self, reason: &str) {
+        if let Phase::Connecting { .. } = self.state {
+            self.stats.in_packets += 1;
+            observe::log_rejected(self.peer, reason);
+            self.events.push_back(Event::Rejected {
+                reason: reason.to_owned(),
+            });
+            self.state = Phase::Closed {
+                reason: DisconnectReason::Remote(reason.to_owned()),
+                copies: 0,
+            };
+        }
+    }
+
+    /// A DATA packet: checked against the session and the sequence window,
+    /// opened, then its frames handled. One that fails a check is dropped,
+    /// counted, and moves nothing.
+    fn handle_data(&mut self, now: Instant, header: DataHeader, datagram: &[u8], frames: &[u8]) {
         if header.session != self.session {
             self.stats.dropped_invalid += 1;
             return;
         }
-        // The window is checked before decryption, like the replay window:
-        // a packet it refuses costs nothing and moves nothing.
+        // The window is checked before opening, like the replay window: a
+        // packet it refuses costs nothing and moves nothing.
         if !self.in_window(header.seq) {
             return;
         }
-        let Some(s) = self.secure.as_mut() else {
-            return;
-        };
-        match s.open_data(header.session, header.seq, datagram) {
+        match self.protection.open_data(header, datagram, frames) {
             Ok(frames) => {
-                self.handle_data(now, header, &frames);
-                if let Some(s) = self.secure.as_mut() {
-                    s.recycle(frames);
-                }
+                self.handle_frames(now, header, &frames);
+                self.protection.recycle(frames);
             }
-            Err(Refused::Duplicate) => self.stats.dropped_duplicate += 1,
-            Err(Refused::Unauthenticated) => self.stats.dropped_unauthenticated += 1,
+            Err(dropped) => dropped.count(&mut self.stats),
         }
     }
 
@@ -621,14 +594,8 @@ impl NativeConnection {
         }
     }
 
-    fn handle_data(&mut self, now: Instant, header: DataHeader, frames: &[u8]) {
-        if header.session != self.session {
-            self.stats.dropped_invalid += 1;
-            return;
-        }
-        if !self.in_window(header.seq) {
-            return;
-        }
+    /// The plaintext frames of a DATA packet that passed every check.
+    fn handle_frames(&mut self, now: Instant, header: DataHeader, frames: &[u8]) {
         // Validate every frame before acting on any, so a malformed packet
         // is dropped whole and never acked.
         if Frames::new(frames).any(|f| f.is_err()) {
@@ -727,89 +694,10 @@ impl NativeConnection {
     /// exceeds `min(buf.len(), mtu)` bytes.
     #[must_use]
     pub(crate) fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
-        let len = match &mut self.state {
+        let len = match &self.state {
             Phase::Closed { copies: 0, .. } => return None,
-            Phase::Closed { copies, .. } => {
-                *copies -= 1;
-                let reason = match &self.state {
-                    Phase::Closed {
-                        reason: DisconnectReason::Local(r),
-                        ..
-                    } => r.as_str(),
-                    _ => "",
-                };
-                match &self.secure {
-                    Some(s) => s.emit_disconnect(self.session, reason, buf)?,
-                    None => Packet::Disconnect {
-                        session: self.session,
-                        reason,
-                    }
-                    .emit(buf)
-                    .ok()?,
-                }
-            }
-            Phase::Connecting {
-                send_now,
-                next_retry,
-                challenge,
-                only_request_sent,
-                requests_sent,
-                ..
-            } => {
-                if !*send_now {
-                    return None;
-                }
-                *send_now = false;
-                // A fixed rate, no backoff: each handshake round trip must
-                // get through loss in both directions, twice, within the
-                // connect timeout (`docs/PROTOCOL.md` section 6).
-                *next_retry = now + self.config.effective_connect_retry();
-                if challenge.is_none() {
-                    *requests_sent += 1;
-                    *only_request_sent = (*requests_sent == 1).then_some(now);
-                }
-                self.handshake_sends += 1;
-                let attempt = self.handshake_sends;
-                let kind = if challenge.is_some() {
-                    "challenge response"
-                } else {
-                    "connect request"
-                };
-                // The first packet, then one line a second at the default
-                // rate: enough to follow a slow handshake.
-                if attempt == 1 || attempt % 10 == 0 {
-                    tracing::debug!(target: CONNECTION, peer = %PeerLabel(self.peer), attempt,
-                        "handshake: sending {kind} to {} (packet {attempt})", PeerLabel(self.peer));
-                }
-                if let Some(s) = &mut self.secure {
-                    match *challenge {
-                        None => s.emit_request(self.nonce, buf)?,
-                        Some((issued_at, cookie)) => s.emit_response(
-                            self.nonce,
-                            issued_at,
-                            cookie,
-                            &self.handshake_extension,
-                            buf,
-                        )?,
-                    }
-                } else {
-                    let protocol_id = self.config.protocol_id;
-                    let packet = match *challenge {
-                        None => Packet::ConnectRequest {
-                            protocol_id,
-                            nonce: self.nonce,
-                        },
-                        Some((issued_at, cookie)) => Packet::ChallengeResponse {
-                            protocol_id,
-                            nonce: self.nonce,
-                            issued_at,
-                            cookie,
-                            extension: &self.handshake_extension,
-                        },
-                    };
-                    packet.emit(buf).ok()?
-                }
-            }
+            Phase::Closed { .. } => self.transmit_disconnect(buf)?,
+            Phase::Connecting { .. } => self.transmit_handshake(now, buf)?,
             Phase::Connected if self.recovery.peer_accepts_next() => {
                 return self.transmit_data(now, buf);
             }
@@ -827,6 +715,63 @@ impl NativeConnection {
         Some(len)
     }
 
+    /// Closed: the next of the DISCONNECT copies still to send.
+    fn transmit_disconnect(&mut self, buf: &mut [u8]) -> Option<usize> {
+        let Phase::Closed { reason, copies } = &mut self.state else {
+            return None;
+        };
+        *copies = copies.checked_sub(1)?;
+        let reason = match reason {
+            DisconnectReason::Local(r) => r.as_str(),
+            _ => "",
+        };
+        self.protection.emit_disconnect(self.session, reason, buf)
+    }
+
+    /// Connecting: the connect request or challenge response, when a retry
+    /// is due or a first challenge has just come.
+    fn transmit_handshake(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        let Phase::Connecting {
+            send_now,
+            next_retry,
+            challenge,
+            only_request_sent,
+            requests_sent,
+            ..
+        } = &mut self.state
+        else {
+            return None;
+        };
+        if !*send_now {
+            return None;
+        }
+        *send_now = false;
+        // A fixed rate, no backoff: each handshake round trip must get
+        // through loss in both directions, twice, within the connect
+        // timeout (`docs/PROTOCOL.md` section 6).
+        *next_retry = now + self.config.effective_connect_retry();
+        if challenge.is_none() {
+            *requests_sent += 1;
+            *only_request_sent = (*requests_sent == 1).then_some(now);
+        }
+        let challenge = *challenge;
+        self.handshake_sends += 1;
+        let attempt = self.handshake_sends;
+        let kind = if challenge.is_some() {
+            "challenge response"
+        } else {
+            "connect request"
+        };
+        // The first packet, then one line a second at the default rate:
+        // enough to follow a slow handshake.
+        if attempt == 1 || attempt % 10 == 0 {
+            tracing::debug!(target: CONNECTION, peer = %PeerLabel(self.peer), attempt,
+                "handshake: sending {kind} to {} (packet {attempt})", PeerLabel(self.peer));
+        }
+        self.protection
+            .emit_handshake(self.nonce, challenge, &self.handshake_extension, buf)
+    }
+
     fn has_data(&self) -> bool {
         self.ping_due
             || !self.unreliable.is_empty()
@@ -836,7 +781,7 @@ impl NativeConnection {
 
     fn transmit_data(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         let mtu = self.config.effective_mtu().min(buf.len());
-        let overhead = self.seal_overhead();
+        let overhead = self.protection.overhead();
         if mtu < DATA_HEADER_LEN + overhead + self.frag_size.min(64) {
             return None;
         }
@@ -870,15 +815,15 @@ impl NativeConnection {
             return None;
         }
         let ack_eliciting = w.position() > 0;
-        let mut len = header_len + w.position();
-        if let Some(s) = &mut self.secure {
-            let Some(sealed) = s.seal_data(self.session, header.seq, buf, len) else {
-                // Invariant: room for the tag was left above.
-                self.recovery.recycle_refs(refs);
-                return None;
-            };
-            len = sealed;
-        }
+        let plain_len = header_len + w.position();
+        let sealed = self
+            .protection
+            .seal_data(self.session, header.seq, buf, plain_len);
+        let Some(len) = sealed else {
+            // Invariant: room for the overhead was left above.
+            self.recovery.recycle_refs(refs);
+            return None;
+        };
         if owed.is_none() {
             self.acks.on_ack_sent();
         }
