@@ -122,7 +122,12 @@ impl Protection {
     }
 
     /// A DISCONNECT with `reason` into `buf`; every copy is the same.
-    pub(crate) fn emit_disconnect(&self, session: u32, reason: &str, buf: &mut [u8]) -> Option<usize> {
+    pub(crate) fn emit_disconnect(
+        &self,
+        session: u32,
+        reason: &str,
+        buf: &mut [u8],
+    ) -> Option<usize> {
         match self {
             Protection::Plain { .. } => Packet::Disconnect { session, reason }.emit(buf).ok(),
             Protection::Sealed(s) => s.emit_disconnect(session, reason, buf),
@@ -173,7 +178,11 @@ impl Protection {
 
     /// Client: the session id of an ACCEPT `packet` (parsed from
     /// `datagram`) of this connection's mode, if authentic.
-    pub(crate) fn open_accept(&mut self, packet: &Packet<'_>, datagram: &[u8]) -> Result<u32, Dropped> {
+    pub(crate) fn open_accept(
+        &mut self,
+        packet: &Packet<'_>,
+        datagram: &[u8],
+    ) -> Result<u32, Dropped> {
         match (self, packet) {
             (Protection::Plain { .. }, Packet::Accept { session, .. }) => Ok(*session),
             (Protection::Sealed(s), Packet::SecureAccept { session, .. }) => {
@@ -195,10 +204,12 @@ impl Protection {
         datagram: &[u8],
     ) -> Result<String, Dropped> {
         match (self, packet) {
-            (Protection::Plain { .. }, Packet::Disconnect { reason, .. }) => Ok((*reason).to_owned()),
-            (Protection::Sealed(s), Packet::SecureDisconnect { session, .. }) => {
-                s.open_disconnect(*session, datagram).map_err(|_| Dropped::Unauthenticated)
+            (Protection::Plain { .. }, Packet::Disconnect { reason, .. }) => {
+                Ok((*reason).to_owned())
             }
+            (Protection::Sealed(s), Packet::SecureDisconnect { session, .. }) => s
+                .open_disconnect(*session, datagram)
+                .map_err(|_| Dropped::Unauthenticated),
             _ => Err(Dropped::Invalid),
         }
     }
