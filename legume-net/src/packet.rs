@@ -147,11 +147,23 @@ impl<'a> Packet<'a> {
             return Err(PacketError::BadVersion(version));
         }
         let kind = r.read_u8()?;
+        let packet = if kind < TYPE_SECURE_CONNECT_REQUEST {
+            Self::parse_plain(kind, bytes.len(), &mut r)?
+        } else {
+            Self::parse_secure(kind, bytes.len(), &mut r)?
+        };
+        if packet.ends_at_last_field() {
+            r.finish()?;
+        }
+        Ok(packet)
+    }
+
+    /// The fields of a plain packet of type `kind` in a datagram of `len`
+    /// bytes, after the 4-byte prefix.
+    fn parse_plain(kind: u8, len: usize, r: &mut Reader<'a>) -> Result<Self, PacketError> {
         let packet = match kind {
             TYPE_CONNECT_REQUEST => {
-                if bytes.len() != HANDSHAKE_LEN {
-                    return Err(PacketError::BadLength);
-                }
+                check_len(len, HANDSHAKE_LEN)?;
                 Packet::ConnectRequest {
                     protocol_id: r.read_u64()?,
                     nonce: r.read_u64()?,
@@ -160,17 +172,15 @@ impl<'a> Packet<'a> {
             TYPE_CHALLENGE => Packet::Challenge {
                 nonce: r.read_u64()?,
                 issued_at: r.read_u64()?,
-                cookie: read_cookie(&mut r)?,
+                cookie: read_cookie(r)?,
             },
             TYPE_CHALLENGE_RESPONSE => {
-                if bytes.len() != HANDSHAKE_LEN {
-                    return Err(PacketError::BadLength);
-                }
+                check_len(len, HANDSHAKE_LEN)?;
                 Packet::ChallengeResponse {
                     protocol_id: r.read_u64()?,
                     nonce: r.read_u64()?,
                     issued_at: r.read_u64()?,
-                    cookie: read_cookie(&mut r)?,
+                    cookie: read_cookie(r)?,
                     extension: r.rest(),
                 }
             }
@@ -180,51 +190,47 @@ impl<'a> Packet<'a> {
             },
             TYPE_REJECT => Packet::Reject {
                 nonce: r.read_u64()?,
-                reason: read_reason(&mut r)?,
+                reason: read_reason(r)?,
             },
-            TYPE_DATA => {
-                let header = DataHeader {
-                    session: r.read_u32()?,
-                    seq: r.read_u16()?,
-                    ack: r.read_u16()?,
-                    ack_bits: r.read_u32()?,
-                    ack_delay: r.read_u16()?,
-                };
-                return Ok(Packet::Data {
-                    header,
-                    frames: r.rest(),
-                });
-            }
+            TYPE_DATA => Packet::Data {
+                header: DataHeader::read(r)?,
+                frames: r.rest(),
+            },
             TYPE_DISCONNECT => Packet::Disconnect {
                 session: r.read_u32()?,
-                reason: read_reason(&mut r)?,
+                reason: read_reason(r)?,
             },
+            other => return Err(PacketError::UnknownType(other)),
+        };
+        Ok(packet)
+    }
+
+    /// The fields of a secure packet of type `kind` in a datagram of `len`
+    /// bytes, after the 4-byte prefix (`docs/PROTOCOL.md` 8.8).
+    fn parse_secure(kind: u8, len: usize, r: &mut Reader<'a>) -> Result<Self, PacketError> {
+        let packet = match kind {
             TYPE_SECURE_CONNECT_REQUEST => {
-                if bytes.len() != SECURE_HANDSHAKE_LEN {
-                    return Err(PacketError::BadLength);
-                }
-                return Ok(Packet::SecureConnectRequest {
+                check_len(len, SECURE_HANDSHAKE_LEN)?;
+                Packet::SecureConnectRequest {
                     nonce: r.read_u64()?,
                     token: r.take(SEALED_TOKEN_LEN)?,
-                });
+                }
             }
             TYPE_SECURE_CHALLENGE_RESPONSE => {
-                if bytes.len() != SECURE_HANDSHAKE_LEN {
-                    return Err(PacketError::BadLength);
-                }
-                return Ok(Packet::SecureChallengeResponse {
+                check_len(len, SECURE_HANDSHAKE_LEN)?;
+                Packet::SecureChallengeResponse {
                     nonce: r.read_u64()?,
                     seq: r.read_u64()?,
                     issued_at: r.read_u64()?,
-                    cookie: read_cookie(&mut r)?,
+                    cookie: read_cookie(r)?,
                     token: r.take(SEALED_TOKEN_LEN)?,
                     sealed: r.take(SECURE_RESPONSE_END - SECURE_RESPONSE_AAD_LEN)?,
-                });
+                }
             }
             TYPE_SECURE_ACCEPT => Packet::SecureAccept {
                 nonce: r.read_u64()?,
                 session: r.read_u32()?,
-                tag: read_cookie(&mut r)?,
+                tag: read_cookie(r)?,
             },
             TYPE_SECURE_DISCONNECT => {
                 let session = r.read_u32()?;
@@ -232,28 +238,52 @@ impl<'a> Packet<'a> {
                 if sealed.len() <= TAG_LEN {
                     return Err(PacketError::BadLength);
                 }
-                return Ok(Packet::SecureDisconnect { session, sealed });
+                Packet::SecureDisconnect { session, sealed }
             }
             other => return Err(PacketError::UnknownType(other)),
         };
-        // Handshake packets carry zero padding; the others must end here.
-        if !matches!(
-            packet,
-            Packet::ConnectRequest { .. } | Packet::ChallengeResponse { .. }
-        ) {
-            r.finish()?;
-        }
         Ok(packet)
     }
 
-    /// Writes the packet (for DATA, the header only) and returns its length.
+    /// Whether the datagram must end with the packet's last field: the
+    /// others end with zero padding, or with a payload that runs to the end.
+    fn ends_at_last_field(&self) -> bool {
+        matches!(
+            self,
+            Packet::Challenge { .. }
+                | Packet::Accept { .. }
+                | Packet::Reject { .. }
+                | Packet::Disconnect { .. }
+                | Packet::SecureAccept { .. }
+        )
+    }
+
+    /// The packet's type byte.
+    fn type_byte(&self) -> u8 {
+        match self {
+            Packet::ConnectRequest { .. } => TYPE_CONNECT_REQUEST,
+            Packet::Challenge { .. } => TYPE_CHALLENGE,
+            Packet::ChallengeResponse { .. } => TYPE_CHALLENGE_RESPONSE,
+            Packet::Accept { .. } => TYPE_ACCEPT,
+            Packet::Reject { .. } => TYPE_REJECT,
+            Packet::Data { .. } => TYPE_DATA,
+            Packet::Disconnect { .. } => TYPE_DISCONNECT,
+            Packet::SecureConnectRequest { .. } => TYPE_SECURE_CONNECT_REQUEST,
+            Packet::SecureChallengeResponse { .. } => TYPE_SECURE_CHALLENGE_RESPONSE,
+            Packet::SecureAccept { .. } => TYPE_SECURE_ACCEPT,
+            Packet::SecureDisconnect { .. } => TYPE_SECURE_DISCONNECT,
+        }
+    }
+
+    /// Writes the packet (for DATA, the header only; for the sealed secure
+    /// packets, everything before the sealed part) and returns its length.
     pub(crate) fn emit(&self, buf: &mut [u8]) -> Result<usize, EncodeError> {
         let mut w = Writer::new(buf);
         w.put_slice(&MAGIC)?;
         w.put_u8(VERSION)?;
+        w.put_u8(self.type_byte())?;
         match *self {
             Packet::ConnectRequest { protocol_id, nonce } => {
-                w.put_u8(TYPE_CONNECT_REQUEST)?;
                 w.put_u64(protocol_id)?;
                 w.put_u64(nonce)?;
                 pad_to(&mut w, HANDSHAKE_LEN)?;
@@ -263,7 +293,6 @@ impl<'a> Packet<'a> {
                 issued_at,
                 cookie,
             } => {
-                w.put_u8(TYPE_CHALLENGE)?;
                 w.put_u64(nonce)?;
                 w.put_u64(issued_at)?;
                 w.put_slice(&cookie)?;
@@ -275,48 +304,38 @@ impl<'a> Packet<'a> {
                 cookie,
                 extension,
             } => {
-                w.put_u8(TYPE_CHALLENGE_RESPONSE)?;
                 w.put_u64(protocol_id)?;
                 w.put_u64(nonce)?;
                 w.put_u64(issued_at)?;
                 w.put_slice(&cookie)?;
-                if w.position() + extension.len() > HANDSHAKE_LEN {
-                    return Err(EncodeError::TooLong {
-                        len: extension.len(),
-                        max: HANDSHAKE_LEN - w.position(),
-                    });
-                }
-                w.put_slice(extension)?;
-                pad_to(&mut w, HANDSHAKE_LEN)?;
+                put_padded(&mut w, extension, HANDSHAKE_LEN)?;
             }
             Packet::Accept { nonce, session } => {
-                w.put_u8(TYPE_ACCEPT)?;
                 w.put_u64(nonce)?;
                 w.put_u32(session)?;
             }
             Packet::Reject { nonce, reason } => {
-                w.put_u8(TYPE_REJECT)?;
                 w.put_u64(nonce)?;
                 write_reason(&mut w, reason)?;
             }
-            Packet::Data { header, .. } => {
-                w.put_u8(TYPE_DATA)?;
-                w.put_u32(header.session)?;
-                w.put_u16(header.seq)?;
-                w.put_u16(header.ack)?;
-                w.put_u32(header.ack_bits)?;
-                w.put_u16(header.ack_delay)?;
-            }
+            Packet::Data { header, .. } => header.write(&mut w)?,
             Packet::Disconnect { session, reason } => {
-                w.put_u8(TYPE_DISCONNECT)?;
                 w.put_u32(session)?;
                 write_reason(&mut w, reason)?;
             }
+            _ => self.emit_secure(&mut w)?,
+        }
+        Ok(w.position())
+    }
+
+    /// The secure packets' part of [`emit`](Self::emit): the fields in the
+    /// clear. The sealing caller writes the sealed part.
+    fn emit_secure(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+        match *self {
             Packet::SecureConnectRequest { nonce, token } => {
-                w.put_u8(TYPE_SECURE_CONNECT_REQUEST)?;
                 w.put_u64(nonce)?;
-                put_exact(&mut w, token, SEALED_TOKEN_LEN)?;
-                pad_to(&mut w, SECURE_HANDSHAKE_LEN)?;
+                put_exact(w, token, SEALED_TOKEN_LEN)?;
+                pad_to(w, SECURE_HANDSHAKE_LEN)
             }
             Packet::SecureChallengeResponse {
                 nonce,
@@ -326,33 +345,69 @@ impl<'a> Packet<'a> {
                 token,
                 ..
             } => {
-                // The extension and tag are written by the sealing caller.
-                w.put_u8(TYPE_SECURE_CHALLENGE_RESPONSE)?;
                 w.put_u64(nonce)?;
                 w.put_u64(seq)?;
                 w.put_u64(issued_at)?;
                 w.put_slice(&cookie)?;
-                put_exact(&mut w, token, SEALED_TOKEN_LEN)?;
-                pad_to(&mut w, SECURE_HANDSHAKE_LEN)?;
+                put_exact(w, token, SEALED_TOKEN_LEN)?;
+                pad_to(w, SECURE_HANDSHAKE_LEN)
             }
             Packet::SecureAccept {
                 nonce,
                 session,
                 tag,
             } => {
-                w.put_u8(TYPE_SECURE_ACCEPT)?;
                 w.put_u64(nonce)?;
                 w.put_u32(session)?;
-                w.put_slice(&tag)?;
+                w.put_slice(&tag)
             }
-            Packet::SecureDisconnect { session, .. } => {
-                // The sealed reason is written by the sealing caller.
-                w.put_u8(TYPE_SECURE_DISCONNECT)?;
-                w.put_u32(session)?;
-            }
+            Packet::SecureDisconnect { session, .. } => w.put_u32(session),
+            // The plain packets are written by `emit` itself.
+            _ => Ok(()),
         }
-        Ok(w.position())
     }
+}
+
+impl DataHeader {
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(DataHeader {
+            session: r.read_u32()?,
+            seq: r.read_u16()?,
+            ack: r.read_u16()?,
+            ack_bits: r.read_u32()?,
+            ack_delay: r.read_u16()?,
+        })
+    }
+
+    fn write(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+        w.put_u32(self.session)?;
+        w.put_u16(self.seq)?;
+        w.put_u16(self.ack)?;
+        w.put_u32(self.ack_bits)?;
+        w.put_u16(self.ack_delay)
+    }
+}
+
+/// A fixed-size packet must be exactly `expected` bytes long.
+fn check_len(len: usize, expected: usize) -> Result<(), PacketError> {
+    if len == expected {
+        Ok(())
+    } else {
+        Err(PacketError::BadLength)
+    }
+}
+
+/// Writes `bytes`, then zeros up to `len` bytes from the packet's start;
+/// `bytes` must fit.
+fn put_padded(w: &mut Writer<'_>, bytes: &[u8], len: usize) -> Result<(), EncodeError> {
+    if w.position() + bytes.len() > len {
+        return Err(EncodeError::TooLong {
+            len: bytes.len(),
+            max: len - w.position(),
+        });
+    }
+    w.put_slice(bytes)?;
+    pad_to(w, len)
 }
 
 fn put_exact(w: &mut Writer<'_>, bytes: &[u8], len: usize) -> Result<(), EncodeError> {
@@ -615,6 +670,43 @@ mod tests {
             reason: "server full",
         });
         assert_eq!(reject.len(), 13 + 11);
+    }
+
+    #[test]
+    fn secure_packets_roundtrip() {
+        let token = [7u8; SEALED_TOKEN_LEN];
+        let mut buf = vec![0u8; Config::MAX_MTU];
+        let n = Packet::SecureConnectRequest {
+            nonce: 5,
+            token: &token,
+        }
+        .emit(&mut buf)
+        .unwrap();
+        assert_eq!(n, SECURE_HANDSHAKE_LEN);
+        assert_eq!(&buf[..4], b"LG\x01\x08");
+        assert_eq!(
+            Packet::parse(&buf[..n]).unwrap(),
+            Packet::SecureConnectRequest {
+                nonce: 5,
+                token: &token
+            }
+        );
+        let accept = Packet::SecureAccept {
+            nonce: 1,
+            session: 2,
+            tag: [3; TAG_LEN],
+        };
+        let n = accept.emit(&mut buf).unwrap();
+        assert_eq!(n, SECURE_ACCEPT_LEN);
+        assert_eq!(Packet::parse(&buf[..n]).unwrap(), accept);
+        let n = Packet::SecureDisconnect {
+            session: 9,
+            sealed: &[],
+        }
+        .emit(&mut buf)
+        .unwrap();
+        assert_eq!(n, SECURE_DISCONNECT_HEADER_LEN);
+        assert_eq!(&buf[..n], b"LG\x01\x0B\0\0\0\x09");
     }
 
     #[test]
