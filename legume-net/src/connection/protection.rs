@@ -214,3 +214,119 @@ impl Protection {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::DATA_HEADER_LEN;
+    use crate::secure::PacketKey;
+
+    const HEADER: DataHeader = DataHeader {
+        session: 7,
+        seq: 1,
+        ack: 0,
+        ack_bits: 0,
+        ack_delay: 0,
+    };
+
+    /// A DATA packet with `frames` written and protected by `p`.
+    fn data_packet(p: &mut Protection, frames: &[u8]) -> Vec<u8> {
+        let mut buf = vec![0u8; 256];
+        let header = Packet::Data {
+            header: HEADER,
+            frames: &[],
+        };
+        let n = header.emit(&mut buf).unwrap();
+        buf[n..n + frames.len()].copy_from_slice(frames);
+        let len = p.seal_data(HEADER.session, HEADER.seq, &mut buf, n + frames.len());
+        buf.truncate(len.unwrap());
+        buf
+    }
+
+    fn open(p: &mut Protection, datagram: &[u8]) -> Result<Vec<u8>, Dropped> {
+        let frames = p.open_data(HEADER, datagram, &datagram[DATA_HEADER_LEN..])?;
+        let plain = frames.to_vec();
+        p.recycle(frames);
+        Ok(plain)
+    }
+
+    fn sealed_pair() -> (Protection, Protection) {
+        let (k1, k2) = (
+            PacketKey::from_bytes([1; 32]),
+            PacketKey::from_bytes([2; 32]),
+        );
+        let a = SecureSession::new(k1.clone(), k2.clone());
+        let b = SecureSession::new(k2, k1);
+        (
+            Protection::new(0, Some(Box::new(a))),
+            Protection::new(0, Some(Box::new(b))),
+        )
+    }
+
+    #[test]
+    fn plain_data_passes_through() {
+        let mut p = Protection::new(7, None);
+        assert!(!p.is_sealed());
+        assert_eq!(p.overhead(), 0);
+        let datagram = data_packet(&mut p, &[1, 2, 3]);
+        assert_eq!(datagram.len(), DATA_HEADER_LEN + 3);
+        assert_eq!(open(&mut p, &datagram), Ok(vec![1, 2, 3]));
+    }
+
+    #[test]
+    fn sealed_data_opens_once_on_the_other_side() {
+        let (mut a, mut b) = sealed_pair();
+        assert_eq!(a.overhead(), TAG_LEN);
+        let datagram = data_packet(&mut a, &[1, 2, 3]);
+        assert_eq!(datagram.len(), DATA_HEADER_LEN + 3 + TAG_LEN);
+        assert_ne!(&datagram[DATA_HEADER_LEN..DATA_HEADER_LEN + 3], &[1, 2, 3]);
+        assert_eq!(open(&mut a, &datagram), Err(Dropped::Unauthenticated));
+        assert_eq!(open(&mut b, &datagram), Ok(vec![1, 2, 3]));
+        assert_eq!(open(&mut b, &datagram), Err(Dropped::Duplicate));
+    }
+
+    #[test]
+    fn packets_of_the_other_mode_are_invalid() {
+        let (mut sealed, _) = sealed_pair();
+        let mut plain = Protection::new(7, None);
+        let accept = Packet::Accept {
+            nonce: 1,
+            session: 2,
+        };
+        let disconnect = Packet::Disconnect {
+            session: 2,
+            reason: "bye",
+        };
+        assert_eq!(plain.open_accept(&accept, &[]), Ok(2));
+        assert_eq!(sealed.open_accept(&accept, &[]), Err(Dropped::Invalid));
+        assert_eq!(plain.open_disconnect(&disconnect, &[]), Ok("bye".into()));
+        assert_eq!(
+            sealed.open_disconnect(&disconnect, &[]),
+            Err(Dropped::Invalid)
+        );
+        let secure_accept = Packet::SecureAccept {
+            nonce: 1,
+            session: 2,
+            tag: [0; TAG_LEN],
+        };
+        assert_eq!(
+            plain.open_accept(&secure_accept, &[]),
+            Err(Dropped::Invalid)
+        );
+    }
+
+    #[test]
+    fn a_sealed_disconnect_opens_with_its_reason() {
+        let (a, mut b) = sealed_pair();
+        let mut buf = [0u8; 64];
+        let n = a.emit_disconnect(9, "bye", &mut buf).unwrap();
+        let packet = Packet::parse(&buf[..n]).unwrap();
+        assert_eq!(b.open_disconnect(&packet, &buf[..n]), Ok("bye".into()));
+        buf[n - 1] ^= 1;
+        let packet = Packet::parse(&buf[..n]).unwrap();
+        assert_eq!(
+            b.open_disconnect(&packet, &buf[..n]),
+            Err(Dropped::Unauthenticated)
+        );
+    }
+}

@@ -1,6 +1,11 @@
 //! The secure mode inside a connection: the two packet keys, the 64-bit
 //! sequence numbers, the replay window, and the sealed handshake packets
 //! (`docs/PROTOCOL.md` 8.8).
+//!
+//! A native connection reaches it only through `connection::Protection`
+//! (the server endpoint also builds SECURE_ACCEPT and opens challenge
+//! responses here). The packets' fixed sizes and nonces come from
+//! `packet::layout`.
 
 use legume_core::Reader;
 
