@@ -13,6 +13,8 @@ use crate::observe::{self, PeerLabel, CONNECTION};
 use crate::packet::{Channel, DataHeader, Frame, Frames};
 
 impl NativeConnection {
+    /// Client: a CHALLENGE to this attempt; its cookie goes into the next
+    /// response, and the first one gives the first round-trip sample.
     pub(super) fn handle_challenge(&mut self, now: Instant, issued_at: u64, cookie: [u8; 16]) {
         let Phase::Connecting {
             challenge,
@@ -40,6 +42,7 @@ impl NativeConnection {
         *challenge = Some((issued_at, cookie));
     }
 
+    /// Client: the server accepted the connection (an authentic ACCEPT).
     pub(super) fn handle_accept(&mut self, now: Instant, session: u32) {
         if let Phase::Connecting { .. } = self.state {
             self.stats.in_packets += 1;
@@ -98,7 +101,7 @@ impl NativeConnection {
     /// Whether a DATA packet's sequence number is new and within the
     /// sequence window; a packet outside it is counted here and must then
     /// be dropped whole: its frames and ack fields are never looked at.
-    pub(super) fn in_window(&mut self, seq: u16) -> bool {
+    fn in_window(&mut self, seq: u16) -> bool {
         match self.acks.check(seq) {
             SeqCheck::New => true,
             SeqCheck::Duplicate => {
@@ -113,7 +116,7 @@ impl NativeConnection {
     }
 
     /// The plaintext frames of a DATA packet that passed every check.
-    pub(super) fn handle_frames(&mut self, now: Instant, header: DataHeader, frames: &[u8]) {
+    fn handle_frames(&mut self, now: Instant, header: DataHeader, frames: &[u8]) {
         // Validate every frame before acting on any, so a malformed packet
         // is dropped whole and never acked.
         if Frames::new(frames).any(|f| f.is_err()) {
@@ -140,7 +143,7 @@ impl NativeConnection {
         self.deliver_received();
     }
 
-    pub(super) fn handle_frame(&mut self, frame: Frame<'_>) {
+    fn handle_frame(&mut self, frame: Frame<'_>) {
         let arrival = match frame {
             Frame::Ping => {
                 self.stats.keepalive_count += 1;
@@ -190,7 +193,7 @@ impl NativeConnection {
         }
     }
 
-    pub(super) fn deliver_received(&mut self) {
+    fn deliver_received(&mut self) {
         for msg in self.received.drain(..) {
             match msg {
                 Ok(msg) => {

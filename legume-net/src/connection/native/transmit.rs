@@ -69,13 +69,16 @@ impl NativeConnection {
             .emit_handshake(self.nonce, challenge, &self.handshake_extension, buf)
     }
 
-    pub(super) fn has_data(&self) -> bool {
+    /// Whether anything waits for a DATA packet: a ping or messages.
+    fn has_data(&self) -> bool {
         self.ping_due
             || !self.unreliable.is_empty()
             || self.reliable.has_sendable()
             || self.ordered.has_sendable()
     }
 
+    /// Connected: the next DATA packet, sealed, if there is data the
+    /// congestion window lets out or an ack is due.
     pub(super) fn transmit_data(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         let mtu = self.config.effective_mtu().min(buf.len());
         let overhead = self.protection.overhead();
@@ -139,7 +142,7 @@ impl NativeConnection {
 
     /// Fills a packet: a due ping, resends, unreliable messages, then new
     /// reliable messages (the two channels take turns going first).
-    pub(super) fn write_frames(
+    fn write_frames(
         &mut self,
         w: &mut Writer<'_>,
         seq: u16,
