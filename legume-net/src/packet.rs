@@ -1,65 +1,32 @@
-//! Packet and frame layouts of `docs/PROTOCOL.md`: parsing and emitting.
+//! Packet layouts of `docs/PROTOCOL.md`: parsing and emitting whole
+//! datagrams, plain and secure.
+//!
+//! The frames inside a DATA packet are in `frame`; every fixed number of
+//! the wire format (type bytes, sizes, the secure mode's fixed nonces) is in
+//! `layout`, which this module and `secure` both build on.
 //!
 //! # Panic contract
 //!
 //! Parsing never panics on any input; it returns [`PacketError`]. Emitting
 //! returns an error when the buffer is too small.
 
-use crate::Config;
-use legume_core::varint::{read_varint, varint_len, write_varint};
+mod frame;
+pub(crate) mod layout;
+
 use legume_core::{DecodeError, EncodeError, Reader, Writer};
 use thiserror::Error;
 
-/// The first two bytes of every datagram.
-pub(crate) const MAGIC: [u8; 2] = *b"LG";
-/// The protocol version in byte 2.
-pub(crate) const VERSION: u8 = 1;
-/// The padded size of the client's handshake packets.
-pub(crate) const HANDSHAKE_LEN: usize = 300;
-/// Bytes after the cookie in a CHALLENGE_RESPONSE.
-pub(crate) const CHALLENGE_EXTENSION_LEN: usize = HANDSHAKE_LEN - 44;
-/// The size of a DATA packet's header.
-pub(crate) const DATA_HEADER_LEN: usize = 18;
-/// The padded size of the client's secure handshake packets
-/// (`docs/PROTOCOL.md` 8.8).
-pub(crate) const SECURE_HANDSHAKE_LEN: usize = 1200;
-/// The sealed token in the secure handshake packets.
-const TOKEN_LEN: usize = crate::secure::SEALED_TOKEN_LEN;
-/// SECURE_CHALLENGE_RESPONSE: where the encrypted extension starts (the end
-/// of the associated data).
-pub(crate) const SECURE_RESPONSE_AAD_LEN: usize = 44 + TOKEN_LEN;
-/// SECURE_CHALLENGE_RESPONSE: the extension's size (encrypted, zero-padded).
-pub(crate) const SECURE_EXTENSION_LEN: usize = 256;
-/// SECURE_CHALLENGE_RESPONSE: the end of the extension's tag.
-pub(crate) const SECURE_RESPONSE_END: usize =
-    SECURE_RESPONSE_AAD_LEN + SECURE_EXTENSION_LEN + crate::secure::TAG_LEN;
-/// The size of a SECURE_ACCEPT: prefix, nonce, session, tag.
-pub(crate) const SECURE_ACCEPT_LEN: usize = 32;
-/// The authenticated header of a SECURE_DISCONNECT: prefix, session.
-pub(crate) const SECURE_DISCONNECT_HEADER_LEN: usize = 8;
-/// The most bytes of a reason string (REJECT, DISCONNECT).
-pub(crate) const MAX_REASON_LEN: usize = 255;
-/// The frame overhead of a fragment: type, id, index, count, a 2-byte length.
-pub(crate) const FRAGMENT_OVERHEAD: usize = 9;
+use crate::Config;
+// `layout` holds only wire constants; they read best unqualified here.
+use layout::*;
 
-const TYPE_CONNECT_REQUEST: u8 = 0x01;
-const TYPE_CHALLENGE: u8 = 0x02;
-const TYPE_CHALLENGE_RESPONSE: u8 = 0x03;
-const TYPE_ACCEPT: u8 = 0x04;
-const TYPE_REJECT: u8 = 0x05;
-const TYPE_DATA: u8 = 0x06;
-const TYPE_DISCONNECT: u8 = 0x07;
-const TYPE_SECURE_CONNECT_REQUEST: u8 = 0x08;
-const TYPE_SECURE_CHALLENGE_RESPONSE: u8 = 0x09;
-const TYPE_SECURE_ACCEPT: u8 = 0x0A;
-const TYPE_SECURE_DISCONNECT: u8 = 0x0B;
-
-const FRAME_PING: u8 = 0x01;
-const FRAME_UNRELIABLE: u8 = 0x02;
-const FRAME_RELIABLE: u8 = 0x03;
-const FRAME_ORDERED: u8 = 0x04;
-const FRAME_RELIABLE_FRAGMENT: u8 = 0x05;
-const FRAME_ORDERED_FRAGMENT: u8 = 0x06;
+pub(crate) use frame::{
+    frame_overhead, write_fragment_header, write_message_header, write_ping,
+    write_unreliable_header, Channel, Frame, FrameKind, Frames,
+};
+pub(crate) use layout::{
+    CHALLENGE_EXTENSION_LEN, DATA_HEADER_LEN, FRAGMENT_OVERHEAD, HANDSHAKE_LEN, MAX_REASON_LEN,
+};
 
 /// Why a datagram was not a valid packet.
 #[derive(Clone, Debug, Eq, Error, PartialEq)]
@@ -87,13 +54,6 @@ pub enum PacketError {
     /// A field failed to parse.
     #[error("malformed packet: {0}")]
     Malformed(#[from] DecodeError),
-}
-
-/// The two reliable channels.
-#[derive(Clone, Copy, Debug, Eq, Hash, PartialEq)]
-pub(crate) enum Channel {
-    Reliable,
-    Ordered,
 }
 
 /// The header of a DATA packet.
@@ -191,11 +151,23 @@ impl<'a> Packet<'a> {
             return Err(PacketError::BadVersion(version));
         }
         let kind = r.read_u8()?;
+        let packet = if kind < TYPE_SECURE_CONNECT_REQUEST {
+            Self::parse_plain(kind, bytes.len(), &mut r)?
+        } else {
+            Self::parse_secure(kind, bytes.len(), &mut r)?
+        };
+        if packet.ends_at_last_field() {
+            r.finish()?;
+        }
+        Ok(packet)
+    }
+
+    /// The fields of a plain packet of type `kind` in a datagram of `len`
+    /// bytes, after the 4-byte prefix.
+    fn parse_plain(kind: u8, len: usize, r: &mut Reader<'a>) -> Result<Self, PacketError> {
         let packet = match kind {
             TYPE_CONNECT_REQUEST => {
-                if bytes.len() != HANDSHAKE_LEN {
-                    return Err(PacketError::BadLength);
-                }
+                check_len(len, HANDSHAKE_LEN)?;
                 Packet::ConnectRequest {
                     protocol_id: r.read_u64()?,
                     nonce: r.read_u64()?,
@@ -204,17 +176,15 @@ impl<'a> Packet<'a> {
             TYPE_CHALLENGE => Packet::Challenge {
                 nonce: r.read_u64()?,
                 issued_at: r.read_u64()?,
-                cookie: read_cookie(&mut r)?,
+                cookie: read_cookie(r)?,
             },
             TYPE_CHALLENGE_RESPONSE => {
-                if bytes.len() != HANDSHAKE_LEN {
-                    return Err(PacketError::BadLength);
-                }
+                check_len(len, HANDSHAKE_LEN)?;
                 Packet::ChallengeResponse {
                     protocol_id: r.read_u64()?,
                     nonce: r.read_u64()?,
                     issued_at: r.read_u64()?,
-                    cookie: read_cookie(&mut r)?,
+                    cookie: read_cookie(r)?,
                     extension: r.rest(),
                 }
             }
@@ -224,80 +194,100 @@ impl<'a> Packet<'a> {
             },
             TYPE_REJECT => Packet::Reject {
                 nonce: r.read_u64()?,
-                reason: read_reason(&mut r)?,
+                reason: read_reason(r)?,
             },
-            TYPE_DATA => {
-                let header = DataHeader {
-                    session: r.read_u32()?,
-                    seq: r.read_u16()?,
-                    ack: r.read_u16()?,
-                    ack_bits: r.read_u32()?,
-                    ack_delay: r.read_u16()?,
-                };
-                return Ok(Packet::Data {
-                    header,
-                    frames: r.rest(),
-                });
-            }
+            TYPE_DATA => Packet::Data {
+                header: DataHeader::read(r)?,
+                frames: r.rest(),
+            },
             TYPE_DISCONNECT => Packet::Disconnect {
                 session: r.read_u32()?,
-                reason: read_reason(&mut r)?,
+                reason: read_reason(r)?,
             },
+            other => return Err(PacketError::UnknownType(other)),
+        };
+        Ok(packet)
+    }
+
+    /// The fields of a secure packet of type `kind` in a datagram of `len`
+    /// bytes, after the 4-byte prefix (`docs/PROTOCOL.md` 8.8).
+    fn parse_secure(kind: u8, len: usize, r: &mut Reader<'a>) -> Result<Self, PacketError> {
+        let packet = match kind {
             TYPE_SECURE_CONNECT_REQUEST => {
-                if bytes.len() != SECURE_HANDSHAKE_LEN {
-                    return Err(PacketError::BadLength);
-                }
-                return Ok(Packet::SecureConnectRequest {
+                check_len(len, SECURE_HANDSHAKE_LEN)?;
+                Packet::SecureConnectRequest {
                     nonce: r.read_u64()?,
-                    token: r.take(TOKEN_LEN)?,
-                });
+                    token: r.take(SEALED_TOKEN_LEN)?,
+                }
             }
             TYPE_SECURE_CHALLENGE_RESPONSE => {
-                if bytes.len() != SECURE_HANDSHAKE_LEN {
-                    return Err(PacketError::BadLength);
-                }
-                return Ok(Packet::SecureChallengeResponse {
+                check_len(len, SECURE_HANDSHAKE_LEN)?;
+                Packet::SecureChallengeResponse {
                     nonce: r.read_u64()?,
                     seq: r.read_u64()?,
                     issued_at: r.read_u64()?,
-                    cookie: read_cookie(&mut r)?,
-                    token: r.take(TOKEN_LEN)?,
+                    cookie: read_cookie(r)?,
+                    token: r.take(SEALED_TOKEN_LEN)?,
                     sealed: r.take(SECURE_RESPONSE_END - SECURE_RESPONSE_AAD_LEN)?,
-                });
+                }
             }
             TYPE_SECURE_ACCEPT => Packet::SecureAccept {
                 nonce: r.read_u64()?,
                 session: r.read_u32()?,
-                tag: read_cookie(&mut r)?,
+                tag: read_cookie(r)?,
             },
             TYPE_SECURE_DISCONNECT => {
                 let session = r.read_u32()?;
                 let sealed = r.rest();
-                if sealed.len() <= crate::secure::TAG_LEN {
+                if sealed.len() <= TAG_LEN {
                     return Err(PacketError::BadLength);
                 }
-                return Ok(Packet::SecureDisconnect { session, sealed });
+                Packet::SecureDisconnect { session, sealed }
             }
             other => return Err(PacketError::UnknownType(other)),
         };
-        // Handshake packets carry zero padding; the others must end here.
-        if !matches!(
-            packet,
-            Packet::ConnectRequest { .. } | Packet::ChallengeResponse { .. }
-        ) {
-            r.finish()?;
-        }
         Ok(packet)
     }
 
-    /// Writes the packet (for DATA, the header only) and returns its length.
+    /// Whether the datagram must end with the packet's last field: the
+    /// others end with zero padding, or with a payload that runs to the end.
+    fn ends_at_last_field(&self) -> bool {
+        matches!(
+            self,
+            Packet::Challenge { .. }
+                | Packet::Accept { .. }
+                | Packet::Reject { .. }
+                | Packet::Disconnect { .. }
+                | Packet::SecureAccept { .. }
+        )
+    }
+
+    /// The packet's type byte.
+    fn type_byte(&self) -> u8 {
+        match self {
+            Packet::ConnectRequest { .. } => TYPE_CONNECT_REQUEST,
+            Packet::Challenge { .. } => TYPE_CHALLENGE,
+            Packet::ChallengeResponse { .. } => TYPE_CHALLENGE_RESPONSE,
+            Packet::Accept { .. } => TYPE_ACCEPT,
+            Packet::Reject { .. } => TYPE_REJECT,
+            Packet::Data { .. } => TYPE_DATA,
+            Packet::Disconnect { .. } => TYPE_DISCONNECT,
+            Packet::SecureConnectRequest { .. } => TYPE_SECURE_CONNECT_REQUEST,
+            Packet::SecureChallengeResponse { .. } => TYPE_SECURE_CHALLENGE_RESPONSE,
+            Packet::SecureAccept { .. } => TYPE_SECURE_ACCEPT,
+            Packet::SecureDisconnect { .. } => TYPE_SECURE_DISCONNECT,
+        }
+    }
+
+    /// Writes the packet (for DATA, the header only; for the sealed secure
+    /// packets, everything before the sealed part) and returns its length.
     pub(crate) fn emit(&self, buf: &mut [u8]) -> Result<usize, EncodeError> {
         let mut w = Writer::new(buf);
         w.put_slice(&MAGIC)?;
         w.put_u8(VERSION)?;
+        w.put_u8(self.type_byte())?;
         match *self {
             Packet::ConnectRequest { protocol_id, nonce } => {
-                w.put_u8(TYPE_CONNECT_REQUEST)?;
                 w.put_u64(protocol_id)?;
                 w.put_u64(nonce)?;
                 pad_to(&mut w, HANDSHAKE_LEN)?;
@@ -307,7 +297,6 @@ impl<'a> Packet<'a> {
                 issued_at,
                 cookie,
             } => {
-                w.put_u8(TYPE_CHALLENGE)?;
                 w.put_u64(nonce)?;
                 w.put_u64(issued_at)?;
                 w.put_slice(&cookie)?;
@@ -319,48 +308,38 @@ impl<'a> Packet<'a> {
                 cookie,
                 extension,
             } => {
-                w.put_u8(TYPE_CHALLENGE_RESPONSE)?;
                 w.put_u64(protocol_id)?;
                 w.put_u64(nonce)?;
                 w.put_u64(issued_at)?;
                 w.put_slice(&cookie)?;
-                if w.position() + extension.len() > HANDSHAKE_LEN {
-                    return Err(EncodeError::TooLong {
-                        len: extension.len(),
-                        max: HANDSHAKE_LEN - w.position(),
-                    });
-                }
-                w.put_slice(extension)?;
-                pad_to(&mut w, HANDSHAKE_LEN)?;
+                put_padded(&mut w, extension, HANDSHAKE_LEN)?;
             }
             Packet::Accept { nonce, session } => {
-                w.put_u8(TYPE_ACCEPT)?;
                 w.put_u64(nonce)?;
                 w.put_u32(session)?;
             }
             Packet::Reject { nonce, reason } => {
-                w.put_u8(TYPE_REJECT)?;
                 w.put_u64(nonce)?;
                 write_reason(&mut w, reason)?;
             }
-            Packet::Data { header, .. } => {
-                w.put_u8(TYPE_DATA)?;
-                w.put_u32(header.session)?;
-                w.put_u16(header.seq)?;
-                w.put_u16(header.ack)?;
-                w.put_u32(header.ack_bits)?;
-                w.put_u16(header.ack_delay)?;
-            }
+            Packet::Data { header, .. } => header.write(&mut w)?,
             Packet::Disconnect { session, reason } => {
-                w.put_u8(TYPE_DISCONNECT)?;
                 w.put_u32(session)?;
                 write_reason(&mut w, reason)?;
             }
+            _ => self.emit_secure(&mut w)?,
+        }
+        Ok(w.position())
+    }
+
+    /// The secure packets' part of [`emit`](Self::emit): the fields in the
+    /// clear. The sealing caller writes the sealed part.
+    fn emit_secure(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+        match *self {
             Packet::SecureConnectRequest { nonce, token } => {
-                w.put_u8(TYPE_SECURE_CONNECT_REQUEST)?;
                 w.put_u64(nonce)?;
-                put_exact(&mut w, token, TOKEN_LEN)?;
-                pad_to(&mut w, SECURE_HANDSHAKE_LEN)?;
+                put_exact(w, token, SEALED_TOKEN_LEN)?;
+                pad_to(w, SECURE_HANDSHAKE_LEN)
             }
             Packet::SecureChallengeResponse {
                 nonce,
@@ -370,33 +349,69 @@ impl<'a> Packet<'a> {
                 token,
                 ..
             } => {
-                // The extension and tag are written by the sealing caller.
-                w.put_u8(TYPE_SECURE_CHALLENGE_RESPONSE)?;
                 w.put_u64(nonce)?;
                 w.put_u64(seq)?;
                 w.put_u64(issued_at)?;
                 w.put_slice(&cookie)?;
-                put_exact(&mut w, token, TOKEN_LEN)?;
-                pad_to(&mut w, SECURE_HANDSHAKE_LEN)?;
+                put_exact(w, token, SEALED_TOKEN_LEN)?;
+                pad_to(w, SECURE_HANDSHAKE_LEN)
             }
             Packet::SecureAccept {
                 nonce,
                 session,
                 tag,
             } => {
-                w.put_u8(TYPE_SECURE_ACCEPT)?;
                 w.put_u64(nonce)?;
                 w.put_u32(session)?;
-                w.put_slice(&tag)?;
+                w.put_slice(&tag)
             }
-            Packet::SecureDisconnect { session, .. } => {
-                // The sealed reason is written by the sealing caller.
-                w.put_u8(TYPE_SECURE_DISCONNECT)?;
-                w.put_u32(session)?;
-            }
+            Packet::SecureDisconnect { session, .. } => w.put_u32(session),
+            // The plain packets are written by `emit` itself.
+            _ => Ok(()),
         }
-        Ok(w.position())
     }
+}
+
+impl DataHeader {
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(DataHeader {
+            session: r.read_u32()?,
+            seq: r.read_u16()?,
+            ack: r.read_u16()?,
+            ack_bits: r.read_u32()?,
+            ack_delay: r.read_u16()?,
+        })
+    }
+
+    fn write(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+        w.put_u32(self.session)?;
+        w.put_u16(self.seq)?;
+        w.put_u16(self.ack)?;
+        w.put_u32(self.ack_bits)?;
+        w.put_u16(self.ack_delay)
+    }
+}
+
+/// A fixed-size packet must be exactly `expected` bytes long.
+fn check_len(len: usize, expected: usize) -> Result<(), PacketError> {
+    if len == expected {
+        Ok(())
+    } else {
+        Err(PacketError::BadLength)
+    }
+}
+
+/// Writes `bytes`, then zeros up to `len` bytes from the packet's start;
+/// `bytes` must fit.
+fn put_padded(w: &mut Writer<'_>, bytes: &[u8], len: usize) -> Result<(), EncodeError> {
+    if w.position() + bytes.len() > len {
+        return Err(EncodeError::TooLong {
+            len: bytes.len(),
+            max: len - w.position(),
+        });
+    }
+    w.put_slice(bytes)?;
+    pad_to(w, len)
 }
 
 fn put_exact(w: &mut Writer<'_>, bytes: &[u8], len: usize) -> Result<(), EncodeError> {
@@ -443,171 +458,6 @@ pub(crate) fn truncate_str(s: &str, max: usize) -> &str {
 fn pad_to(w: &mut Writer<'_>, len: usize) -> Result<(), EncodeError> {
     let pad = len.saturating_sub(w.position());
     w.put_zeros(pad)
-}
-
-/// One frame of a DATA packet, borrowing its bytes from the datagram.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum Frame<'a> {
-    Ping,
-    Unreliable(&'a [u8]),
-    Message {
-        channel: Channel,
-        id: u16,
-        msg: &'a [u8],
-    },
-    Fragment {
-        channel: Channel,
-        id: u16,
-        index: u16,
-        count: u16,
-        bytes: &'a [u8],
-    },
-}
-
-/// Iterates over the frames of a DATA packet's payload.
-pub(crate) struct Frames<'a> {
-    r: Reader<'a>,
-}
-
-impl<'a> Frames<'a> {
-    pub(crate) fn new(payload: &'a [u8]) -> Self {
-        Frames {
-            r: Reader::new(payload),
-        }
-    }
-
-    fn next_frame(&mut self) -> Result<Frame<'a>, PacketError> {
-        let r = &mut self.r;
-        let kind = r.read_u8()?;
-        let frame = match kind {
-            FRAME_PING => Frame::Ping,
-            FRAME_UNRELIABLE => Frame::Unreliable(read_len_prefixed(r)?),
-            FRAME_RELIABLE | FRAME_ORDERED => Frame::Message {
-                channel: channel_of(kind == FRAME_ORDERED),
-                id: r.read_u16()?,
-                msg: read_len_prefixed(r)?,
-            },
-            FRAME_RELIABLE_FRAGMENT | FRAME_ORDERED_FRAGMENT => {
-                let channel = channel_of(kind == FRAME_ORDERED_FRAGMENT);
-                let id = r.read_u16()?;
-                let index = r.read_u16()?;
-                let count = r.read_u16()?;
-                let bytes = read_len_prefixed(r)?;
-                if count < 2 || index >= count || bytes.is_empty() {
-                    return Err(PacketError::BadFragment);
-                }
-                Frame::Fragment {
-                    channel,
-                    id,
-                    index,
-                    count,
-                    bytes,
-                }
-            }
-            other => return Err(PacketError::UnknownFrame(other)),
-        };
-        Ok(frame)
-    }
-}
-
-impl<'a> Iterator for Frames<'a> {
-    type Item = Result<Frame<'a>, PacketError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.r.is_empty() {
-            return None;
-        }
-        let item = self.next_frame();
-        if item.is_err() {
-            // Stop after the first error: the rest cannot be framed.
-            self.r = Reader::new(&[]);
-        }
-        Some(item)
-    }
-}
-
-fn channel_of(ordered: bool) -> Channel {
-    if ordered {
-        Channel::Ordered
-    } else {
-        Channel::Reliable
-    }
-}
-
-fn read_len_prefixed<'a>(r: &mut Reader<'a>) -> Result<&'a [u8], DecodeError> {
-    let len = read_varint(r)? as usize;
-    r.take(len)
-}
-
-/// The bytes a frame header takes before a message or fragment of `len` bytes.
-pub(crate) fn frame_overhead(kind: FrameKind, len: usize) -> usize {
-    let len_len = varint_len(u32::try_from(len).unwrap_or(u32::MAX));
-    match kind {
-        FrameKind::Unreliable => 1 + len_len,
-        FrameKind::Message => 3 + len_len,
-        FrameKind::Fragment => 7 + len_len,
-    }
-}
-
-/// The frame shapes that carry bytes, for sizing.
-#[derive(Clone, Copy, Debug, Eq, PartialEq)]
-pub(crate) enum FrameKind {
-    Unreliable,
-    Message,
-    Fragment,
-}
-
-/// Writes a PING frame.
-pub(crate) fn write_ping(w: &mut Writer<'_>) -> Result<(), EncodeError> {
-    w.put_u8(FRAME_PING)
-}
-
-/// Writes an UNRELIABLE frame header for a message of `len` bytes.
-pub(crate) fn write_unreliable_header(w: &mut Writer<'_>, len: usize) -> Result<(), EncodeError> {
-    w.put_u8(FRAME_UNRELIABLE)?;
-    write_len(w, len)
-}
-
-/// Writes a RELIABLE or ORDERED frame header for a message of `len` bytes.
-pub(crate) fn write_message_header(
-    w: &mut Writer<'_>,
-    channel: Channel,
-    id: u16,
-    len: usize,
-) -> Result<(), EncodeError> {
-    w.put_u8(match channel {
-        Channel::Reliable => FRAME_RELIABLE,
-        Channel::Ordered => FRAME_ORDERED,
-    })?;
-    w.put_u16(id)?;
-    write_len(w, len)
-}
-
-/// Writes a fragment frame header for `len` bytes of fragment `index` of `count`.
-pub(crate) fn write_fragment_header(
-    w: &mut Writer<'_>,
-    channel: Channel,
-    id: u16,
-    index: u16,
-    count: u16,
-    len: usize,
-) -> Result<(), EncodeError> {
-    w.put_u8(match channel {
-        Channel::Reliable => FRAME_RELIABLE_FRAGMENT,
-        Channel::Ordered => FRAME_ORDERED_FRAGMENT,
-    })?;
-    w.put_u16(id)?;
-    w.put_u16(index)?;
-    w.put_u16(count)?;
-    write_len(w, len)
-}
-
-fn write_len(w: &mut Writer<'_>, len: usize) -> Result<(), EncodeError> {
-    let len = u32::try_from(len).map_err(|_| EncodeError::TooLong {
-        len,
-        max: u32::MAX as usize,
-    })?;
-    write_varint(w, len)
 }
 
 #[cfg(test)]
@@ -662,6 +512,43 @@ mod tests {
     }
 
     #[test]
+    fn secure_packets_roundtrip() {
+        let token = [7u8; SEALED_TOKEN_LEN];
+        let mut buf = vec![0u8; Config::MAX_MTU];
+        let n = Packet::SecureConnectRequest {
+            nonce: 5,
+            token: &token,
+        }
+        .emit(&mut buf)
+        .unwrap();
+        assert_eq!(n, SECURE_HANDSHAKE_LEN);
+        assert_eq!(&buf[..4], b"LG\x01\x08");
+        assert_eq!(
+            Packet::parse(&buf[..n]).unwrap(),
+            Packet::SecureConnectRequest {
+                nonce: 5,
+                token: &token
+            }
+        );
+        let accept = Packet::SecureAccept {
+            nonce: 1,
+            session: 2,
+            tag: [3; TAG_LEN],
+        };
+        let n = accept.emit(&mut buf).unwrap();
+        assert_eq!(n, SECURE_ACCEPT_LEN);
+        assert_eq!(Packet::parse(&buf[..n]).unwrap(), accept);
+        let n = Packet::SecureDisconnect {
+            session: 9,
+            sealed: &[],
+        }
+        .emit(&mut buf)
+        .unwrap();
+        assert_eq!(n, SECURE_DISCONNECT_HEADER_LEN);
+        assert_eq!(&buf[..n], b"LG\x01\x0B\0\0\0\x09");
+    }
+
+    #[test]
     fn replies_never_exceed_the_request() {
         let long = "é".repeat(200);
         let mut buf = [0u8; 512];
@@ -695,39 +582,6 @@ mod tests {
         assert_eq!(
             &buf[..n],
             &[b'L', b'G', 1, 6, 0xAA, 0xBB, 0xCC, 0xDD, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
-        );
-    }
-
-    #[test]
-    fn frames_roundtrip() {
-        let mut buf = [0u8; 128];
-        let mut w = Writer::new(&mut buf);
-        write_ping(&mut w).unwrap();
-        write_unreliable_header(&mut w, 3).unwrap();
-        w.put_slice(&[20, 1, 2]).unwrap();
-        write_message_header(&mut w, Channel::Ordered, 65535, 1).unwrap();
-        w.put_slice(&[21]).unwrap();
-        write_fragment_header(&mut w, Channel::Reliable, 9, 1, 3, 2).unwrap();
-        w.put_slice(&[7, 7]).unwrap();
-        let frames: Vec<_> = Frames::new(w.written()).collect::<Result<_, _>>().unwrap();
-        assert_eq!(
-            frames,
-            vec![
-                Frame::Ping,
-                Frame::Unreliable(&[20, 1, 2]),
-                Frame::Message {
-                    channel: Channel::Ordered,
-                    id: 65535,
-                    msg: &[21]
-                },
-                Frame::Fragment {
-                    channel: Channel::Reliable,
-                    id: 9,
-                    index: 1,
-                    count: 3,
-                    bytes: &[7, 7]
-                },
-            ]
         );
     }
 
@@ -779,16 +633,5 @@ mod tests {
         assert_eq!(Packet::parse(b"LG\x01\x01"), Err(PacketError::BadLength));
         assert!(Packet::parse(b"LG\x01\x06\0\0").is_err());
         assert!(Packet::parse(b"L").is_err());
-        let bad: Vec<_> = Frames::new(&[0x03, 0, 1, 5, 1]).collect();
-        assert_eq!(bad.len(), 1);
-        assert!(bad[0].is_err());
-        assert_eq!(
-            Frames::new(&[0x05, 0, 1, 0, 3, 0, 3, 1, 9]).next(),
-            Some(Err(PacketError::BadFragment))
-        );
-        assert_eq!(
-            Frames::new(&[0x7F]).next(),
-            Some(Err(PacketError::UnknownFrame(0x7F)))
-        );
     }
 }

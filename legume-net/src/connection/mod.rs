@@ -1,7 +1,22 @@
 //! The sans-IO connection: one peer's protocol state machine, speaking the
 //! protocol chosen in [`Config::protocol`].
+//!
+//! [`Connection`] is the public type. Under it runs an engine, one per wire
+//! protocol, behind the `Engine` trait (`engine.rs`), which names
+//! everything an engine implements:
+//!
+//! - `native.rs`: the native protocol (`docs/PROTOCOL.md`), whose receive
+//!   and transmit paths live in `native/`;
+//! - `protection.rs`: the native engine's one seam between the plain and
+//!   the secure mode (sealing, opening, the mode's handshake packets);
+//! - `crate::legacy`: legume 0.5's protocol (`docs/LEGUME_COMPAT.md`).
+//!
+//! A third engine implements `Engine`, gets a variant in `AnyEngine`
+//! and a constructor on `Connection`; nothing else changes.
 
+mod engine;
 mod native;
+mod protection;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +33,7 @@ use crate::secure::session::SecureSession;
 use crate::secure::ConnectToken;
 use crate::Delivery;
 
+pub(crate) use engine::Engine;
 pub(crate) use native::NativeConnection;
 
 /// One end of a connection, as a pure state machine.
@@ -46,30 +62,34 @@ pub(crate) use native::NativeConnection;
 /// [`set_peer_addr`](Self::set_peer_addr), and keeps [`LiveStats`] over
 /// [`Config::stats_window`]: see [`live_stats`](Self::live_stats).
 pub struct Connection {
-    engine: Engine,
+    engine: AnyEngine,
     /// Boxed, like the engines, so a `Connection` stays small to move.
     obs: Box<Observer>,
 }
 
-enum Engine {
+/// The engine a connection runs: one variant per [`Engine`] implementation.
+///
+/// An enum of concrete types rather than a `Box<dyn Engine>`, so that
+/// `Connection` keeps the auto traits (`Send`, `Sync`) its engines have.
+enum AnyEngine {
     Native(Box<NativeConnection>),
     LegumeV4(Box<V4Connection>),
 }
 
-/// Calls the same method on whichever engine the connection runs.
-macro_rules! dispatch {
-    ($self:expr, $c:ident => $call:expr) => {
-        match &$self.engine {
-            Engine::Native($c) => $call,
-            Engine::LegumeV4($c) => $call,
+impl AnyEngine {
+    fn get(&self) -> &dyn Engine {
+        match self {
+            AnyEngine::Native(c) => &**c,
+            AnyEngine::LegumeV4(c) => &**c,
         }
-    };
-    (mut $self:expr, $c:ident => $call:expr) => {
-        match &mut $self.engine {
-            Engine::Native($c) => $call,
-            Engine::LegumeV4($c) => $call,
+    }
+
+    fn get_mut(&mut self) -> &mut dyn Engine {
+        match self {
+            AnyEngine::Native(c) => &mut **c,
+            AnyEngine::LegumeV4(c) => &mut **c,
         }
-    };
+    }
 }
 
 impl Connection {
@@ -81,11 +101,11 @@ impl Connection {
     pub fn connect(config: Config, factory: Arc<MessageFactory>, now: Instant, nonce: u64) -> Self {
         let obs = Box::new(Observer::new(now, config.stats_window));
         let engine = match config.protocol {
-            Protocol::Native => Engine::Native(Box::new(NativeConnection::connect(
+            Protocol::Native => AnyEngine::Native(Box::new(NativeConnection::connect(
                 config, factory, now, nonce,
             ))),
             Protocol::LegumeV4 => {
-                Engine::LegumeV4(Box::new(V4Connection::connect(config, factory, now)))
+                AnyEngine::LegumeV4(Box::new(V4Connection::connect(config, factory, now)))
             }
         };
         Connection { engine, obs }
@@ -111,7 +131,7 @@ impl Connection {
         config.protocol = Protocol::Native;
         let obs = Box::new(Observer::new(now, config.stats_window));
         Connection {
-            engine: Engine::Native(Box::new(NativeConnection::connect_with_token(
+            engine: AnyEngine::Native(Box::new(NativeConnection::connect_with_token(
                 config, factory, now, nonce, token,
             ))),
             obs,
@@ -131,7 +151,7 @@ impl Connection {
     ) -> Self {
         let obs = Box::new(Observer::new(now, config.stats_window));
         let mut conn = Connection {
-            engine: Engine::Native(Box::new(NativeConnection::accepted(
+            engine: AnyEngine::Native(Box::new(NativeConnection::accepted(
                 config, factory, now, nonce, session, secure,
             ))),
             obs,
@@ -142,18 +162,12 @@ impl Connection {
 
     /// Whether the connection is encrypted and authenticated (secure mode).
     pub fn is_secure(&self) -> bool {
-        match &self.engine {
-            Engine::Native(c) => c.is_secure(),
-            Engine::LegumeV4(_) => false,
-        }
+        self.engine.get().is_secure()
     }
 
     /// Server, secure mode: this connection's SECURE_ACCEPT, to repeat.
     pub(crate) fn secure_accept(&self) -> Option<Vec<u8>> {
-        match &self.engine {
-            Engine::Native(c) => c.secure_accept(),
-            Engine::LegumeV4(_) => None,
-        }
+        self.engine.get().secure_accept()
     }
 
     /// The server side of a legume v4 connection, created for a connect
@@ -166,7 +180,7 @@ impl Connection {
     ) -> Self {
         let obs = Box::new(Observer::new(now, config.stats_window));
         let mut conn = Connection {
-            engine: Engine::LegumeV4(Box::new(V4Connection::accepted(config, factory, now))),
+            engine: AnyEngine::LegumeV4(Box::new(V4Connection::accepted(config, factory, now))),
             obs,
         };
         conn.set_peer_addr(peer);
@@ -178,7 +192,7 @@ impl Connection {
     /// sees addresses); `Client` and the server endpoint set it.
     pub fn set_peer_addr(&mut self, peer: SocketAddr) {
         self.obs.set_peer(peer);
-        dispatch!(mut self, c => c.set_peer(peer));
+        self.engine.get_mut().set_peer(peer);
     }
 
     /// The address given to [`set_peer_addr`](Self::set_peer_addr), if any.
@@ -188,46 +202,43 @@ impl Connection {
 
     /// The wire protocol this connection speaks.
     pub fn protocol(&self) -> Protocol {
-        match self.engine {
-            Engine::Native(_) => Protocol::Native,
-            Engine::LegumeV4(_) => Protocol::LegumeV4,
-        }
+        self.engine.get().protocol()
     }
 
     /// The connection's state.
     pub fn state(&self) -> State {
-        dispatch!(self, c => c.state())
+        self.engine.get().state()
     }
 
     /// Whether messages flow.
     pub fn is_connected(&self) -> bool {
-        dispatch!(self, c => c.is_connected())
+        self.engine.get().is_connected()
     }
 
     /// Whether the connection has ended (it may still have DISCONNECT copies to send).
     pub fn is_closed(&self) -> bool {
-        dispatch!(self, c => c.is_closed())
+        self.engine.get().is_closed()
     }
 
     /// Whether the connection has ended and has nothing left to send.
     pub fn is_drained(&self) -> bool {
-        dispatch!(self, c => c.is_drained())
+        self.engine.get().is_drained()
     }
 
     /// This attempt's nonce (0 in legume v4 mode, which has none).
     pub fn nonce(&self) -> u64 {
-        dispatch!(self, c => c.nonce())
+        self.engine.get().nonce()
     }
 
     /// The session id the server assigned (0 before the handshake completes,
     /// and always in legume v4 mode).
     pub fn session(&self) -> u32 {
-        dispatch!(self, c => c.session())
+        self.engine.get().session()
     }
 
     /// The connection's metrics.
     pub fn stats(&self) -> Stats {
-        dispatch!(self, c => c.stats())
+        self.engine.get().stats()
     }
 
     /// The connection's metrics at `now`, with rates over the last
@@ -254,18 +265,18 @@ impl Connection {
 
     fn observe(&mut self, now: Instant) {
         let stats = self.stats();
-        let counters = dispatch!(self, c => c.counters());
+        let counters = self.engine.get().counters();
         self.obs.tick(now, &stats, &counters);
     }
 
     /// The smoothed round-trip time.
     pub fn rtt(&self) -> Duration {
-        dispatch!(self, c => c.rtt())
+        self.engine.get().rtt()
     }
 
     /// The largest unreliable message, which must fit in one packet.
     pub fn max_unreliable_size(&self) -> usize {
-        dispatch!(self, c => c.max_unreliable_size())
+        self.engine.get().max_unreliable_size()
     }
 
     /// Queues a message. Nothing is queued when it returns an error.
@@ -273,7 +284,7 @@ impl Connection {
     /// Messages may be queued while connecting; they are sent once the
     /// handshake completes.
     pub fn send(&mut self, msg: &dyn AnyMessage, delivery: Delivery) -> Result<(), SendError> {
-        let result = dispatch!(mut self, c => c.send(msg, delivery));
+        let result = self.engine.get_mut().send(msg, delivery);
         if let Err(SendError::QueueFull { .. }) = result {
             // Counted here, summarised at the next sample (debug).
             self.obs.queue_full += 1;
@@ -286,32 +297,32 @@ impl Connection {
     /// timeout). Queued messages are dropped. legume v4 cannot carry the
     /// reason.
     pub fn disconnect(&mut self, reason: &str) {
-        dispatch!(mut self, c => c.disconnect(reason))
+        self.engine.get_mut().disconnect(reason)
     }
 
     /// The next event, if any.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        dispatch!(mut self, c => c.poll_event())
+        self.engine.get_mut().poll_event()
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        dispatch!(self, c => c.poll_timeout())
+        self.engine.get().poll_timeout()
     }
 
     /// Runs the timers that are due at `now`: handshake retry and timeout,
     /// idle timeout, loss detection and resends, keep-alives.
     pub fn handle_timeout(&mut self, now: Instant) {
-        dispatch!(mut self, c => c.handle_timeout(now));
+        self.engine.get_mut().handle_timeout(now);
         self.sample_stats(now);
     }
 
     /// Processes one datagram from the peer. Invalid datagrams are dropped
     /// and counted; nothing the peer sends can make this panic.
     pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
-        dispatch!(mut self, c => c.handle_datagram(now, datagram));
+        self.engine.get_mut().handle_datagram(now, datagram);
         self.sample_stats(now);
     }
 
@@ -319,12 +330,26 @@ impl Connection {
     /// and returns its length, or `None` when nothing is left to send now.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
-        dispatch!(mut self, c => c.poll_transmit(now, buf))
+        self.engine.get_mut().poll_transmit(now, buf)
     }
 }
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        dispatch!(self, c => c.fmt(f))
+        self.engine.get().fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_keeps_its_auto_traits() {
+        // The engines sit in an enum, not a `Box<dyn Engine>`, so that a
+        // `Connection` keeps its engines' auto traits; this fails to
+        // compile if it could no longer move to another thread or be shared.
+        fn assert_auto<T: Send + Sync>() {}
+        assert_auto::<Connection>();
     }
 }

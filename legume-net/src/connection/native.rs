@@ -1,27 +1,36 @@
-//! The native protocol's connection state machine (`docs/PROTOCOL.md`).
+//! The native protocol's engine (`docs/PROTOCOL.md`): one connection's
+//! state, its timers, and the routing of each datagram in and out.
+//!
+//! The receive path (handshake replies, DATA frames, delivery) is in
+//! `native/receive.rs`, the transmit path (handshake, DATA, DISCONNECT
+//! packets) in `native/transmit.rs`. Everything the secure mode changes sits
+//! behind `Protection` (`connection/protection.rs`), so this file and those
+//! two read the same in both modes.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use legume_core::{AnyMessage, MessageFactory, Writer};
+use legume_core::{AnyMessage, MessageFactory};
 
-use crate::ack::{AckTracker, SeqCheck};
-use crate::channel::{
-    Arrival, MsgRef, Reassembly, Received, RecvChannel, SendChannel, UnreliableQueue,
-};
-use crate::config::Config;
+use crate::ack::AckTracker;
+use crate::channel::{Reassembly, Received, RecvChannel, SendChannel, UnreliableQueue};
+use crate::config::{Config, Protocol};
 use crate::congestion::Congestion;
-use crate::event::{DisconnectReason, Event, MessageError, SendError, State, Stats};
-use crate::observe::{self, EngineCounters, Faults, PeerLabel, CONNECTION};
-use crate::packet::{
-    self, Channel, DataHeader, Frame, FrameKind, Frames, Packet, DATA_HEADER_LEN, FRAGMENT_OVERHEAD,
-};
+use crate::event::{DisconnectReason, Event, SendError, State, Stats};
+use crate::observe::{self, EngineCounters, Faults};
+use crate::packet::{self, Channel, FrameKind, Packet, DATA_HEADER_LEN, FRAGMENT_OVERHEAD};
 use crate::recovery::{Outcome, Recovery};
-use crate::secure::session::{Refused, SecureSession};
-use crate::secure::{ConnectToken, TAG_LEN};
+use crate::secure::session::SecureSession;
+use crate::secure::ConnectToken;
 use crate::Delivery;
+
+use super::protection::Protection;
+use super::Engine;
+
+mod receive;
+mod transmit;
 
 /// Copies of DISCONNECT sent on a local disconnect.
 const DISCONNECT_COPIES: u8 = 10;
@@ -51,8 +60,8 @@ pub(crate) struct NativeConnection {
     ordered_first: bool,
     /// What the client sends after the cookie: its schema summary.
     handshake_extension: Vec<u8>,
-    /// The secure mode's keys and counters (`docs/PROTOCOL.md` 8).
-    secure: Option<Box<SecureSession>>,
+    /// Plain or sealed packets: everything the secure mode changes.
+    protection: Protection,
     stats: Stats,
     /// The peer's address, for log fields only.
     peer: Option<SocketAddr>,
@@ -100,7 +109,10 @@ impl NativeConnection {
         now: Instant,
         nonce: u64,
     ) -> Self {
-        Self::client(config, factory, now, nonce, None)
+        let protection = Protection::Plain {
+            protocol_id: config.protocol_id,
+        };
+        Self::client(config, factory, now, nonce, protection)
     }
 
     /// A secure-mode client connection with a connect token: the token's
@@ -114,7 +126,8 @@ impl NativeConnection {
     ) -> Self {
         config.timeout = token.timeout();
         let secure = Box::new(SecureSession::client(token, nonce));
-        Self::client(config, factory, now, nonce, Some(secure))
+        let protection = Protection::Sealed(secure);
+        Self::client(config, factory, now, nonce, protection)
     }
 
     fn client(
@@ -122,7 +135,7 @@ impl NativeConnection {
         factory: Arc<MessageFactory>,
         now: Instant,
         nonce: u64,
-        secure: Option<Box<SecureSession>>,
+        protection: Protection,
     ) -> Self {
         let phase = Phase::Connecting {
             started: now,
@@ -132,7 +145,7 @@ impl NativeConnection {
             only_request_sent: None,
             requests_sent: 0,
         };
-        Self::new(config, factory, now, nonce, 0, phase, secure)
+        Self::new(config, factory, now, nonce, 0, phase, protection)
     }
 
     /// The server side of a connection the endpoint has just accepted.
@@ -144,6 +157,7 @@ impl NativeConnection {
         session: u32,
         secure: Option<SecureSession>,
     ) -> Self {
+        let protection = Protection::new(config.protocol_id, secure.map(Box::new));
         let mut conn = Self::new(
             config,
             factory,
@@ -151,7 +165,7 @@ impl NativeConnection {
             nonce,
             session,
             Phase::Connected,
-            secure.map(Box::new),
+            protection,
         );
         conn.events.push_back(Event::Connected);
         conn
@@ -164,11 +178,10 @@ impl NativeConnection {
         nonce: u64,
         session: u32,
         state: Phase,
-        secure: Option<Box<SecureSession>>,
+        protection: Protection,
     ) -> Self {
         let mtu = config.effective_mtu();
-        let tag = if secure.is_some() { TAG_LEN } else { 0 };
-        let frag_size = mtu - DATA_HEADER_LEN - FRAGMENT_OVERHEAD - tag;
+        let frag_size = mtu - DATA_HEADER_LEN - FRAGMENT_OVERHEAD - protection.overhead();
         // Half the peer's buffers (assumed configured like ours): what is in
         // flight past the oldest unacked message always fits at the receiver.
         let byte_window = config.max_reassembly_bytes.min(config.max_reorder_bytes) / 2;
@@ -204,7 +217,7 @@ impl NativeConnection {
                 Phase::Connecting { .. } => crate::handshake::extension::schema_of(&factory),
                 _ => Vec::new(),
             },
-            secure,
+            protection,
             stats: Stats::default(),
             peer: None,
             handshake_sends: 0,
@@ -218,8 +231,26 @@ impl NativeConnection {
         }
     }
 
+    fn queued_bytes(&self) -> usize {
+        self.reliable.buffered_bytes()
+            + self.ordered.buffered_bytes()
+            + self.unreliable.buffered_bytes()
+    }
+
+    fn close(&mut self, reason: DisconnectReason, copies: u8) {
+        observe::log_closed(self.peer, &reason, &self.stats);
+        self.events.push_back(Event::Disconnected(reason.clone()));
+        self.state = Phase::Closed { reason, copies };
+    }
+}
+
+impl Engine for NativeConnection {
+    fn protocol(&self) -> Protocol {
+        Protocol::Native
+    }
+
     /// The connection's state.
-    pub(crate) fn state(&self) -> State {
+    fn state(&self) -> State {
         match &self.state {
             Phase::Connecting { .. } => State::Connecting,
             Phase::Connected => State::Connected,
@@ -228,33 +259,39 @@ impl NativeConnection {
         }
     }
 
-    /// Whether messages flow.
-    pub(crate) fn is_connected(&self) -> bool {
-        matches!(self.state, Phase::Connected)
-    }
-
-    /// Whether the connection has ended (it may still have DISCONNECT copies to send).
-    pub(crate) fn is_closed(&self) -> bool {
-        matches!(self.state, Phase::Closed { .. })
-    }
-
     /// Whether the connection has ended and has nothing left to send.
-    pub(crate) fn is_drained(&self) -> bool {
+    fn is_drained(&self) -> bool {
         matches!(self.state, Phase::Closed { copies: 0, .. })
     }
 
     /// This attempt's nonce.
-    pub(crate) fn nonce(&self) -> u64 {
+    fn nonce(&self) -> u64 {
         self.nonce
     }
 
     /// The session id the server assigned (0 before the handshake completes).
-    pub(crate) fn session(&self) -> u32 {
+    fn session(&self) -> u32 {
         self.session
     }
 
+    /// Whether the connection runs in the secure mode.
+    fn is_secure(&self) -> bool {
+        self.protection.is_sealed()
+    }
+
+    /// Server, secure mode: the SECURE_ACCEPT of this connection, to repeat
+    /// when the client's response is retransmitted.
+    fn secure_accept(&self) -> Option<Vec<u8>> {
+        self.protection.accept_packet(self.nonce, self.session)
+    }
+
+    /// Sets the peer's address, used only in log fields.
+    fn set_peer(&mut self, peer: SocketAddr) {
+        self.peer = Some(peer);
+    }
+
     /// The connection's metrics.
-    pub(crate) fn stats(&self) -> Stats {
+    fn stats(&self) -> Stats {
         let mut s = self.stats.clone();
         s.latency_ms = self.recovery.rtt.srtt().as_secs_f64() * 1000.0;
         s.latency_variation_ms = self.recovery.rtt.rttvar().as_secs_f64() * 1000.0;
@@ -271,54 +308,22 @@ impl NativeConnection {
         s
     }
 
-    /// The smoothed round-trip time.
-    pub(crate) fn rtt(&self) -> Duration {
-        self.recovery.rtt.srtt()
-    }
-
-    /// Sets the peer's address, used only in log fields.
-    pub(crate) fn set_peer(&mut self, peer: SocketAddr) {
-        self.peer = Some(peer);
-    }
-
     /// Counters for the observer beyond the stats.
-    pub(crate) fn counters(&self) -> EngineCounters {
+    fn counters(&self) -> EngineCounters {
         EngineCounters {
             first_sends: self.reliable.first_sends + self.ordered.first_sends,
             faults: self.faults,
         }
     }
 
-    fn queued_bytes(&self) -> usize {
-        self.reliable.buffered_bytes()
-            + self.ordered.buffered_bytes()
-            + self.unreliable.buffered_bytes()
-    }
-
-    /// Whether the connection runs in the secure mode.
-    pub(crate) fn is_secure(&self) -> bool {
-        self.secure.is_some()
-    }
-
-    /// Server, secure mode: the SECURE_ACCEPT of this connection, to repeat
-    /// when the client's response is retransmitted.
-    pub(crate) fn secure_accept(&self) -> Option<Vec<u8>> {
-        let s = self.secure.as_ref()?;
-        Some(s.accept_packet(self.nonce, self.session))
-    }
-
-    /// Bytes of every DATA packet past the frames: the tag, in secure mode.
-    fn seal_overhead(&self) -> usize {
-        if self.secure.is_some() {
-            TAG_LEN
-        } else {
-            0
-        }
+    /// The smoothed round-trip time.
+    fn rtt(&self) -> Duration {
+        self.recovery.rtt.srtt()
     }
 
     /// The largest unreliable message, which must fit in one packet.
-    pub(crate) fn max_unreliable_size(&self) -> usize {
-        let room = self.config.effective_mtu() - DATA_HEADER_LEN - self.seal_overhead();
+    fn max_unreliable_size(&self) -> usize {
+        let room = self.config.effective_mtu() - DATA_HEADER_LEN - self.protection.overhead();
         room - packet::frame_overhead(FrameKind::Unreliable, room)
     }
 
@@ -326,11 +331,7 @@ impl NativeConnection {
     ///
     /// Messages may be queued while connecting; they are sent once the
     /// handshake completes.
-    pub(crate) fn send(
-        &mut self,
-        msg: &dyn AnyMessage,
-        delivery: Delivery,
-    ) -> Result<(), SendError> {
+    fn send(&mut self, msg: &dyn AnyMessage, delivery: Delivery) -> Result<(), SendError> {
         if self.is_closed() {
             return Err(SendError::NotConnected);
         }
@@ -365,7 +366,7 @@ impl NativeConnection {
     /// Closes the connection with `reason`, sending DISCONNECT to the peer
     /// (several copies, so that one lost datagram does not turn it into a
     /// timeout). Queued messages are dropped.
-    pub(crate) fn disconnect(&mut self, reason: &str) {
+    fn disconnect(&mut self, reason: &str) {
         if self.is_closed() {
             return;
         }
@@ -377,48 +378,66 @@ impl NativeConnection {
         self.close(DisconnectReason::Local(reason.to_owned()), copies);
     }
 
-    fn close(&mut self, reason: DisconnectReason, copies: u8) {
-        observe::log_closed(self.peer, &reason, &self.stats);
-        self.events.push_back(Event::Disconnected(reason.clone()));
-        self.state = Phase::Closed { reason, copies };
-    }
-
-    /// The next event, if any.
-    #[must_use]
-    pub(crate) fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
-    }
-
-    /// When [`handle_timeout`](Self::handle_timeout) must next be called.
-    #[must_use]
-    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        match &self.state {
-            Phase::Connecting {
-                started,
-                next_retry,
-                ..
-            } => Some((*next_retry).min(*started + self.config.connect_timeout)),
-            Phase::Connected => {
-                let mut t = self.last_recv + self.config.timeout;
-                // A due ping waits for congestion room, not for a timer.
-                if !self.ping_due {
-                    t = t.min(self.last_eliciting_sent + self.config.keepalive_interval());
-                }
-                for other in [self.acks.deadline(), self.recovery.timer()]
-                    .into_iter()
-                    .flatten()
-                {
-                    t = t.min(other);
-                }
-                Some(t)
+    /// Processes one datagram from the peer. Invalid datagrams are dropped
+    /// and counted; nothing the peer sends can make this panic.
+    fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
+        // After a freeze longer than the timeout (the app stopped updating),
+        // the peer has given up on us: time out rather than revive.
+        if self.is_connected() && now >= self.last_recv + self.config.timeout {
+            self.close(DisconnectReason::TimedOut, 0);
+        }
+        self.stats.in_bytes += datagram.len() as u64;
+        let Ok(packet) = Packet::parse(datagram) else {
+            self.stats.dropped_invalid += 1;
+            return;
+        };
+        let connecting = matches!(self.state, Phase::Connecting { .. });
+        match packet {
+            Packet::Data { header, frames } if self.is_connected() => {
+                self.handle_data(now, header, datagram, frames);
             }
-            Phase::Closed { .. } => None,
+            Packet::Disconnect { session, .. } | Packet::SecureDisconnect { session, .. }
+                if session == self.session && self.is_connected() =>
+            {
+                match self.protection.open_disconnect(&packet, datagram) {
+                    Ok(reason) => {
+                        self.stats.in_packets += 1;
+                        self.close(DisconnectReason::Remote(reason), 0);
+                    }
+                    Err(dropped) => dropped.count(&mut self.stats),
+                }
+            }
+            // A late copy of a handshake reply once the handshake is over
+            // (a retry crossed the answer): counted like any duplicate.
+            Packet::Challenge { nonce, .. }
+            | Packet::Accept { nonce, .. }
+            | Packet::SecureAccept { nonce, .. }
+            | Packet::Reject { nonce, .. }
+                if nonce == self.nonce && !connecting =>
+            {
+                self.stats.dropped_duplicate += 1;
+            }
+            Packet::Challenge {
+                nonce,
+                issued_at,
+                cookie,
+            } if nonce == self.nonce => self.handle_challenge(now, issued_at, cookie),
+            Packet::Accept { nonce, .. } | Packet::SecureAccept { nonce, .. }
+                if nonce == self.nonce =>
+            {
+                match self.protection.open_accept(&packet, datagram) {
+                    Ok(session) => self.handle_accept(now, session),
+                    Err(dropped) => dropped.count(&mut self.stats),
+                }
+            }
+            Packet::Reject { nonce, reason } if nonce == self.nonce => self.handle_reject(reason),
+            _ => self.stats.dropped_invalid += 1,
         }
     }
 
     /// Runs the timers that are due at `now`: handshake retry and timeout,
     /// idle timeout, loss detection and probes, keep-alive pings.
-    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+    fn handle_timeout(&mut self, now: Instant) {
         match &mut self.state {
             Phase::Connecting {
                 started,
@@ -448,368 +467,16 @@ impl NativeConnection {
         }
     }
 
-    /// Processes one datagram from the peer. Invalid datagrams are dropped
-    /// and counted; nothing the peer sends can make this panic.
-    pub(crate) fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
-        // After a freeze longer than the timeout (the app stopped updating),
-        // the peer has given up on us: time out rather than revive.
-        if self.is_connected() && now >= self.last_recv + self.config.timeout {
-            self.close(DisconnectReason::TimedOut, 0);
-        }
-        self.stats.in_bytes += datagram.len() as u64;
-        let Ok(packet) = Packet::parse(datagram) else {
-            self.stats.dropped_invalid += 1;
-            return;
-        };
-        let secure = self.secure.is_some();
-        match packet {
-            Packet::Data { header, .. } if secure && self.is_connected() => {
-                self.handle_sealed_data(now, header, datagram);
-            }
-            Packet::Data { header, frames } if self.is_connected() => {
-                self.handle_data(now, header, frames);
-            }
-            Packet::Disconnect { session, reason }
-                if !secure && session == self.session && self.is_connected() =>
-            {
-                self.stats.in_packets += 1;
-                self.close(DisconnectReason::Remote(reason.to_owned()), 0);
-            }
-            Packet::SecureDisconnect { session, .. }
-                if session == self.session && self.is_connected() =>
-            {
-                let Some(s) = self.secure.as_mut() else {
-                    self.stats.dropped_invalid += 1;
-                    return;
-                };
-                match s.open_disconnect(session, datagram) {
-                    Ok(reason) => {
-                        self.stats.in_packets += 1;
-                        self.close(DisconnectReason::Remote(reason), 0);
-                    }
-                    Err(_) => self.stats.dropped_unauthenticated += 1,
-                }
-            }
-            // A late copy of a handshake reply once the handshake is over
-            // (a retry crossed the answer): counted like any duplicate.
-            Packet::Challenge { nonce, .. }
-            | Packet::Accept { nonce, .. }
-            | Packet::SecureAccept { nonce, .. }
-            | Packet::Reject { nonce, .. }
-                if nonce == self.nonce && !matches!(self.state, Phase::Connecting { .. }) =>
-            {
-                self.stats.dropped_duplicate += 1;
-            }
-            Packet::Challenge {
-                nonce,
-                issued_at,
-                cookie,
-            } if nonce == self.nonce => self.handle_challenge(now, issued_at, cookie),
-            Packet::Accept { nonce, session } if !secure && nonce == self.nonce => {
-                self.handle_accept(now, session);
-            }
-            Packet::SecureAccept { nonce, session, .. } if nonce == self.nonce => {
-                let authentic = self
-                    .secure
-                    .as_mut()
-                    .is_some_and(|s| s.verify_accept(datagram, session));
-                if authentic && session != 0 {
-                    self.handle_accept(now, session);
-                } else if secure {
-                    self.stats.dropped_unauthenticated += 1;
-                } else {
-                    self.stats.dropped_invalid += 1;
-                }
-            }
-            Packet::Reject { nonce, reason } if nonce == self.nonce => {
-                if matches!(self.state, Phase::Connecting { .. }) {
-                    self.stats.in_packets += 1;
-                    observe::log_rejected(self.peer, reason);
-                    self.events.push_back(Event::Rejected {
-                        reason: reason.to_owned(),
-                    });
-                    self.state = Phase::Closed {
-                        reason: DisconnectReason::Remote(reason.to_owned()),
-                        copies: 0,
-                    };
-                }
-            }
-            _ => self.stats.dropped_invalid += 1,
-        }
-    }
-
-    fn handle_challenge(&mut self, now: Instant, issued_at: u64, cookie: [u8; 16]) {
-        let Phase::Connecting {
-            challenge,
-            send_now,
-            only_request_sent,
-            ..
-        } = &mut self.state
-        else {
-            return;
-        };
-        self.stats.in_packets += 1;
-        if challenge.is_none() {
-            tracing::debug!(target: CONNECTION, peer = %PeerLabel(self.peer),
-                "challenge received; answering it");
-            if let Some(sent) = only_request_sent.take() {
-                self.recovery
-                    .rtt
-                    .update(now.saturating_duration_since(sent), Duration::ZERO);
-            }
-            // The first challenge is answered at once; challenges to other
-            // copies of the request only refresh the cookie, so the rate
-            // stays one packet per retry interval.
-            *send_now = true;
-        }
-        *challenge = Some((issued_at, cookie));
-    }
-
-    fn handle_accept(&mut self, now: Instant, session: u32) {
-        if let Phase::Connecting { .. } = self.state {
-            self.stats.in_packets += 1;
-            self.session = session;
-            self.state = Phase::Connected;
-            self.last_recv = now;
-            self.last_eliciting_sent = now;
-            self.events.push_back(Event::Connected);
-            observe::log_connected(self.peer, session, self.rtt());
-        }
-    }
-
-    /// Secure mode: authenticates and decrypts a DATA packet, then handles
-    /// it; one that fails is dropped and counted, and moves nothing.
-    fn handle_sealed_data(&mut self, now: Instant, header: DataHeader, datagram: &[u8]) {
-        if header.session != self.session {
-            self.stats.dropped_invalid += 1;
-            return;
-        }
-        // The window is checked before decryption, like the replay window:
-        // a packet it refuses costs nothing and moves nothing.
-        if !self.in_window(header.seq) {
-            return;
-        }
-        let Some(s) = self.secure.as_mut() else {
-            return;
-        };
-        match s.open_data(header.session, header.seq, datagram) {
-            Ok(frames) => {
-                self.handle_data(now, header, &frames);
-                if let Some(s) = self.secure.as_mut() {
-                    s.recycle(frames);
-                }
-            }
-            Err(Refused::Duplicate) => self.stats.dropped_duplicate += 1,
-            Err(Refused::Unauthenticated) => self.stats.dropped_unauthenticated += 1,
-        }
-    }
-
-    /// Whether a DATA packet's sequence number is new and within the
-    /// sequence window; a packet outside it is counted here and must then
-    /// be dropped whole: its frames and ack fields are never looked at.
-    fn in_window(&mut self, seq: u16) -> bool {
-        match self.acks.check(seq) {
-            SeqCheck::New => true,
-            SeqCheck::Duplicate => {
-                self.stats.dropped_duplicate += 1;
-                false
-            }
-            SeqCheck::TooFarAhead => {
-                self.stats.dropped_invalid += 1;
-                false
-            }
-        }
-    }
-
-    fn handle_data(&mut self, now: Instant, header: DataHeader, frames: &[u8]) {
-        if header.session != self.session {
-            self.stats.dropped_invalid += 1;
-            return;
-        }
-        if !self.in_window(header.seq) {
-            return;
-        }
-        // Validate every frame before acting on any, so a malformed packet
-        // is dropped whole and never acked.
-        if Frames::new(frames).any(|f| f.is_err()) {
-            self.stats.dropped_invalid += 1;
-            return;
-        }
-        let ack_eliciting = !frames.is_empty();
-        self.acks
-            .record(header.seq, now, ack_eliciting, self.config.max_ack_delay);
-        self.last_recv = now;
-        self.stats.in_packets += 1;
-        let ack_delay = Duration::from_micros(u64::from(header.ack_delay) * 10);
-        let (reliable, ordered) = (&mut self.reliable, &mut self.ordered);
-        self.recovery
-            .on_ack(now, header.ack, header.ack_bits, ack_delay, &mut |o| {
-                apply_outcome(reliable, ordered, o)
-            });
-        for frame in Frames::new(frames).flatten() {
-            self.handle_frame(frame);
-            if !self.is_connected() {
-                break; // a limit closed the connection
-            }
-        }
-        self.deliver_received();
-    }
-
-    fn handle_frame(&mut self, frame: Frame<'_>) {
-        let arrival = match frame {
-            Frame::Ping => {
-                self.stats.keepalive_count += 1;
-                Arrival::New
-            }
-            Frame::Unreliable(bytes) => {
-                let msg = self.factory.decode(bytes).map_err(MessageError::Decode);
-                self.received.push(msg);
-                Arrival::New
-            }
-            Frame::Message { channel, id, msg } => {
-                let ch = match channel {
-                    Channel::Reliable => &mut self.recv_reliable,
-                    Channel::Ordered => &mut self.recv_ordered,
-                };
-                ch.on_message(id, msg, &self.factory, &mut self.received)
-            }
-            Frame::Fragment {
-                channel,
-                id,
-                index,
-                count,
-                bytes,
-            } => {
-                let ch = match channel {
-                    Channel::Reliable => &mut self.recv_reliable,
-                    Channel::Ordered => &mut self.recv_ordered,
-                };
-                ch.on_fragment(
-                    id,
-                    index,
-                    count,
-                    bytes,
-                    &self.factory,
-                    &mut self.reassembly,
-                    &mut self.received,
-                )
-            }
-        };
-        match arrival {
-            Arrival::OutOfWindow => self.stats.dropped_frames += 1,
-            Arrival::OverLimit if self.is_connected() => {
-                let reason = DisconnectReason::LimitExceeded("reorder buffer".into());
-                self.close(reason, DISCONNECT_COPIES);
-            }
-            _ => {}
-        }
-    }
-
-    fn deliver_received(&mut self) {
-        for msg in self.received.drain(..) {
-            match msg {
-                Ok(msg) => {
-                    self.stats.in_messages += 1;
-                    self.events.push_back(Event::Message(msg));
-                }
-                Err(e) => {
-                    self.faults.count(&e);
-                    self.events.push_back(Event::Error(e));
-                }
-            }
-        }
-    }
-
     /// Writes the next datagram to send into `buf` and returns its length,
     /// or `None` when there is nothing to send now. Call until `None`.
     ///
     /// `buf` should hold at least the configured MTU; a datagram never
     /// exceeds `min(buf.len(), mtu)` bytes.
-    #[must_use]
-    pub(crate) fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
-        let len = match &mut self.state {
+    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        let len = match &self.state {
             Phase::Closed { copies: 0, .. } => return None,
-            Phase::Closed { copies, .. } => {
-                *copies -= 1;
-                let reason = match &self.state {
-                    Phase::Closed {
-                        reason: DisconnectReason::Local(r),
-                        ..
-                    } => r.as_str(),
-                    _ => "",
-                };
-                match &self.secure {
-                    Some(s) => s.emit_disconnect(self.session, reason, buf)?,
-                    None => Packet::Disconnect {
-                        session: self.session,
-                        reason,
-                    }
-                    .emit(buf)
-                    .ok()?,
-                }
-            }
-            Phase::Connecting {
-                send_now,
-                next_retry,
-                challenge,
-                only_request_sent,
-                requests_sent,
-                ..
-            } => {
-                if !*send_now {
-                    return None;
-                }
-                *send_now = false;
-                // A fixed rate, no backoff: each handshake round trip must
-                // get through loss in both directions, twice, within the
-                // connect timeout (`docs/PROTOCOL.md` section 6).
-                *next_retry = now + self.config.effective_connect_retry();
-                if challenge.is_none() {
-                    *requests_sent += 1;
-                    *only_request_sent = (*requests_sent == 1).then_some(now);
-                }
-                self.handshake_sends += 1;
-                let attempt = self.handshake_sends;
-                let kind = if challenge.is_some() {
-                    "challenge response"
-                } else {
-                    "connect request"
-                };
-                // The first packet, then one line a second at the default
-                // rate: enough to follow a slow handshake.
-                if attempt == 1 || attempt % 10 == 0 {
-                    tracing::debug!(target: CONNECTION, peer = %PeerLabel(self.peer), attempt,
-                        "handshake: sending {kind} to {} (packet {attempt})", PeerLabel(self.peer));
-                }
-                if let Some(s) = &mut self.secure {
-                    match *challenge {
-                        None => s.emit_request(self.nonce, buf)?,
-                        Some((issued_at, cookie)) => s.emit_response(
-                            self.nonce,
-                            issued_at,
-                            cookie,
-                            &self.handshake_extension,
-                            buf,
-                        )?,
-                    }
-                } else {
-                    let protocol_id = self.config.protocol_id;
-                    let packet = match *challenge {
-                        None => Packet::ConnectRequest {
-                            protocol_id,
-                            nonce: self.nonce,
-                        },
-                        Some((issued_at, cookie)) => Packet::ChallengeResponse {
-                            protocol_id,
-                            nonce: self.nonce,
-                            issued_at,
-                            cookie,
-                            extension: &self.handshake_extension,
-                        },
-                    };
-                    packet.emit(buf).ok()?
-                }
-            }
+            Phase::Closed { .. } => self.transmit_disconnect(buf)?,
+            Phase::Connecting { .. } => self.transmit_handshake(now, buf)?,
             Phase::Connected if self.recovery.peer_accepts_next() => {
                 return self.transmit_data(now, buf);
             }
@@ -827,99 +494,35 @@ impl NativeConnection {
         Some(len)
     }
 
-    fn has_data(&self) -> bool {
-        self.ping_due
-            || !self.unreliable.is_empty()
-            || self.reliable.has_sendable()
-            || self.ordered.has_sendable()
+    /// The next event, if any.
+    fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
     }
 
-    fn transmit_data(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
-        let mtu = self.config.effective_mtu().min(buf.len());
-        let overhead = self.seal_overhead();
-        if mtu < DATA_HEADER_LEN + overhead + self.frag_size.min(64) {
-            return None;
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called.
+    fn poll_timeout(&self) -> Option<Instant> {
+        match &self.state {
+            Phase::Connecting {
+                started,
+                next_retry,
+                ..
+            } => Some((*next_retry).min(*started + self.config.connect_timeout)),
+            Phase::Connected => {
+                let mut t = self.last_recv + self.config.timeout;
+                // A due ping waits for congestion room, not for a timer.
+                if !self.ping_due {
+                    t = t.min(self.last_eliciting_sent + self.config.keepalive_interval());
+                }
+                for other in [self.acks.deadline(), self.recovery.timer()]
+                    .into_iter()
+                    .flatten()
+                {
+                    t = t.min(other);
+                }
+                Some(t)
+            }
+            Phase::Closed { .. } => None,
         }
-        // Acks owed for packets a burst pushed out of the current ack's
-        // reach go first, each alone in an ack-only packet.
-        let owed = self.acks.take_pending(now);
-        let send_data = owed.is_none() && self.has_data() && self.recovery.can_send(mtu);
-        if owed.is_none() && !send_data && !self.acks.ack_due(now) {
-            return None;
-        }
-        let (ack, ack_bits, ack_delay) = owed.unwrap_or_else(|| self.acks.fields(now));
-        let header = DataHeader {
-            session: self.session,
-            seq: self.recovery.next_seq(),
-            ack,
-            ack_bits,
-            ack_delay,
-        };
-        let header_len = Packet::Data {
-            header,
-            frames: &[],
-        }
-        .emit(buf)
-        .ok()?;
-        let mut refs = self.recovery.take_refs();
-        let mut w = Writer::new(&mut buf[header_len..mtu - overhead]);
-        if send_data && self.write_frames(&mut w, header.seq, &mut refs).is_err() {
-            // Invariant: writers check room before each frame; an error here
-            // would be a bug, and sending nothing is the safe reaction.
-            self.recovery.recycle_refs(refs);
-            return None;
-        }
-        let ack_eliciting = w.position() > 0;
-        let mut len = header_len + w.position();
-        if let Some(s) = &mut self.secure {
-            let Some(sealed) = s.seal_data(self.session, header.seq, buf, len) else {
-                // Invariant: room for the tag was left above.
-                self.recovery.recycle_refs(refs);
-                return None;
-            };
-            len = sealed;
-        }
-        if owed.is_none() {
-            self.acks.on_ack_sent();
-        }
-        let (reliable, ordered) = (&mut self.reliable, &mut self.ordered);
-        self.recovery
-            .on_sent(now, len, refs, ack_eliciting, &mut |o| {
-                apply_outcome(reliable, ordered, o)
-            });
-        if ack_eliciting {
-            self.last_eliciting_sent = now;
-        }
-        self.stats.out_packets += 1;
-        self.stats.out_bytes += len as u64;
-        Some(len)
-    }
-
-    /// Fills a packet: a due ping, resends, unreliable messages, then new
-    /// reliable messages (the two channels take turns going first).
-    fn write_frames(
-        &mut self,
-        w: &mut Writer<'_>,
-        seq: u16,
-        refs: &mut Vec<MsgRef>,
-    ) -> Result<(), legume_core::EncodeError> {
-        if self.ping_due {
-            packet::write_ping(w)?;
-            self.ping_due = false;
-            self.stats.keepalive_count += 1;
-        }
-        self.reliable.write_frames(w, seq, refs, true)?;
-        self.ordered.write_frames(w, seq, refs, true)?;
-        self.unreliable.write_frames(w)?;
-        let (first, second) = if self.ordered_first {
-            (&mut self.ordered, &mut self.reliable)
-        } else {
-            (&mut self.reliable, &mut self.ordered)
-        };
-        first.write_frames(w, seq, refs, false)?;
-        second.write_frames(w, seq, refs, false)?;
-        self.ordered_first = !self.ordered_first;
-        Ok(())
     }
 }
 

@@ -1,5 +1,5 @@
-//! One legume v4 connection as a sans-IO state machine, with the same
-//! methods as the native one (`Connection` dispatches to either).
+//! One legume v4 connection as a sans-IO state machine: the legume v4
+//! engine behind `Connection` (it implements `connection::Engine`).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
@@ -13,7 +13,8 @@ use super::ids::IdWindow;
 use super::wire::{
     Body, Control, Header, Messages, ParseFault, FLAG_ORDERED, FLAG_RELIABLE, HEADER_LEN,
 };
-use crate::config::Config;
+use crate::config::{Config, Protocol};
+use crate::connection::Engine;
 use crate::event::{DisconnectReason, Event, MessageError, SendError, State, Stats};
 use crate::observe::{self, EngineCounters, Faults};
 use crate::rtt::RttEstimator;
@@ -322,8 +323,14 @@ impl V4Connection {
             faults: Faults::default(),
         }
     }
+}
 
-    pub(crate) fn state(&self) -> State {
+impl Engine for V4Connection {
+    fn protocol(&self) -> Protocol {
+        Protocol::LegumeV4
+    }
+
+    fn state(&self) -> State {
         match &self.phase {
             Phase::Connecting { .. } => State::Connecting,
             Phase::Connected => State::Connected,
@@ -332,27 +339,11 @@ impl V4Connection {
         }
     }
 
-    pub(crate) fn is_connected(&self) -> bool {
-        matches!(self.phase, Phase::Connected)
-    }
-
-    pub(crate) fn is_closed(&self) -> bool {
-        matches!(self.phase, Phase::Closed { .. })
-    }
-
-    pub(crate) fn is_drained(&self) -> bool {
+    fn is_drained(&self) -> bool {
         matches!(self.phase, Phase::Closed { copies: 0, .. }) && self.control.is_empty()
     }
 
-    pub(crate) fn nonce(&self) -> u64 {
-        0
-    }
-
-    pub(crate) fn session(&self) -> u32 {
-        0
-    }
-
-    pub(crate) fn stats(&self) -> Stats {
+    fn stats(&self) -> Stats {
         let mut s = self.stats.clone();
         s.latency_ms = self.rtt.srtt().as_secs_f64() * 1000.0;
         s.latency_variation_ms = self.rtt.rttvar().as_secs_f64() * 1000.0;
@@ -364,17 +355,17 @@ impl V4Connection {
         s
     }
 
-    pub(crate) fn rtt(&self) -> Duration {
+    fn rtt(&self) -> Duration {
         self.rtt.srtt()
     }
 
     /// Sets the peer's address, used only in log fields.
-    pub(crate) fn set_peer(&mut self, peer: SocketAddr) {
+    fn set_peer(&mut self, peer: SocketAddr) {
         self.peer = Some(peer);
     }
 
     /// Counters for the observer beyond the stats.
-    pub(crate) fn counters(&self) -> EngineCounters {
+    fn counters(&self) -> EngineCounters {
         EngineCounters {
             first_sends: self.first_sends,
             faults: self.faults,
@@ -382,15 +373,11 @@ impl V4Connection {
     }
 
     /// Any message must fit in one datagram after its transport header.
-    pub(crate) fn max_unreliable_size(&self) -> usize {
+    fn max_unreliable_size(&self) -> usize {
         self.mtu - HEADER_LEN
     }
 
-    pub(crate) fn send(
-        &mut self,
-        msg: &dyn AnyMessage,
-        delivery: Delivery,
-    ) -> Result<(), SendError> {
+    fn send(&mut self, msg: &dyn AnyMessage, delivery: Delivery) -> Result<(), SendError> {
         if self.is_closed() {
             return Err(SendError::NotConnected);
         }
@@ -424,12 +411,7 @@ impl V4Connection {
         Ok(())
     }
 
-    fn queue(&mut self, bytes: Vec<u8>, flags: u8, seq: u16) {
-        self.unsent_bytes += bytes.len();
-        self.unsent.push_back(Queued { bytes, flags, seq });
-    }
-
-    pub(crate) fn disconnect(&mut self, reason: &str) {
+    fn disconnect(&mut self, reason: &str) {
         if self.is_closed() {
             return;
         }
@@ -443,33 +425,11 @@ impl V4Connection {
         self.close(reason, copies);
     }
 
-    fn close(&mut self, reason: DisconnectReason, copies: u8) {
-        observe::log_closed(self.peer, &reason, &self.stats);
-        self.events.push_back(Event::Disconnected(reason.clone()));
-        self.phase = Phase::Closed { reason, copies };
-        // Only acks still go out, to a peer that proved its address: it may
-        // be waiting for them.
-        if self.validated {
-            self.control.retain(|c| matches!(c, Control::Ack(_)));
-        } else {
-            self.control.clear();
-            self.queued_acks.clear();
-        }
-        self.unsent.clear();
-        self.unsent_bytes = 0;
-        self.in_flight.clear();
-        self.in_flight_order.clear();
-        self.in_flight_bytes = 0;
-        self.resend.clear();
-        self.reorder.clear();
-        self.reorder_bytes = 0;
-    }
-
-    pub(crate) fn poll_event(&mut self) -> Option<Event> {
+    fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
-    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+    fn poll_timeout(&self) -> Option<Instant> {
         let resend = self.resend.peek().map(|&Reverse((t, _))| t);
         match &self.phase {
             Phase::Connecting {
@@ -496,7 +456,7 @@ impl V4Connection {
         }
     }
 
-    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+    fn handle_timeout(&mut self, now: Instant) {
         match self.phase {
             Phase::Connecting { started, .. } => {
                 if now >= started + self.config.connect_timeout {
@@ -526,7 +486,7 @@ impl V4Connection {
         }
     }
 
-    pub(crate) fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
+    fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
         if self.is_connected() && now >= self.last_recv + self.config.timeout {
             self.close(DisconnectReason::TimedOut, 0);
         }
@@ -567,6 +527,77 @@ impl V4Connection {
             // are not reflected at someone else.
             self.validated |= !connect_request;
         }
+    }
+
+    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        let mut limit = self.mtu.min(buf.len());
+        if !self.validated {
+            let budget = self.stats.in_bytes.saturating_sub(self.stats.out_bytes);
+            limit = limit.min(usize::try_from(budget).unwrap_or(usize::MAX));
+        }
+        let mut w = Writer::new(&mut buf[..limit]);
+        if let Phase::Closed { copies, .. } = &mut self.phase {
+            if *copies > 0 {
+                *copies -= 1;
+                let header = Header {
+                    id: self.disconnect_id,
+                    seq: 0,
+                    flags: 0,
+                };
+                // Six bytes always fit in the MTU.
+                let _ = header.write(&mut w);
+                let _ = Control::Disconnected.write(&mut w);
+            }
+        }
+        self.apply_proofs(now);
+        if self.validated {
+            self.write_control(now, &mut w);
+        }
+        if !self.is_closed() {
+            self.write_connect_request(now, &mut w);
+            self.write_resends(now, &mut w);
+            if self.is_connected() {
+                self.write_new(now, &mut w);
+                self.write_fillers(&mut w);
+            }
+        }
+        let n = w.position();
+        if n == 0 {
+            return None;
+        }
+        self.next_tx += 1;
+        self.stats.out_packets += 1;
+        self.stats.out_bytes += n as u64;
+        Some(n)
+    }
+}
+
+impl V4Connection {
+    fn queue(&mut self, bytes: Vec<u8>, flags: u8, seq: u16) {
+        self.unsent_bytes += bytes.len();
+        self.unsent.push_back(Queued { bytes, flags, seq });
+    }
+
+    fn close(&mut self, reason: DisconnectReason, copies: u8) {
+        observe::log_closed(self.peer, &reason, &self.stats);
+        self.events.push_back(Event::Disconnected(reason.clone()));
+        self.phase = Phase::Closed { reason, copies };
+        // Only acks still go out, to a peer that proved its address: it may
+        // be waiting for them.
+        if self.validated {
+            self.control.retain(|c| matches!(c, Control::Ack(_)));
+        } else {
+            self.control.clear();
+            self.queued_acks.clear();
+        }
+        self.unsent.clear();
+        self.unsent_bytes = 0;
+        self.in_flight.clear();
+        self.in_flight_order.clear();
+        self.in_flight_bytes = 0;
+        self.resend.clear();
+        self.reorder.clear();
+        self.reorder_bytes = 0;
     }
 
     fn handle_message(&mut self, now: Instant, header: Header, body: Body) {
@@ -845,48 +876,6 @@ impl V4Connection {
         let doublings = (sends.saturating_sub(1) + self.backoff).min(6);
         base.saturating_mul(1 << doublings)
             .min(MAX_RESEND_DELAY.max(base))
-    }
-
-    pub(crate) fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
-        let mut limit = self.mtu.min(buf.len());
-        if !self.validated {
-            let budget = self.stats.in_bytes.saturating_sub(self.stats.out_bytes);
-            limit = limit.min(usize::try_from(budget).unwrap_or(usize::MAX));
-        }
-        let mut w = Writer::new(&mut buf[..limit]);
-        if let Phase::Closed { copies, .. } = &mut self.phase {
-            if *copies > 0 {
-                *copies -= 1;
-                let header = Header {
-                    id: self.disconnect_id,
-                    seq: 0,
-                    flags: 0,
-                };
-                // Six bytes always fit in the MTU.
-                let _ = header.write(&mut w);
-                let _ = Control::Disconnected.write(&mut w);
-            }
-        }
-        self.apply_proofs(now);
-        if self.validated {
-            self.write_control(now, &mut w);
-        }
-        if !self.is_closed() {
-            self.write_connect_request(now, &mut w);
-            self.write_resends(now, &mut w);
-            if self.is_connected() {
-                self.write_new(now, &mut w);
-                self.write_fillers(&mut w);
-            }
-        }
-        let n = w.position();
-        if n == 0 {
-            return None;
-        }
-        self.next_tx += 1;
-        self.stats.out_packets += 1;
-        self.stats.out_bytes += n as u64;
-        Some(n)
     }
 
     /// Client, connecting: the ConnectRequest when it is due, resent at the

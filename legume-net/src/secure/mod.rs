@@ -24,7 +24,9 @@
 //! in constant time by the crate.
 //!
 //! Every byte layout, with known-answer values, is in `docs/PROTOCOL.md`,
-//! section 8.
+//! section 8. The fixed sizes and nonces of the secure packets live with
+//! the other wire constants in `packet::layout`, which this module builds
+//! on (and which never imports it back).
 
 mod key;
 mod protect;
@@ -38,6 +40,10 @@ pub use token::{
     open_private_token, ConnectToken, IssueError, PrivateToken, TokenError, TokenParams,
     CONNECT_TOKEN_LEN, MAX_SERVER_ADDRESSES, SEALED_TOKEN_LEN, TOKEN_VERSION, USER_DATA_LEN,
 };
+
+// The packet layout sizes the token field of the secure handshake packets
+// without importing the token module: the two must agree.
+const _: () = assert!(SEALED_TOKEN_LEN == crate::packet::layout::SEALED_TOKEN_LEN);
 
 #[cfg(test)]
 mod kat;

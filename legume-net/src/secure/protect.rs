@@ -7,16 +7,10 @@ use thiserror::Error;
 use zeroize::Zeroize;
 
 use super::key::{random_bytes, RandomError, KEY_LEN};
-
-/// The size of a Poly1305 authentication tag, in bytes.
-pub const TAG_LEN: usize = 16;
+pub use crate::packet::layout::TAG_LEN;
 
 /// Packets a [`ReplayWindow`] remembers below the newest one.
 pub const REPLAY_WINDOW: u64 = 1024;
-
-/// The nonce prefix of the client's sealed handshake packet; connections
-/// use their (never zero) session id.
-pub(crate) const HANDSHAKE_SESSION: u32 = 0;
 
 /// A packet failed authentication: a wrong key, sequence number, header,
 /// payload or tag. It must be dropped unread.

@@ -1,20 +1,23 @@
 //! The secure mode inside a connection: the two packet keys, the 64-bit
 //! sequence numbers, the replay window, and the sealed handshake packets
 //! (`docs/PROTOCOL.md` 8.8).
+//!
+//! A native connection reaches it only through `connection::Protection`
+//! (the server endpoint also builds SECURE_ACCEPT and opens challenge
+//! responses here). The packets' fixed sizes and nonces come from
+//! `packet::layout`.
 
 use legume_core::Reader;
 
-use super::protect::{extend_seq, AuthError, PacketKey, ReplayWindow, HANDSHAKE_SESSION, TAG_LEN};
-use super::token::{ConnectToken, SEALED_TOKEN_LEN};
-use crate::packet::{
-    Packet, DATA_HEADER_LEN, MAX_REASON_LEN, SECURE_ACCEPT_LEN, SECURE_DISCONNECT_HEADER_LEN,
+use super::protect::{extend_seq, AuthError, PacketKey, ReplayWindow};
+use super::token::ConnectToken;
+use crate::packet::layout::{
+    ACCEPT_SEQ, DATA_HEADER_LEN, DISCONNECT_SEQ, HANDSHAKE_SESSION, MAX_REASON_LEN,
+    SEALED_TOKEN_LEN, SECURE_ACCEPT_AAD_LEN, SECURE_ACCEPT_LEN, SECURE_DISCONNECT_HEADER_LEN,
     SECURE_EXTENSION_LEN, SECURE_HANDSHAKE_LEN, SECURE_RESPONSE_AAD_LEN, SECURE_RESPONSE_END,
+    TAG_LEN,
 };
-
-/// The sequence number of a SECURE_ACCEPT's nonce (DATA never reaches it).
-pub(crate) const ACCEPT_SEQ: u64 = u64::MAX;
-/// The sequence number of a SECURE_DISCONNECT's nonce.
-pub(crate) const DISCONNECT_SEQ: u64 = u64::MAX - 1;
+use crate::packet::Packet;
 
 /// Why a sealed packet was not processed.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -140,9 +143,13 @@ impl SecureSession {
     pub(crate) fn verify_accept(&mut self, datagram: &[u8], session: u32) -> bool {
         self.scratch.clear();
         self.scratch.extend_from_slice(datagram);
-        let header = SECURE_ACCEPT_LEN - TAG_LEN;
         self.recv
-            .open_packet(session, ACCEPT_SEQ, &mut self.scratch, header)
+            .open_packet(
+                session,
+                ACCEPT_SEQ,
+                &mut self.scratch,
+                SECURE_ACCEPT_AAD_LEN,
+            )
             .is_ok()
     }
 

@@ -1,0 +1,169 @@
+//! The native engine's transmit path: the handshake, DATA and DISCONNECT
+//! packets it writes. `Engine::poll_transmit` in `native.rs` picks which.
+
+use std::time::Instant;
+
+use legume_core::Writer;
+
+use super::{apply_outcome, NativeConnection, Phase};
+use crate::channel::MsgRef;
+use crate::event::DisconnectReason;
+use crate::observe::{PeerLabel, CONNECTION};
+use crate::packet::{self, DataHeader, Packet, DATA_HEADER_LEN};
+
+impl NativeConnection {
+    /// Closed: the next of the DISCONNECT copies still to send.
+    pub(super) fn transmit_disconnect(&mut self, buf: &mut [u8]) -> Option<usize> {
+        let Phase::Closed { reason, copies } = &mut self.state else {
+            return None;
+        };
+        *copies = copies.checked_sub(1)?;
+        let reason = match reason {
+            DisconnectReason::Local(r) => r.as_str(),
+            _ => "",
+        };
+        self.protection.emit_disconnect(self.session, reason, buf)
+    }
+
+    /// Connecting: the connect request or challenge response, when a retry
+    /// is due or a first challenge has just come.
+    pub(super) fn transmit_handshake(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        let Phase::Connecting {
+            send_now,
+            next_retry,
+            challenge,
+            only_request_sent,
+            requests_sent,
+            ..
+        } = &mut self.state
+        else {
+            return None;
+        };
+        if !*send_now {
+            return None;
+        }
+        *send_now = false;
+        // A fixed rate, no backoff: each handshake round trip must get
+        // through loss in both directions, twice, within the connect
+        // timeout (`docs/PROTOCOL.md` section 6).
+        *next_retry = now + self.config.effective_connect_retry();
+        if challenge.is_none() {
+            *requests_sent += 1;
+            *only_request_sent = (*requests_sent == 1).then_some(now);
+        }
+        let challenge = *challenge;
+        self.handshake_sends += 1;
+        let attempt = self.handshake_sends;
+        let kind = if challenge.is_some() {
+            "challenge response"
+        } else {
+            "connect request"
+        };
+        // The first packet, then one line a second at the default rate:
+        // enough to follow a slow handshake.
+        if attempt == 1 || attempt % 10 == 0 {
+            tracing::debug!(target: CONNECTION, peer = %PeerLabel(self.peer), attempt,
+                "handshake: sending {kind} to {} (packet {attempt})", PeerLabel(self.peer));
+        }
+        self.protection
+            .emit_handshake(self.nonce, challenge, &self.handshake_extension, buf)
+    }
+
+    /// Whether anything waits for a DATA packet: a ping or messages.
+    fn has_data(&self) -> bool {
+        self.ping_due
+            || !self.unreliable.is_empty()
+            || self.reliable.has_sendable()
+            || self.ordered.has_sendable()
+    }
+
+    /// Connected: the next DATA packet, sealed, if there is data the
+    /// congestion window lets out or an ack is due.
+    pub(super) fn transmit_data(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        let mtu = self.config.effective_mtu().min(buf.len());
+        let overhead = self.protection.overhead();
+        if mtu < DATA_HEADER_LEN + overhead + self.frag_size.min(64) {
+            return None;
+        }
+        // Acks owed for packets a burst pushed out of the current ack's
+        // reach go first, each alone in an ack-only packet.
+        let owed = self.acks.take_pending(now);
+        let send_data = owed.is_none() && self.has_data() && self.recovery.can_send(mtu);
+        if owed.is_none() && !send_data && !self.acks.ack_due(now) {
+            return None;
+        }
+        let (ack, ack_bits, ack_delay) = owed.unwrap_or_else(|| self.acks.fields(now));
+        let header = DataHeader {
+            session: self.session,
+            seq: self.recovery.next_seq(),
+            ack,
+            ack_bits,
+            ack_delay,
+        };
+        let header_len = Packet::Data {
+            header,
+            frames: &[],
+        }
+        .emit(buf)
+        .ok()?;
+        let mut refs = self.recovery.take_refs();
+        let mut w = Writer::new(&mut buf[header_len..mtu - overhead]);
+        if send_data && self.write_frames(&mut w, header.seq, &mut refs).is_err() {
+            // Invariant: writers check room before each frame; an error here
+            // would be a bug, and sending nothing is the safe reaction.
+            self.recovery.recycle_refs(refs);
+            return None;
+        }
+        let ack_eliciting = w.position() > 0;
+        let plain_len = header_len + w.position();
+        let sealed = self
+            .protection
+            .seal_data(self.session, header.seq, buf, plain_len);
+        let Some(len) = sealed else {
+            // Invariant: room for the overhead was left above.
+            self.recovery.recycle_refs(refs);
+            return None;
+        };
+        if owed.is_none() {
+            self.acks.on_ack_sent();
+        }
+        let (reliable, ordered) = (&mut self.reliable, &mut self.ordered);
+        self.recovery
+            .on_sent(now, len, refs, ack_eliciting, &mut |o| {
+                apply_outcome(reliable, ordered, o)
+            });
+        if ack_eliciting {
+            self.last_eliciting_sent = now;
+        }
+        self.stats.out_packets += 1;
+        self.stats.out_bytes += len as u64;
+        Some(len)
+    }
+
+    /// Fills a packet: a due ping, resends, unreliable messages, then new
+    /// reliable messages (the two channels take turns going first).
+    fn write_frames(
+        &mut self,
+        w: &mut Writer<'_>,
+        seq: u16,
+        refs: &mut Vec<MsgRef>,
+    ) -> Result<(), legume_core::EncodeError> {
+        if self.ping_due {
+            packet::write_ping(w)?;
+            self.ping_due = false;
+            self.stats.keepalive_count += 1;
+        }
+        self.reliable.write_frames(w, seq, refs, true)?;
+        self.ordered.write_frames(w, seq, refs, true)?;
+        self.unreliable.write_frames(w)?;
+        let (first, second) = if self.ordered_first {
+            (&mut self.ordered, &mut self.reliable)
+        } else {
+            (&mut self.reliable, &mut self.ordered)
+        };
+        first.write_frames(w, seq, refs, false)?;
+        second.write_frames(w, seq, refs, false)?;
+        self.ordered_first = !self.ordered_first;
+        Ok(())
+    }
+}
