@@ -1069,3 +1069,31 @@ fn readme_defaults() {
         );
     }
 }
+
+// ---- PROTOCOL.md section 8: connect tokens ---------------------------------------------------
+
+#[test]
+fn connect_token_sizes() {
+    let key = PrivateKey::from_bytes([0x22; 32]);
+    let params = TokenParams::new(0, 1, vec![SERVER_ADDR.parse().expect("address")]);
+    let token = ConnectToken::issue_at(&key, &params, UNIX_NOW).expect("token");
+
+    let what = "PROTOCOL.md 8.2 heading, `Connect token (N bytes; base64 M characters)`";
+    let heading = section(PROTOCOL, "### 8.2");
+    let bytes = number_after(heading, "Connect token (", what) as usize;
+    let text = number_after(heading, "bytes; base64 ", what) as usize;
+    assert_eq!(bytes, token.to_bytes().len(), "{what}: bytes");
+    assert_eq!(text, token.to_base64().len(), "{what}: base64 characters");
+
+    let what = "PROTOCOL.md 8.2, `Bytes 0..N, the sealed token`";
+    let sealed = number_after(heading, "Bytes 0..", what) as usize;
+    assert_eq!(sealed, token.sealed().len(), "{what}");
+
+    let what = "PROTOCOL.md section 7, `short-lived tokens, N s by default`";
+    let lifetime = number_after(PROTOCOL, "short-lived tokens, ", what);
+    assert_eq!(
+        u128::from(lifetime) * 1000,
+        ms(params.lifetime),
+        "{what}: TokenParams::new's lifetime"
+    );
+}
