@@ -1097,3 +1097,92 @@ fn connect_token_sizes() {
         "{what}: TokenParams::new's lifetime"
     );
 }
+
+// ---- WIRE_TYPES.md sections 2 to 12: field sizes ---------------------------------------------
+
+/// The encoded length of `value`.
+fn encoded<T: Encode>(value: &T) -> usize {
+    legume::codec::to_vec(value).expect("encodes").len()
+}
+
+#[test]
+fn field_sizes() {
+    // Signed and unsigned integers of one width take the same bytes.
+    for (unsigned, signed) in [
+        (encoded(&0u8), encoded(&0i8)),
+        (encoded(&0u16), encoded(&0i16)),
+        (encoded(&0u32), encoded(&0i32)),
+        (encoded(&0u64), encoded(&0i64)),
+        (encoded(&0u128), encoded(&0i128)),
+    ] {
+        assert_eq!(unsigned, signed);
+    }
+    for (heading, prefix, code) in [
+        ("## 2.", "`u8`, `i8`: ", encoded(&0u8)),
+        ("## 2.", "`u16`, `i16`: ", encoded(&0u16)),
+        ("## 2.", "`u32`, `i32`: ", encoded(&0u32)),
+        ("## 2.", "`u64`, `i64`: ", encoded(&0u64)),
+        ("## 2.", "`u128`, `i128`: ", encoded(&0u128)),
+        ("## 3.", "`f32`: ", encoded(&0f32)),
+        ("## 3.", "`f64`: ", encoded(&0f64)),
+        ("## 4.", "", encoded(&true)),
+        ("## 5.", "", encoded(&'x')),
+        ("## 9.", "", encoded(&None::<u8>)),
+    ] {
+        let text = section(WIRE_TYPES, heading);
+        let title = text.lines().next().unwrap_or(heading);
+        let doc = if prefix.is_empty() {
+            // The section's first number after its heading line.
+            let body = text.split_once('\n').map_or("", |(_, b)| b);
+            integers_of_body(body, title)
+        } else {
+            number_after(text, prefix, title) as usize
+        };
+        assert_eq!(
+            doc, code,
+            "WIRE_TYPES.md `{title}`, `{prefix}N`: the doc says {doc} bytes, the code writes {code}"
+        );
+    }
+
+    let what = "WIRE_TYPES.md section 6, String: `length in bytes` row";
+    let prefix = table_cell(
+        section(WIRE_TYPES, "## 6."),
+        "length in **bytes**, u16",
+        "bytes",
+        what,
+    );
+    assert_eq!(
+        prefix.parse::<usize>().ok(),
+        Some(encoded(&"ab".to_owned()) - 2),
+        "{what}"
+    );
+    let what = "WIRE_TYPES.md section 8, Vec: `element count` row";
+    let count = table_cell(
+        section(WIRE_TYPES, "## 8."),
+        "element count, varint (section 12)",
+        "bytes",
+        what,
+    );
+    assert_eq!(
+        count,
+        format!(
+            "{}-{}",
+            encoded(&Vec::<u8>::new()),
+            legume::varint::varint_len(u32::MAX)
+        ),
+        "{what}"
+    );
+    let what = "WIRE_TYPES.md section 12, `0 to N take one byte`";
+    let one = number_after(section(WIRE_TYPES, "## 12."), "0 to ", what) as u32;
+    assert!(
+        legume::varint::varint_len(one) == 1 && legume::varint::varint_len(one + 1) == 2,
+        "{what}: the doc says {one}"
+    );
+}
+
+/// The first integer of `body`.
+fn integers_of_body(body: &str, what: &str) -> usize {
+    *integers(body)
+        .first()
+        .unwrap_or_else(|| panic!("{what}: no number")) as usize
+}
