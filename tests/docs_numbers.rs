@@ -1,10 +1,11 @@
 //! The numbers the documents state, read back from the code so that they
 //! cannot drift: `docs/PROTOCOL.md`'s packet sizes (section 2), DATA
 //! header (2.6), frame overheads (3), largest unreliable message and
-//! fragment size (4), connection states and timer defaults (6) and the
-//! `Config` defaults quoted in its prose; `docs/WIRE_TYPES.md`'s golden
-//! fingerprints and schema summary sizes (13); README's MTU and message
-//! size.
+//! fragment size (4), connection states and timer defaults (6), connect
+//! token sizes (8.2) and the `Config` defaults quoted in its prose;
+//! `docs/WIRE_TYPES.md`'s field sizes (2 to 12), golden fingerprints and
+//! schema summary sizes (13); README's MTU, message size, statistics
+//! window and first app type id.
 //!
 //! Sizes are measured on the wire: a client and a server endpoint talk
 //! through plain function calls and every datagram is recorded, so only
