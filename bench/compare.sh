@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# Interleaved echo comparison: legume-rs against the peer programs of ../shared/peers.
+# Interleaved echo comparison: legume-rs against peer programs on other libraries.
 #
-#   bash bench/compare.sh                       # everything, 3 reps (about 10 minutes)
-#   REPS=1 WLS="W1 W3" bash bench/compare.sh    # a subset
-#   IMPLS="legume-rs renet" bash bench/compare.sh
+#   IMPLS=legume-rs bash bench/compare.sh       # legume-rs alone: needs nothing outside this repository
+#   PEERS_SRC=/path/to/peers bash bench/compare.sh              # everything, 3 reps (about 10 minutes)
+#   PEERS_SRC=/path/to/peers REPS=1 WLS="W1 W3" bash bench/compare.sh    # a subset
 #
-# Builds `cargo build --release --example echo` here and the peers (renet, laminar, raw UDP) from
-# a copy of ../shared/peers (read-only where it lies), then runs every selected workload REPS times
-# per implementation through ../shared/tools/echo_run.py, interleaved: rep 1 of every
+# The peer programs (echo servers and clients on renet, laminar and raw UDP, and a Python legume
+# 0.5 one) are not part of this repository: they are a Cargo workspace with legume_echo.py beside
+# its Cargo.toml, and take the command line of examples/echo.rs. Point PEERS_SRC at them (or
+# SHARED at a folder holding them as peers/); without them only legume-rs and legume-rs-secure run.
+#
+# Builds `cargo build --release --example echo` here and the peers from a copy of PEERS_SRC
+# (read-only where it lies), then runs every selected workload REPS times per implementation
+# through bench/echo_run.py (W4 through bench/lossy_proxy.py), interleaved: rep 1 of every
 # workload x implementation, then rep 2, ... Each run starts a fresh server. Raw JSON lines go to
 # $OUT (one per run, plus one per skipped pair); the markdown tables of medians and of the
 # legume-rs ratios go to stdout, progress to stderr.
@@ -23,27 +28,28 @@
 # laminar, udp (W5 only), legume-py (Python legume 0.5; opt-in).
 #
 # Environment:
-#   IMPLS   implementations, default "legume-rs renet laminar udp"; add legume-py to include
+#   IMPLS   implementations, default "legume-rs renet laminar udp" (all but legume-rs need
+#           PEERS_SRC); add legume-py to include
 #           Python legume 0.5 (fetched with pip unless LEGUME_PY_DIR names an unpacked Legume-0.5)
 #   WLS     workloads, default "W1 W2 W3 W4 W5 W6"
 #   REPS    runs per implementation and workload, default 3
 #   OUT     results file, default target/bench-compare/results-<date>.jsonl
 #   TIMEOUT client timeout per run in seconds, default 60
 #   LAMINAR_W4  once (default: rep 1 only) | all | skip. laminar never recovers from the first
-#           loss under W4 (no timer-based resend; see ../shared/peers/README.md), so it times out.
+#           loss under W4 (no timer-based resend; see the peers' README.md), so it times out.
 #   LAMINAR_W4_TIMEOUT  its client timeout, default 20
-#   SHARED  the shared folder, default ../shared beside this checkout; or set the two paths:
-#   ECHO_RUN    default $SHARED/tools/echo_run.py (it needs lossy_proxy.py beside it for W4)
-#   PEERS_SRC   default $SHARED/peers
+#   PEERS_SRC   the peer programs' Cargo workspace; no default (see above)
+#   SHARED      a folder holding the peers as peers/: sets PEERS_SRC=$SHARED/peers when unset
+#   ECHO_RUN    the echo runner, default bench/echo_run.py (W4 needs lossy_proxy.py beside it)
 #   PEERS_TARGET  cargo target dir for the peers, default target/bench-peers (kept between runs)
 #   PY      python interpreter, default python3
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SUMMARIZE="$ROOT/bench/summarize.py"
-SHARED=${SHARED:-$ROOT/../shared}
-ECHO_RUN=${ECHO_RUN:-$SHARED/tools/echo_run.py}
-PEERS_SRC=${PEERS_SRC:-$SHARED/peers}
+SHARED=${SHARED:-}
+ECHO_RUN=${ECHO_RUN:-$ROOT/bench/echo_run.py}
+PEERS_SRC=${PEERS_SRC:-${SHARED:+$SHARED/peers}}
 PEERS_TARGET=${PEERS_TARGET:-$ROOT/target/bench-peers}
 REPS=${REPS:-3}
 IMPLS=${IMPLS:-"legume-rs renet laminar udp"}
@@ -87,20 +93,29 @@ done
 has_impl() { [[ " ${impls[*]} " == *" $1 "* ]]; }
 has_wl() { [[ " ${wls[*]} " == *" $1 "* ]]; }
 
-# ---- the shared folder -----------------------------------------------------------------------
+# ---- what lies outside this repository -------------------------------------------------------
 if [ ! -f "$ECHO_RUN" ]; then
-  die "echo runner not found at $ECHO_RUN.
-  This script needs the shared folder (../shared beside this checkout, with tools/echo_run.py,
-  tools/lossy_proxy.py and peers/). Set SHARED=/path/to/shared, or ECHO_RUN and PEERS_SRC."
+  die "echo runner not found at $ECHO_RUN (ECHO_RUN); the repository's own is bench/echo_run.py"
 fi
 if has_wl W4 && [ ! -f "$(dirname "$ECHO_RUN")/lossy_proxy.py" ]; then
-  die "W4 needs lossy_proxy.py beside $ECHO_RUN"
+  die "W4 needs lossy_proxy.py beside $ECHO_RUN (the repository's own is bench/lossy_proxy.py)"
 fi
 need_peers=0
-for i in renet laminar udp legume-py; do has_impl "$i" && need_peers=1; done
+peer_impls=""
+for i in renet laminar udp legume-py; do
+  if has_impl "$i"; then
+    need_peers=1
+    peer_impls="$peer_impls $i"
+  fi
+done
+if [ $need_peers = 1 ] && [ -z "$PEERS_SRC" ]; then
+  die "IMPLS includes${peer_impls}, whose peer programs are not part of this repository.
+  Point PEERS_SRC at their Cargo workspace (or SHARED at a folder holding it as peers/), or run
+  legume-rs alone: IMPLS=legume-rs bash bench/compare.sh (add legume-rs-secure for the secure mode)."
+fi
 if [ $need_peers = 1 ] && [ ! -f "$PEERS_SRC/Cargo.toml" ]; then
-  die "peer programs not found at $PEERS_SRC (expected Cargo.toml there).
-  Set SHARED or PEERS_SRC, or IMPLS=legume-rs to run legume-rs alone."
+  die "peer programs not found at PEERS_SRC=$PEERS_SRC (expected their Cargo.toml there).
+  Point PEERS_SRC (or SHARED) at them, or run IMPLS=legume-rs bash bench/compare.sh."
 fi
 command -v "$PY" >/dev/null || die "no python interpreter '$PY' (set PY)"
 command -v cargo >/dev/null || die "cargo not found"

@@ -1,5 +1,6 @@
 //! Echo benchmark program, with the command line shared by the peer
-//! programs in `../shared/peers` (renet, laminar, raw UDP, legume 0.5).
+//! programs `bench/compare.sh` compares it with (renet, laminar, raw UDP,
+//! legume 0.5; not part of this repository, see that script).
 //!
 //! Run:
 //!

@@ -2,9 +2,10 @@
 //!
 //! Run: `cargo run --example schema`
 //!
-//! Until the networking layer lands this is the demo: it encodes each message
-//! as it would travel, decodes it through the shared factory, and matches it
-//! exhaustively through a `MessageSet` enum.
+//! No networking: it encodes each message as `send` would put it in a
+//! packet (`docs/WIRE_TYPES.md`), decodes it through the shared factory as a
+//! receiver does, and matches it exhaustively through a `MessageSet` enum.
+//! `quickstart` and `chat` send such messages over UDP.
 
 use std::sync::Arc;
 

@@ -394,7 +394,7 @@ fn rust_client_python_server(proxy_loss: f64) -> (Tally, Value, u64) {
 }
 
 /// A 5%-loss (1% duplication) proxy in front of `target`: the in-process
-/// one, or `../shared/tools/lossy_proxy.py`-style script named by
+/// one, or a script with `bench/lossy_proxy.py`'s command line named by
 /// `LEGUME_LOSSY_PROXY` (run by hand; CI uses the in-process one).
 fn proxy(target: SocketAddr, loss: f64, stop: &Arc<AtomicBool>) -> (SocketAddr, Option<Killed>) {
     let Ok(script) = std::env::var("LEGUME_LOSSY_PROXY") else {

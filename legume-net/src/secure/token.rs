@@ -45,7 +45,7 @@ const ADDR_V6: u8 = 6;
 /// Why a token was refused.
 ///
 /// A server that refuses a connect request knows which; it tells the client
-/// only where that is safe (`docs/PROTOCOL.md` 8.6).
+/// only where that is safe (`docs/PROTOCOL.md` 8.8).
 #[derive(Clone, Copy, Debug, Eq, Error, PartialEq)]
 #[non_exhaustive]
 pub enum TokenError {
