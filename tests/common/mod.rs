@@ -2,7 +2,11 @@
 
 #![allow(dead_code)]
 
+pub mod draw;
+pub mod system;
 pub mod vectors;
+#[path = "../../legume-net/tests/util/wire.rs"]
+pub mod wire;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
