@@ -14,8 +14,8 @@ use crate::common::system::{env_u64, mib, rss_kib, seed_from_clock, status_kib, 
 use crate::common::wire::*;
 use crate::forge::{Expected, KINDS};
 use crate::live::{
-    accounted, attack, drops, proxy, run_clients, serve, ClientSpec, Pacing, Shared, StopOnDrop,
-    BASELINE, RUN, SETTLE, STOP,
+    accounted, attack, drops, proxy, spawn_clients, spawn_server, ClientSpec, Pacing, Shared,
+    StopOnDrop, BASELINE, RUN, SETTLE, STOP,
 };
 use crate::messages::factory;
 use crate::serial;
@@ -55,8 +55,7 @@ fn bad_input(plan: &BadInputPlan) {
     shared.attack_total.store(plan.strangers, Ordering::SeqCst);
     let (up_total, down_total) = (plan.strangers / 10, plan.strangers / 40);
 
-    let sh = Arc::clone(&shared);
-    let server_thread = thread::spawn(move || serve(server, sh, Some(proxy_addr)));
+    let server_thread = spawn_server(server, &shared, Some(proxy_addr));
     let sh = Arc::clone(&shared);
     let (seed, blast) = (plan.seed, plan.blast);
     let proxy_thread = thread::spawn(move || {
@@ -77,19 +76,10 @@ fn bad_input(plan: &BadInputPlan) {
             start_after: Duration::ZERO,
         })
         .collect();
-    let sh = Arc::clone(&shared);
     let pacing = Pacing::WithAttack {
         per_client: plan.per_client,
     };
-    let clients_thread = thread::spawn(move || {
-        run_clients(
-            specs,
-            Config::default(),
-            pacing,
-            Duration::from_micros(500),
-            sh,
-        )
-    });
+    let clients_thread = spawn_clients(specs, pacing, Duration::from_micros(500), &shared);
 
     let all_in = wait_for(Duration::from_secs(20), || {
         shared.connected.load(Ordering::SeqCst) == plan.clients
@@ -370,32 +360,29 @@ fn bad_input_against_a_live_server() {
     });
 }
 
-#[test]
-#[ignore = "a million datagrams: run in release (see the module docs)"]
-fn bad_input_full() {
-    let _serial = serial();
-    bad_input(&BadInputPlan {
+/// The plan of the full runs, from the `LEGUME_ATTACK_*` environment.
+fn full_plan(blast: bool) -> BadInputPlan {
+    BadInputPlan {
         strangers: env_u64("LEGUME_ATTACK_DATAGRAMS", 1_000_000),
         sockets: 256,
         clients: 8,
         per_client: env_u64("LEGUME_ATTACK_NOTES", 2000) as u32,
         deadline: Duration::from_secs(1200),
         seed: env_u64("LEGUME_ATTACK_SEED", seed_from_clock()),
-        blast: false,
-    });
+        blast,
+    }
+}
+
+#[test]
+#[ignore = "a million datagrams: run in release (see the module docs)"]
+fn bad_input_full() {
+    let _serial = serial();
+    bad_input(&full_plan(false));
 }
 
 #[test]
 #[ignore = "overflows the server's socket: run in release (see the module docs)"]
 fn bad_input_blast() {
     let _serial = serial();
-    bad_input(&BadInputPlan {
-        strangers: env_u64("LEGUME_ATTACK_DATAGRAMS", 1_000_000),
-        sockets: 256,
-        clients: 8,
-        per_client: env_u64("LEGUME_ATTACK_NOTES", 2000) as u32,
-        deadline: Duration::from_secs(1200),
-        seed: env_u64("LEGUME_ATTACK_SEED", seed_from_clock()),
-        blast: true,
-    });
+    bad_input(&full_plan(true));
 }

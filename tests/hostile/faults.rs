@@ -71,6 +71,20 @@ fn pump_clients(
     }
 }
 
+/// Pumps every client for up to 10 s until `done` holds for each, asserting
+/// that it does (`what` says what did not happen otherwise); returns the
+/// events they had meanwhile.
+fn pump_until(clients: &mut [Client], done: fn(&Client) -> bool, what: &str) -> Vec<Vec<Event>> {
+    let mut events: Vec<Vec<Event>> = clients.iter().map(|_| Vec::new()).collect();
+    assert!(
+        pump_clients(clients, &mut events, Duration::from_secs(10), |c, _| done(
+            c
+        )),
+        "{what}"
+    );
+    events
+}
+
 /// Each client sends `n` reliable echoes numbered from `from`; every one
 /// must come back exactly once.
 fn echo_round(clients: &mut [Client], from: u32, n: u32) {
@@ -120,31 +134,17 @@ fn a_killed_server_process_is_a_timeout_and_its_successor_takes_the_clients_back
             c
         })
         .collect();
-    let mut events: Vec<Vec<Event>> = vec![Vec::new(), Vec::new(), Vec::new()];
-    assert!(
-        pump_clients(
-            &mut clients,
-            &mut events,
-            Duration::from_secs(10),
-            |c, _| c.connected()
-        ),
-        "clients did not connect to the echo process"
+    pump_until(
+        &mut clients,
+        Client::connected,
+        "clients did not connect to the echo process",
     );
     echo_round(&mut clients, 0, 50);
 
     // SIGKILL: no DISCONNECT is sent; the clients notice by the timeout.
     server.kill();
     let killed = Instant::now();
-    let mut events: Vec<Vec<Event>> = vec![Vec::new(), Vec::new(), Vec::new()];
-    assert!(
-        pump_clients(
-            &mut clients,
-            &mut events,
-            Duration::from_secs(10),
-            |c, _| c.errored()
-        ),
-        "clients did not time out"
-    );
+    let events = pump_until(&mut clients, Client::errored, "clients did not time out");
     let noticed = killed.elapsed();
     for e in &events {
         assert!(
@@ -159,15 +159,10 @@ fn a_killed_server_process_is_a_timeout_and_its_successor_takes_the_clients_back
     for c in &mut clients {
         c.connect(addr).expect("reconnect");
     }
-    let mut events: Vec<Vec<Event>> = vec![Vec::new(), Vec::new(), Vec::new()];
-    assert!(
-        pump_clients(
-            &mut clients,
-            &mut events,
-            Duration::from_secs(10),
-            |c, _| c.connected()
-        ),
-        "clients did not reconnect to the new process"
+    pump_until(
+        &mut clients,
+        Client::connected,
+        "clients did not reconnect to the new process",
     );
     echo_round(&mut clients, 1000, 50);
     println!(

@@ -16,7 +16,7 @@ use crate::common::draw::random_bytes;
 use crate::common::system::{env_u64, mib, rss_kib, seed_from_clock, wait_for};
 use crate::common::wire::*;
 use crate::live::{
-    run_clients, serve, ClientSpec, Pacing, Shared, StopOnDrop, BASELINE, RUN, STOP,
+    spawn_clients, spawn_server, ClientSpec, Pacing, Shared, StopOnDrop, BASELINE, RUN, STOP,
 };
 use crate::messages::factory;
 use crate::serial;
@@ -83,8 +83,7 @@ fn flood(plan: &FloodPlan) {
     let server_addr = server.local_addr().unwrap();
     let shared = Arc::new(Shared::default());
     let _stop = StopOnDrop(Arc::clone(&shared));
-    let sh = Arc::clone(&shared);
-    let server_thread = thread::spawn(move || serve(server, sh, None));
+    let server_thread = spawn_server(server, &shared, None);
     // Honest clients connect one after another while the flood runs.
     let specs = (0..plan.honest)
         .map(|i| ClientSpec {
@@ -92,19 +91,10 @@ fn flood(plan: &FloodPlan) {
             start_after: Duration::from_secs_f64(plan.secs * (i as f64 + 0.5) / plan.honest as f64),
         })
         .collect();
-    let sh = Arc::clone(&shared);
     let pacing = Pacing::AtOnce {
         per_client: plan.per_client,
     };
-    let clients_thread = thread::spawn(move || {
-        run_clients(
-            specs,
-            Config::default(),
-            pacing,
-            Duration::from_micros(500),
-            sh,
-        )
-    });
+    let clients_thread = spawn_clients(specs, pacing, Duration::from_micros(500), &shared);
     shared.set_phase(BASELINE);
     assert!(wait_for(Duration::from_secs(5), || {
         shared.server_baseline.load(Ordering::SeqCst)

@@ -6,7 +6,7 @@ use std::io::ErrorKind;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread;
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use legume::net::sim::Rng;
@@ -148,6 +148,16 @@ pub(crate) struct ServerReport {
     pub(crate) kernel_drops: Option<u64>,
 }
 
+/// Runs [`serve`] on a thread of its own.
+pub(crate) fn spawn_server(
+    server: Server,
+    shared: &Arc<Shared>,
+    proxied: Option<SocketAddr>,
+) -> JoinHandle<ServerReport> {
+    let sh = Arc::clone(shared);
+    thread::spawn(move || serve(server, sh, proxied))
+}
+
 /// Runs the server until `STOP`: echoes every honest reliable note with its
 /// delivery, counts the rest, publishes counters after every update.
 pub(crate) fn serve(
@@ -240,6 +250,17 @@ pub(crate) struct ClientOutcome {
     pub(crate) errors: u64,
     pub(crate) base: Option<Stats>,
     pub(crate) last: Stats,
+}
+
+/// Runs [`run_clients`] with the default config on a thread of its own.
+pub(crate) fn spawn_clients(
+    specs: Vec<ClientSpec>,
+    pacing: Pacing,
+    nap: Duration,
+    shared: &Arc<Shared>,
+) -> JoinHandle<Vec<ClientOutcome>> {
+    let sh = Arc::clone(shared);
+    thread::spawn(move || run_clients(specs, Config::default(), pacing, nap, sh))
 }
 
 /// Runs honest clients until `STOP`; sets `clients_done` once every client

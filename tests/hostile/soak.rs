@@ -9,7 +9,8 @@ use legume::prelude::*;
 
 use crate::common::system::{env_u64, mib, rss_kib, status_kib, wait_for};
 use crate::live::{
-    run_clients, serve, ClientSpec, Pacing, Shared, StopOnDrop, BASELINE, RUN, SETTLE, STOP,
+    spawn_clients, spawn_server, ClientSpec, Pacing, Shared, StopOnDrop, BASELINE, RUN, SETTLE,
+    STOP,
 };
 use crate::messages::factory;
 use crate::serial;
@@ -26,24 +27,19 @@ fn soak() {
     let server_addr = server.local_addr().unwrap();
     let shared = Arc::new(Shared::default());
     let _stop = StopOnDrop(Arc::clone(&shared));
-    let sh = Arc::clone(&shared);
-    let server_thread = thread::spawn(move || serve(server, sh, None));
+    let server_thread = spawn_server(server, &shared, None);
     let specs = (0..n)
         .map(|i| ClientSpec {
             target: server_addr,
             start_after: Duration::from_millis(5 * i as u64),
         })
         .collect();
-    let sh = Arc::clone(&shared);
-    let clients_thread = thread::spawn(move || {
-        run_clients(
-            specs,
-            Config::default(),
-            Pacing::Steady { every },
-            Duration::from_millis(1),
-            sh,
-        )
-    });
+    let clients_thread = spawn_clients(
+        specs,
+        Pacing::Steady { every },
+        Duration::from_millis(1),
+        &shared,
+    );
     assert!(
         wait_for(Duration::from_secs(60), || {
             shared.connected.load(Ordering::SeqCst) == n && shared.peers.load(Ordering::SeqCst) == n
