@@ -1,4 +1,6 @@
-//! 1. Bad input against a live server with honest clients.
+//! Family 1, bad input thrown at a live server (from strangers, and into a
+//! live session through a capture proxy) while honest clients exchange
+//! reliable traffic.
 
 use std::collections::HashSet;
 use std::net::UdpSocket;

@@ -1,5 +1,5 @@
-//! 4. Faults: a server process killed and restarted, a client gone halfway
-//! through a fragmented message.
+//! Family 4, faults: a server process killed and restarted, a client gone
+//! halfway through a fragmented message.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::thread;

@@ -1,4 +1,4 @@
-//! 2. A spoofed-source connect flood.
+//! Family 2, a spoofed-source connect flood, while honest clients connect.
 
 use std::collections::{HashSet, VecDeque};
 use std::io::ErrorKind;

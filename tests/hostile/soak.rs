@@ -1,4 +1,4 @@
-//! 3. Soak: many clients, steady traffic, minutes.
+//! Family 3, soak: many clients, steady traffic, minutes.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
