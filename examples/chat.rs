@@ -39,7 +39,7 @@ use std::time::Duration;
 use legume::net::{ConnectToken, PrivateKey};
 use legume::prelude::*;
 
-use support::{init_logging, Args};
+use support::{connect_failure, init_logging, Args};
 
 /// Client → server: who I am (sent once connected).
 #[derive(Debug, Message)]
@@ -194,18 +194,6 @@ fn server(
                 other => println!("{peer}: {other:?}"),
             }
         }
-    }
-}
-
-/// Why the connection failed, if `event` (seen before `Connected`) says it did.
-fn connect_failure(event: &Event) -> Option<String> {
-    match event {
-        Event::Rejected { reason } => Some(format!("rejected by the server: {reason}")),
-        Event::Disconnected(DisconnectReason::ConnectTimedOut) => {
-            Some("no answer from the server within the connect timeout".into())
-        }
-        Event::Disconnected(reason) => Some(format!("disconnected while connecting: {reason}")),
-        _ => None,
     }
 }
 

@@ -46,7 +46,7 @@ use std::time::{Duration, Instant};
 use legume::net::{ConnectToken, LiveStats, PrivateKey, TokenParams};
 use legume::prelude::*;
 
-use support::{init_logging, Args};
+use support::{connect_failure, init_logging, Args};
 
 /// One echoed payload: the delivery kind, then the bytes (u32 LE sequence first).
 #[derive(Debug, Message)]
@@ -269,18 +269,6 @@ impl Tracker {
         *seen = true;
         self.echoed += 1;
         true
-    }
-}
-
-/// Why the connection failed, if `event` (seen before `Connected`) says it did.
-fn connect_failure(event: &Event) -> Option<String> {
-    match event {
-        Event::Rejected { reason } => Some(format!("rejected by the server: {reason}")),
-        Event::Disconnected(DisconnectReason::ConnectTimedOut) => {
-            Some("no answer from the server within the connect timeout".into())
-        }
-        Event::Disconnected(reason) => Some(format!("disconnected while connecting: {reason}")),
-        _ => None,
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use legume_game_client::bot::{run_bot, BotConfig};
 use legume_game_client::ui::{self, UiConfig};
-use legume_game_protocol::cli::{init_logging, Args, NetFlags, NET_FLAGS, NET_USAGE};
+use legume_game_protocol::cli::{init_logging, run_main, Args, NetFlags, NET_FLAGS, NET_USAGE};
 use legume_game_protocol::DEFAULT_PORT;
 
 fn usage() -> String {
@@ -36,17 +36,7 @@ fn main() -> ExitCode {
     // `RUST_LOG` is set (redirect stderr then, say `2>client.log`, or the
     // lines land on the game's screen).
     init_logging(args.flag("--bot").then_some("warn"));
-    if args.flag("--help") || args.flag("-h") {
-        println!("{}", usage());
-        return ExitCode::SUCCESS;
-    }
-    match run(&args) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("game-client: {e}\n\n{}", usage());
-            ExitCode::from(2)
-        }
-    }
+    run_main("game-client", &args, usage, run)
 }
 
 fn run(args: &Args) -> Result<ExitCode, String> {

@@ -1,6 +1,7 @@
 //! Command-line flags shared by `game-server` and `game-client`: a small
 //! strict parser and logging (the helpers every example's `main` uses,
-//! from `examples/support/`) and the network conditioner's flags.
+//! from `examples/support/`), the rest of their `main` ([`run_main`]) and
+//! the network conditioner's flags.
 //!
 //! ```
 //! use legume_game_protocol::cli::{Args, NetFlags};
@@ -15,6 +16,7 @@
 //! # Ok::<(), String>(())
 //! ```
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use legume::net::sim::LinkConditions;
@@ -33,6 +35,28 @@ pub const NET_USAGE: &str =
      --latency-ms MS   delay each datagram by MS milliseconds, each direction\n  \
      --jitter-ms MS    add a random 0..MS milliseconds to each delay\n  \
      --dup P           deliver each datagram twice with probability P";
+
+/// The rest of a game binary's `main` once logging is set up: `--help` or
+/// `-h` prints `usage()`; otherwise `run` runs, and its error is printed as
+/// `program: error` followed by the usage, with exit code 2.
+pub fn run_main(
+    program: &str,
+    args: &Args,
+    usage: fn() -> String,
+    run: fn(&Args) -> Result<ExitCode, String>,
+) -> ExitCode {
+    if args.flag("--help") || args.flag("-h") {
+        println!("{}", usage());
+        return ExitCode::SUCCESS;
+    }
+    match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{program}: {e}\n\n{}", usage());
+            ExitCode::from(2)
+        }
+    }
+}
 
 /// Impairments for one endpoint's traffic, applied by legume's network
 /// conditioner (`Config::conditioner`) in each direction.

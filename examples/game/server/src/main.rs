@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use legume_game_client::bot::{verify, BotReport};
-use legume_game_protocol::cli::{init_logging, Args, NetFlags, NET_FLAGS, NET_USAGE};
+use legume_game_protocol::cli::{init_logging, run_main, Args, NetFlags, NET_FLAGS, NET_USAGE};
 use legume_game_protocol::DEFAULT_PORT;
 use legume_game_server::{join_bots, spawn_bots, BotSpec, GameServer, ServerOptions};
 
@@ -31,17 +31,7 @@ fn usage() -> String {
 fn main() -> ExitCode {
     init_logging(Some("warn"));
     let args = Args::from_env();
-    if args.flag("--help") || args.flag("-h") {
-        println!("{}", usage());
-        return ExitCode::SUCCESS;
-    }
-    match run(&args) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("game-server: {e}\n\n{}", usage());
-            ExitCode::from(2)
-        }
-    }
+    run_main("game-server", &args, usage, run)
 }
 
 fn run(args: &Args) -> Result<ExitCode, String> {
