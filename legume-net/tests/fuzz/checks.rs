@@ -11,9 +11,9 @@ use crate::draw::Draw;
 use crate::util::wire::*;
 
 /// Valid packets plus dropped ones: every datagram a connection is handed
-/// moves this by one, and (see [`out_of_window_frames_count_as_datagrams`])
-/// by one more for each frame of an accepted packet whose message id is
-/// outside the receive window.
+/// moves this by one, and by one more for each frame of an accepted packet
+/// whose message id is outside the receive window (see
+/// [`crate::findings::out_of_window_frames_count_as_datagrams`]).
 pub(crate) fn accounted(s: &Stats) -> u64 {
     s.in_packets + s.dropped_invalid + s.dropped_duplicate
 }
@@ -118,7 +118,8 @@ pub(crate) fn is_response_for(d: &[u8], nonce: u64) -> bool {
 /// Whether `d`, handed to a server endpoint whose clock started at `epoch`
 /// from an address with no connection, is a CHALLENGE_RESPONSE replayed
 /// exactly `lifetime` after its challenge was issued: it reopens a closed
-/// connection ([`a_replayed_response_at_the_cookie_lifetime_opens_nothing`]).
+/// connection (see
+/// [`crate::findings::a_replayed_response_at_the_cookie_lifetime_opens_nothing`]).
 /// The fuzz targets skip such datagrams so that they go on finding other
 /// things; remove this once that bug is fixed.
 pub(crate) fn hits_replay_bug(d: &[u8], now: Instant, epoch: Instant, lifetime: Duration) -> bool {

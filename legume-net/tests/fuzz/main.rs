@@ -7,7 +7,7 @@
 //!
 //! 1. **Message decode** ([`decode::target_message_decode`], one input an
 //!    iteration): `MessageFactory::decode` on a registered type id and field
-//!    bytes: valid encodings of the derived types below (strings, fixed
+//!    bytes: valid encodings of the derived types of [`decode`] (strings, fixed
 //!    strings, bounded and nested vectors, options, tuples, arrays, floats,
 //!    nested and recursive enums), as they are or mutated (bit flips, edge
 //!    bytes and varints, insertions, deletions, truncation, duplicated
