@@ -1,6 +1,8 @@
 //! A simulated world for protocol tests: one server endpoint and any number
 //! of client connections on a seeded lossy in-memory network, driven on a
-//! virtual clock that jumps straight to the next thing that happens.
+//! virtual clock that jumps straight to the next thing that happens; and
+//! [`wire`], the plain wire format built by hand for the fuzz and attack
+//! tests.
 
 #![allow(dead_code)]
 
