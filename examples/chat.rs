@@ -27,6 +27,8 @@
 //!     --key "$(cat chat.key)" --server 127.0.0.1:40100 --client-id 1 --name ann)"
 //! ```
 
+mod support;
+
 use std::collections::HashMap;
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -36,6 +38,8 @@ use std::time::Duration;
 
 use legume::net::{ConnectToken, PrivateKey};
 use legume::prelude::*;
+
+use support::{connect_failure, init_logging, Args};
 
 /// Client → server: who I am (sent once connected).
 #[derive(Debug, Message)]
@@ -78,38 +82,28 @@ enum ChatMsg {
     Notice(Notice),
 }
 
-fn arg(args: &[String], name: &str) -> Option<String> {
-    let i = args.iter().position(|a| a == name)?;
-    args.get(i + 1).cloned()
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-    let args: Vec<String> = std::env::args().collect();
+    init_logging(Some("warn"));
+    let args = Args::from_env();
     let usage = "usage: chat server --listen ADDR [--key KEY [--public ADDR]] \
                  | chat client --connect ADDR --name NAME | chat client --token TOKEN";
     let factory = Arc::new(ChatMsg::factory()?);
-    match args.get(1).map(String::as_str) {
+    match args.command() {
         Some("server") => server(
             factory,
-            &arg(&args, "--listen").ok_or(usage)?,
-            arg(&args, "--key").as_deref(),
-            arg(&args, "--public").as_deref(),
+            &args.get::<String>("--listen").ok_or(usage)?,
+            args.get::<String>("--key").as_deref(),
+            args.get::<String>("--public").as_deref(),
         ),
-        Some("client") => match arg(&args, "--token") {
+        Some("client") => match args.get::<String>("--token") {
             Some(token) => {
                 let token = ConnectToken::from_base64(&token)?;
                 client(factory, Target::Token(token), "")
             }
             None => client(
                 factory,
-                Target::Addr(arg(&args, "--connect").ok_or(usage)?),
-                &arg(&args, "--name").ok_or(usage)?,
+                Target::Addr(args.get::<String>("--connect").ok_or(usage)?),
+                &args.get::<String>("--name").ok_or(usage)?,
             ),
         },
         _ => Err(usage.into()),
@@ -200,18 +194,6 @@ fn server(
                 other => println!("{peer}: {other:?}"),
             }
         }
-    }
-}
-
-/// Why the connection failed, if `event` (seen before `Connected`) says it did.
-fn connect_failure(event: &Event) -> Option<String> {
-    match event {
-        Event::Rejected { reason } => Some(format!("rejected by the server: {reason}")),
-        Event::Disconnected(DisconnectReason::ConnectTimedOut) => {
-            Some("no answer from the server within the connect timeout".into())
-        }
-        Event::Disconnected(reason) => Some(format!("disconnected while connecting: {reason}")),
-        _ => None,
     }
 }
 

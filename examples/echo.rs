@@ -36,6 +36,8 @@
 //! `warn`): `RUST_LOG=legume_net=debug` adds handshakes, disconnects and
 //! summaries of invalid traffic.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -44,6 +46,8 @@ use std::time::{Duration, Instant};
 
 use legume::net::{ConnectToken, LiveStats, PrivateKey, TokenParams};
 use legume::prelude::*;
+
+use support::{connect_failure, init_logging, Args};
 
 /// One echoed payload: the delivery kind, then the bytes (u32 LE sequence first).
 #[derive(Debug, Message)]
@@ -71,19 +75,14 @@ fn factory() -> Result<Arc<MessageFactory>, RegistryError> {
     Ok(Arc::new(f))
 }
 
-fn arg<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
-    let i = args.iter().position(|a| a == name)?;
-    args.get(i + 1)?.parse().ok()
-}
-
 /// The config, with the conditioner when any impairment flag is given.
-fn config(args: &[String]) -> Config {
-    let loss: f64 = arg(args, "--loss").unwrap_or(0.0);
-    let dup: f64 = arg(args, "--dup").unwrap_or(0.0);
-    let latency: u64 = arg(args, "--latency-ms").unwrap_or(0);
-    let jitter: u64 = arg(args, "--jitter-ms").unwrap_or(0);
+fn config(args: &Args) -> Config {
+    let loss: f64 = args.get("--loss").unwrap_or(0.0);
+    let dup: f64 = args.get("--dup").unwrap_or(0.0);
+    let latency: u64 = args.get("--latency-ms").unwrap_or(0);
+    let jitter: u64 = args.get("--jitter-ms").unwrap_or(0);
     let mut config = Config {
-        udp_offload: !args.iter().any(|a| a == "--no-offload"),
+        udp_offload: !args.flag("--no-offload"),
         ..Config::default()
     };
     if loss > 0.0 || dup > 0.0 || latency > 0 || jitter > 0 {
@@ -98,8 +97,8 @@ fn config(args: &[String]) -> Config {
 }
 
 /// The `--secure-key` private key, if given.
-fn secure_key(args: &[String]) -> Result<Option<PrivateKey>, Box<dyn std::error::Error>> {
-    match arg::<String>(args, "--secure-key") {
+fn secure_key(args: &Args) -> Result<Option<PrivateKey>, Box<dyn std::error::Error>> {
+    match args.get::<String>("--secure-key") {
         Some(k) => Ok(Some(
             PrivateKey::from_base64(k.trim()).ok_or("--secure-key is not a base64 32-byte key")?,
         )),
@@ -115,25 +114,14 @@ fn usage() -> Box<dyn std::error::Error> {
         .into()
 }
 
-/// Sends legume's `tracing` events to stderr, filtered by `RUST_LOG`
-/// (default `warn`), so stdout keeps only the results.
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    init_logging();
-    let args: Vec<String> = std::env::args().collect();
-    match args.get(1).map(String::as_str) {
+    init_logging(Some("warn"));
+    let args = Args::from_env();
+    match args.command() {
         Some("server") => {
-            let listen: SocketAddr = arg(&args, "--listen").ok_or_else(usage)?;
-            let seconds: f64 = arg(&args, "--seconds").ok_or_else(usage)?;
-            let stats = args.iter().any(|a| a == "--stats");
+            let listen: SocketAddr = args.get("--listen").ok_or_else(usage)?;
+            let seconds: f64 = args.get("--seconds").ok_or_else(usage)?;
+            let stats = args.flag("--stats");
             run_server(
                 listen,
                 Duration::from_secs_f64(seconds),
@@ -285,26 +273,14 @@ impl Tracker {
     }
 }
 
-/// Why the connection failed, if `event` (seen before `Connected`) says it did.
-fn connect_failure(event: &Event) -> Option<String> {
-    match event {
-        Event::Rejected { reason } => Some(format!("rejected by the server: {reason}")),
-        Event::Disconnected(DisconnectReason::ConnectTimedOut) => {
-            Some("no answer from the server within the connect timeout".into())
-        }
-        Event::Disconnected(reason) => Some(format!("disconnected while connecting: {reason}")),
-        _ => None,
-    }
-}
-
-fn run_client(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
-    let connect: SocketAddr = arg(args, "--connect").ok_or_else(usage)?;
-    let messages: u32 = arg(args, "--messages").ok_or_else(usage)?;
-    let size: usize = arg(args, "--size").ok_or_else(usage)?;
-    let delivery_name: String = arg(args, "--delivery").ok_or_else(usage)?;
-    let timeout: f64 = arg(args, "--timeout").ok_or_else(usage)?;
-    let clients: usize = arg(args, "--clients").unwrap_or(1);
-    let window: u64 = arg(args, "--window").unwrap_or(0);
+fn run_client(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let connect: SocketAddr = args.get("--connect").ok_or_else(usage)?;
+    let messages: u32 = args.get("--messages").ok_or_else(usage)?;
+    let size: usize = args.get("--size").ok_or_else(usage)?;
+    let delivery_name: String = args.get("--delivery").ok_or_else(usage)?;
+    let timeout: f64 = args.get("--timeout").ok_or_else(usage)?;
+    let clients: usize = args.get("--clients").unwrap_or(1);
+    let window: u64 = args.get("--window").unwrap_or(0);
     let kind = KINDS
         .iter()
         .position(|k| k.0 == delivery_name)

@@ -4,6 +4,8 @@
 //! Run: `cargo run --example quickstart`, or with the library's logs:
 //! `RUST_LOG=legume_net=debug cargo run --example quickstart`
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,12 +21,7 @@ struct Greeting {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // legume logs through `tracing`; this prints its events on stderr,
     // filtered by RUST_LOG (warnings when it is unset).
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    support::init_logging(Some("warn"));
 
     let mut factory = MessageFactory::new();
     factory.register::<Greeting>()?;

@@ -18,11 +18,15 @@
 //! cargo run --example chat -- client --token "$(cargo run -q --example token -- issue ...)"
 //! ```
 
+mod support;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use legume::net::{ConnectToken, PrivateKey, TokenParams, USER_DATA_LEN};
 use legume::prelude::*;
+
+use support::Args;
 
 /// The longest name the user data carries.
 const MAX_NAME: usize = 32;
@@ -48,36 +52,26 @@ fn issue(
     Ok(ConnectToken::issue(key, &params)?.to_base64())
 }
 
-fn args_of(args: &[String], name: &str) -> Vec<String> {
-    args.windows(2)
-        .filter(|w| w[0] == name)
-        .map(|w| w[1].clone())
-        .collect()
-}
-
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args_of(args, name).into_iter().next()
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().collect();
+    let args = Args::from_env();
     let usage = "usage: token keygen | token issue --key KEY --server ADDR [--server ADDR ...] \
                  --client-id N --name NAME [--lifetime SECONDS]";
-    match args.get(1).map(String::as_str) {
+    match args.command() {
         Some("keygen") => {
             println!("{}", PrivateKey::generate()?.to_base64());
             Ok(())
         }
         Some("issue") => {
-            let key = arg(&args, "--key").ok_or(usage)?;
+            let key = args.get::<String>("--key").ok_or(usage)?;
             let key = PrivateKey::from_base64(&key).ok_or("--key is not a base64 32-byte key")?;
-            let servers = args_of(&args, "--server")
+            let servers = args
+                .all("--server")
                 .iter()
                 .map(|s| s.parse())
                 .collect::<Result<Vec<SocketAddr>, _>>()?;
-            let client_id = arg(&args, "--client-id").ok_or(usage)?.parse()?;
-            let name = arg(&args, "--name").ok_or(usage)?;
-            let lifetime = match arg(&args, "--lifetime") {
+            let client_id = args.get::<String>("--client-id").ok_or(usage)?.parse()?;
+            let name = args.get::<String>("--name").ok_or(usage)?;
+            let lifetime = match args.get::<String>("--lifetime") {
                 Some(s) => Duration::from_secs(s.parse()?),
                 None => Duration::from_secs(60),
             };

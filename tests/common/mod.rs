@@ -1,8 +1,16 @@
-//! Helpers shared by the root integration tests.
+//! Helpers shared by the root integration tests: a lossy proxy, example
+//! binaries and child processes here; random draws ([`draw`]), environment,
+//! `/proc` and clock helpers ([`system`]), legume 0.5 vectors ([`vectors`])
+//! and the hand-built wire format ([`wire`], legume-net's
+//! `tests/util/wire.rs`, shared with its fuzz tests) in the modules.
 
 #![allow(dead_code)]
 
+pub mod draw;
+pub mod system;
 pub mod vectors;
+#[path = "../../legume-net/tests/util/wire.rs"]
+pub mod wire;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;

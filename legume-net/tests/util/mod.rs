@@ -1,8 +1,12 @@
 //! A simulated world for protocol tests: one server endpoint and any number
 //! of client connections on a seeded lossy in-memory network, driven on a
-//! virtual clock that jumps straight to the next thing that happens.
+//! virtual clock that jumps straight to the next thing that happens; and
+//! [`wire`], the plain wire format built by hand for the fuzz and attack
+//! tests.
 
 #![allow(dead_code)]
+
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -344,26 +348,23 @@ impl World {
     /// Removes and returns the whole `Num` messages the server received from
     /// `peer`, in order.
     pub fn server_msgs(&mut self, peer: SocketAddr) -> Vec<Num> {
-        let mut out = Vec::new();
-        self.server_events.retain(|e| match &e.event {
-            Event::Message(m) if e.peer == peer => match m.downcast_ref::<Num>() {
-                Some(num) => {
-                    out.push(num.clone());
-                    false
-                }
-                None => true,
-            },
-            _ => true,
-        });
-        out
+        drain_nums(&mut self.server_events, |e| {
+            (e.peer == peer).then_some(&e.event)
+        })
     }
 }
 
 /// Removes the `Num` messages from `events` and returns them, in order.
 pub fn take_msgs(events: &mut Vec<Event>) -> Vec<Num> {
+    drain_nums(events, |e| Some(e))
+}
+
+/// Removes from `items` each whose event (`event_of`) is a `Num` message,
+/// and returns those messages, in order.
+fn drain_nums<T>(items: &mut Vec<T>, event_of: impl Fn(&T) -> Option<&Event>) -> Vec<Num> {
     let mut out = Vec::new();
-    events.retain(|e| match e {
-        Event::Message(m) => match m.downcast_ref::<Num>() {
+    items.retain(|item| match event_of(item) {
+        Some(Event::Message(m)) => match m.downcast_ref::<Num>() {
             Some(num) => {
                 out.push(num.clone());
                 false

@@ -132,6 +132,28 @@ pub struct BotReport {
     pub elapsed: Duration,
 }
 
+impl BotReport {
+    /// The report of a bot named `name` before it has seen anything: no id,
+    /// no players, no chat, zero counters, and `end` saying `"finished"`.
+    pub fn new(name: impl Into<String>) -> Self {
+        BotReport {
+            name: name.into(),
+            id: None,
+            seen: BTreeSet::new(),
+            max_players_at_once: 0,
+            sent: Vec::new(),
+            received: Vec::new(),
+            moves: (0, 0),
+            final_pos: None,
+            snapshots: (0, 0),
+            stats: Stats::default(),
+            end: "finished".into(),
+            warnings: Vec::new(),
+            elapsed: Duration::ZERO,
+        }
+    }
+}
+
 /// Runs one bot until its time is up (or the connection ends), then
 /// disconnects and reports what it saw.
 pub fn run_bot(config: BotConfig) -> BotReport {
@@ -141,21 +163,7 @@ pub fn run_bot(config: BotConfig) -> BotReport {
         .checked_sub(config.quiet_before_end)
         .unwrap_or(start);
     let mut rng = Rng::new(config.seed.wrapping_mul(0x9E37_79B9).wrapping_add(17));
-    let mut report = BotReport {
-        name: config.name.clone(),
-        id: None,
-        seen: BTreeSet::new(),
-        max_players_at_once: 0,
-        sent: Vec::new(),
-        received: Vec::new(),
-        moves: (0, 0),
-        final_pos: None,
-        snapshots: (0, 0),
-        stats: Stats::default(),
-        end: "finished".into(),
-        warnings: Vec::new(),
-        elapsed: Duration::ZERO,
-    };
+    let mut report = BotReport::new(config.name.clone());
     let mut session = match GameSession::connect(config.server, &config.name, config.net.clone()) {
         Ok(s) => s,
         Err(e) => {
@@ -374,7 +382,6 @@ mod tests {
 
     fn report(name: &str, id: PlayerId, seen: &[PlayerId]) -> BotReport {
         BotReport {
-            name: name.into(),
             id: Some(id),
             seen: seen.iter().copied().collect(),
             max_players_at_once: seen.len(),
@@ -382,14 +389,7 @@ mod tests {
                 chat_id: 1,
                 text: format!("hi from {name}"),
             }],
-            received: Vec::new(),
-            moves: (0, 0),
-            final_pos: None,
-            snapshots: (0, 0),
-            stats: Stats::default(),
-            end: "finished".into(),
-            warnings: Vec::new(),
-            elapsed: Duration::ZERO,
+            ..BotReport::new(name)
         }
     }
 

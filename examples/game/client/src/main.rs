@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use legume_game_client::bot::{run_bot, BotConfig};
 use legume_game_client::ui::{self, UiConfig};
-use legume_game_protocol::cli::{Args, NetFlags, NET_FLAGS, NET_USAGE};
+use legume_game_protocol::cli::{init_logging, run_main, Args, NetFlags, NET_FLAGS, NET_USAGE};
 use legume_game_protocol::DEFAULT_PORT;
 
 fn usage() -> String {
@@ -30,36 +30,13 @@ fn usage() -> String {
     )
 }
 
-/// Sends legume's `tracing` events to stderr, filtered by `RUST_LOG`.
-/// A bot logs warnings by default; the terminal game logs only when
-/// `RUST_LOG` is set (redirect stderr then, say `2>client.log`, or the
-/// lines land on the game's screen).
-fn init_logging(bot: bool) {
-    let filter = match tracing_subscriber::EnvFilter::try_from_default_env() {
-        Ok(filter) => filter,
-        Err(_) if bot => tracing_subscriber::EnvFilter::new("warn"),
-        Err(_) => return,
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 fn main() -> ExitCode {
     let args = Args::from_env();
-    init_logging(args.flag("--bot"));
-    if args.flag("--help") || args.flag("-h") {
-        println!("{}", usage());
-        return ExitCode::SUCCESS;
-    }
-    match run(&args) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("game-client: {e}\n\n{}", usage());
-            ExitCode::from(2)
-        }
-    }
+    // A bot logs warnings by default; the terminal game logs only when
+    // `RUST_LOG` is set (redirect stderr then, say `2>client.log`, or the
+    // lines land on the game's screen).
+    init_logging(args.flag("--bot").then_some("warn"));
+    run_main("game-client", &args, usage, run)
 }
 
 fn run(args: &Args) -> Result<ExitCode, String> {

@@ -1,5 +1,7 @@
 //! Command-line flags shared by `game-server` and `game-client`: a small
-//! strict parser and the network conditioner's flags.
+//! strict parser and logging (the helpers every example's `main` uses,
+//! from `examples/support/`), the rest of their `main` ([`run_main`]) and
+//! the network conditioner's flags.
 //!
 //! ```
 //! use legume_game_protocol::cli::{Args, NetFlags};
@@ -14,12 +16,15 @@
 //! # Ok::<(), String>(())
 //! ```
 
-use std::str::FromStr;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use legume::net::sim::LinkConditions;
 use legume::net::Conditioner;
 use legume::prelude::*;
+
+pub use crate::args::Args;
+pub use crate::logging::init_logging;
 
 /// The flags of the network conditioner, as both binaries name them.
 pub const NET_FLAGS: [&str; 4] = ["--loss", "--latency-ms", "--jitter-ms", "--dup"];
@@ -31,66 +36,25 @@ pub const NET_USAGE: &str =
      --jitter-ms MS    add a random 0..MS milliseconds to each delay\n  \
      --dup P           deliver each datagram twice with probability P";
 
-/// A program's arguments (without the program name), looked up by flag.
-#[derive(Clone, Debug, Default)]
-pub struct Args {
-    args: Vec<String>,
-}
-
-impl Args {
-    /// The given arguments, without the program name.
-    pub fn new<I, S>(args: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        Args {
-            args: args.into_iter().map(Into::into).collect(),
+/// The rest of a game binary's `main` once logging is set up: `--help` or
+/// `-h` prints `usage()`; otherwise `run` runs, and its error is printed as
+/// `program: error` followed by the usage, with exit code 2.
+pub fn run_main(
+    program: &str,
+    args: &Args,
+    usage: fn() -> String,
+    run: fn(&Args) -> Result<ExitCode, String>,
+) -> ExitCode {
+    if args.flag("--help") || args.flag("-h") {
+        println!("{}", usage());
+        return ExitCode::SUCCESS;
+    }
+    match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{program}: {e}\n\n{}", usage());
+            ExitCode::from(2)
         }
-    }
-
-    /// The process's arguments, without the program name.
-    pub fn from_env() -> Self {
-        Args::new(std::env::args().skip(1))
-    }
-
-    /// Checks that every argument is one of `with_value` followed by a value,
-    /// or one of `switches`; the error names the first that is not.
-    pub fn check(&self, with_value: &[&str], switches: &[&str]) -> Result<(), String> {
-        let mut it = self.args.iter();
-        while let Some(a) = it.next() {
-            if switches.contains(&a.as_str()) {
-                continue;
-            }
-            if with_value.contains(&a.as_str()) {
-                if it.next().is_none() {
-                    return Err(format!("{a} needs a value"));
-                }
-                continue;
-            }
-            return Err(format!("unknown argument {a:?}"));
-        }
-        Ok(())
-    }
-
-    /// Whether the switch `name` is present.
-    pub fn flag(&self, name: &str) -> bool {
-        self.args.iter().any(|a| a == name)
-    }
-
-    /// The value after `name`, parsed; `Ok(None)` when the flag is absent,
-    /// an error naming the flag when the value does not parse.
-    pub fn value<T: FromStr>(&self, name: &str) -> Result<Option<T>, String> {
-        let Some(i) = self.args.iter().position(|a| a == name) else {
-            return Ok(None);
-        };
-        let raw = self
-            .args
-            .get(i + 1)
-            .ok_or_else(|| format!("{name} needs a value"))?;
-        raw.parse()
-            .map(Some)
-            .map_err(|_| format!("{name}: cannot parse {raw:?}"))
     }
 }
 
@@ -193,6 +157,17 @@ mod tests {
             args.value::<u16>("--port"),
             Err("--port: cannot parse \"x\"".into())
         );
+    }
+
+    #[test]
+    fn lenient_lookups_take_what_parses_and_every_repeat() {
+        let args = Args::new(["issue", "--server", "a", "--n", "x", "--server", "b"]);
+        assert_eq!(args.command(), Some("issue"));
+        assert_eq!(args.get::<String>("--server"), Some("a".into()));
+        assert_eq!(args.get::<u32>("--n"), None);
+        assert_eq!(args.get::<u32>("--missing"), None);
+        assert_eq!(args.all("--server"), ["a", "b"]);
+        assert_eq!(Args::default().command(), None);
     }
 
     #[test]

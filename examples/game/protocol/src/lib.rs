@@ -53,7 +53,13 @@ use std::sync::Arc;
 
 use legume::prelude::*;
 
+// The helpers every example's `main` uses, shared with the single-file
+// examples (re-exported by `cli`).
+#[path = "../../../support/args.rs"]
+mod args;
 pub mod cli;
+#[path = "../../../support/logging.rs"]
+mod logging;
 pub mod rates;
 pub mod world;
 

@@ -30,7 +30,7 @@ use std::net::SocketAddr;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use legume::net::{ListenError, LiveStats, Stats};
+use legume::net::{ListenError, LiveStats};
 use legume::prelude::*;
 use legume_game_client::bot::{run_bot, BotConfig, BotReport};
 use legume_game_protocol::cli::NetFlags;
@@ -464,19 +464,8 @@ pub fn join_bots(bots: Vec<JoinHandle<BotReport>>) -> Vec<BotReport> {
         .enumerate()
         .map(|(i, b)| {
             b.join().unwrap_or_else(|_| BotReport {
-                name: format!("bot-{}", i + 1),
-                id: None,
-                seen: Default::default(),
-                max_players_at_once: 0,
-                sent: Vec::new(),
-                received: Vec::new(),
-                moves: (0, 0),
-                final_pos: None,
-                snapshots: (0, 0),
-                stats: Stats::default(),
                 end: "panicked".into(),
-                warnings: Vec::new(),
-                elapsed: Duration::ZERO,
+                ..BotReport::new(format!("bot-{}", i + 1))
             })
         })
         .collect()

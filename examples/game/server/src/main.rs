@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use legume_game_client::bot::{verify, BotReport};
-use legume_game_protocol::cli::{Args, NetFlags, NET_FLAGS, NET_USAGE};
+use legume_game_protocol::cli::{init_logging, run_main, Args, NetFlags, NET_FLAGS, NET_USAGE};
 use legume_game_protocol::DEFAULT_PORT;
 use legume_game_server::{join_bots, spawn_bots, BotSpec, GameServer, ServerOptions};
 
@@ -28,32 +28,10 @@ fn usage() -> String {
     )
 }
 
-/// Sends legume's `tracing` events to stderr, filtered by `RUST_LOG`
-/// (default `warn`): `RUST_LOG=legume_net=debug` shows handshakes,
-/// disconnects with reasons and summaries of invalid traffic.
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 fn main() -> ExitCode {
-    init_logging();
+    init_logging(Some("warn"));
     let args = Args::from_env();
-    if args.flag("--help") || args.flag("-h") {
-        println!("{}", usage());
-        return ExitCode::SUCCESS;
-    }
-    match run(&args) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("game-server: {e}\n\n{}", usage());
-            ExitCode::from(2)
-        }
-    }
+    run_main("game-server", &args, usage, run)
 }
 
 fn run(args: &Args) -> Result<ExitCode, String> {
