@@ -220,6 +220,12 @@ pub struct Stats {
     /// message twice once its memory of 1,000 ids has passed it. Always 0
     /// in native mode.
     pub lost_acks: u64,
+    /// legume v4 mode: copies sent of the messages counted in `lost_acks`,
+    /// after their ack was proved lost. A legume 0.5 peer delivers a message
+    /// a second time only from such a copy (every other copy arrives while
+    /// the message is still among the ids it remembers), so it delivers at
+    /// most this many duplicates. Always 0 in native mode.
+    pub lost_ack_resends: u64,
 }
 
 #[cfg(test)]

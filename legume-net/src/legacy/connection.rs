@@ -1095,6 +1095,9 @@ impl V4Connection {
             let delay = self.resend_delay(sends);
             let tx = self.next_tx;
             if let Some(m) = self.in_flight.get_mut(&id) {
+                if m.passed {
+                    self.stats.lost_ack_resends += 1;
+                }
                 let _ = m.header.write(w);
                 let _ = w.put_slice(&m.bytes);
                 m.sent_at = Some(now);
