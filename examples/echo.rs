@@ -24,7 +24,7 @@
 //! says why on stderr and exits 1 at once, printing no result line.
 //!
 //! `--no-offload` on either side turns off that side's UDP segmentation and
-//! receive offload (Linux GSO/GRO; `Config::udp_offload`), for comparisons.
+//! receive offload (Linux GSO/GRO; `DriverConfig::udp_offload`), for comparisons.
 //!
 //! Both sides also take `--secure-key KEY` (a base64 private key from
 //! `cargo run --example token -- keygen`): the server then requires connect
@@ -82,7 +82,10 @@ fn config(args: &Args) -> Config {
     let latency: u64 = args.get("--latency-ms").unwrap_or(0);
     let jitter: u64 = args.get("--jitter-ms").unwrap_or(0);
     let mut config = Config {
-        udp_offload: !args.flag("--no-offload"),
+        driver: legume::net::DriverConfig {
+            udp_offload: !args.flag("--no-offload"),
+            ..legume::net::DriverConfig::default()
+        },
         ..Config::default()
     };
     if loss > 0.0 || dup > 0.0 || latency > 0 || jitter > 0 {
@@ -91,7 +94,7 @@ fn config(args: &Args) -> Config {
             .with_duplicate(dup)
             .with_latency(Duration::from_millis(latency))
             .with_jitter(Duration::from_millis(jitter));
-        config.conditioner = Some(legume::net::Conditioner::symmetric(link, 7));
+        config.driver.conditioner = Some(legume::net::sim::Conditioner::symmetric(link, 7));
     }
     config
 }

@@ -23,7 +23,8 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use legume::net::{ConnectToken, PrivateKey, TokenParams, USER_DATA_LEN};
+use legume::net::secure::USER_DATA_LEN;
+use legume::net::{ConnectToken, PrivateKey, TokenParams};
 use legume::prelude::*;
 
 use support::Args;

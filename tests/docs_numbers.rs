@@ -76,7 +76,7 @@ fn readme_defaults() {
         format!("at most {} bytes of UDP payload", c.mtu),
         format!(
             "a reliable message up to {} MiB (configurable)",
-            c.max_message_size >> 20
+            c.limits.max_message_size >> 20
         ),
         format!("(`Config::stats_window`, {} s)", c.stats_window.as_secs()),
     ] {

@@ -25,7 +25,10 @@ const REASON: &str = "the server is closed for maintenance";
 fn rejecting_server(stop: Arc<AtomicBool>) -> SocketAddr {
     // No schema check: it would refuse these clients with its own reason.
     let config = Config {
-        check_schema: false,
+        server: legume::net::ServerConfig {
+            check_schema: false,
+            ..legume::net::ServerConfig::default()
+        },
         ..Config::default()
     };
     let mut server = Server::new(Arc::new(MessageFactory::new()), config);

@@ -140,7 +140,10 @@ fn a_message_only_the_client_has_is_named_by_id() {
 #[test]
 fn the_check_can_be_turned_off() {
     let config = Config {
-        check_schema: false,
+        server: legume::net::ServerConfig {
+            check_schema: false,
+            ..legume::net::ServerConfig::default()
+        },
         ..Config::default()
     };
     let events = handshake(

@@ -6,7 +6,8 @@ mod common;
 use std::process::Command;
 
 use common::example_binary;
-use legume::net::{open_private_token, ConnectToken, PrivateKey};
+use legume::net::secure::open_private_token;
+use legume::net::{ConnectToken, PrivateKey};
 
 fn run(args: &[&str]) -> (bool, String) {
     let out = Command::new(example_binary("token"))

@@ -388,7 +388,10 @@ fn offload_on_either_side_delivers_the_same() {
         ("[::1]:0", true, true),
     ] {
         let config = |offload| Config {
-            udp_offload: offload,
+            driver: legume::net::DriverConfig {
+                udp_offload: offload,
+                ..legume::net::DriverConfig::default()
+            },
             ..Config::default()
         };
         let mut net = Net::new(bind, config(server_offload));

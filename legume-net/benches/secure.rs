@@ -11,8 +11,9 @@ mod common;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use legume_net::secure::PacketKey;
 use legume_net::sim::LinkConditions;
-use legume_net::{Delivery, PacketKey};
+use legume_net::Delivery;
 
 use common::{msg32, Msg32, Pair};
 

@@ -2,11 +2,30 @@
 
 use std::time::Duration;
 
-use crate::driver::Conditioner;
+use crate::sim::Conditioner;
 
 /// Settings shared by a client and a server; `Config::default()` gives
-/// legume's values where legume has one. Override fields with struct update
-/// syntax: `Config { mtu: 1200, ..Config::default() }`.
+/// legume's values where legume has one.
+///
+/// The knobs a game tunes most sit at the top; the rest are grouped by who
+/// reads them, as quinn splits its configs: [`Limits`] (what one peer may
+/// make a connection hold), [`CongestionConfig`] (how fast a connection
+/// sends), [`ServerConfig`] (the server endpoint's handshake) and
+/// [`DriverConfig`] (the UDP driver). Override fields with struct update
+/// syntax, at either level:
+///
+/// ```
+/// use std::time::Duration;
+/// use legume_net::{Config, Limits};
+///
+/// let config = Config {
+///     mtu: 1200,
+///     timeout: Duration::from_secs(5),
+///     limits: Limits { max_message_size: 64 << 10, ..Limits::default() },
+///     ..Config::default()
+/// };
+/// assert_eq!(config.limits.max_send_queue_bytes, Limits::default().max_send_queue_bytes);
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     /// The wire protocol: legume-rs's own (default) or legume 0.5's, to talk
@@ -43,6 +62,24 @@ pub struct Config {
     pub max_ack_delay: Duration,
     /// RTT assumed before the first sample. Default 100 ms.
     pub initial_rtt: Duration,
+    /// The sliding window of the rates in [`LiveStats`](crate::LiveStats)
+    /// (bytes, packets and messages per second). Counters are sampled every
+    /// tenth of it. Default 1 s.
+    pub stats_window: Duration,
+    /// What one peer may make a connection hold.
+    pub limits: Limits,
+    /// The bounds of the congestion window.
+    pub congestion: CongestionConfig,
+    /// The server endpoint's handshake; a client ignores it.
+    pub server: ServerConfig,
+    /// The UDP driver (`Client` and `Server`); the sans-IO core ignores it.
+    pub driver: DriverConfig,
+}
+
+/// Bytes and sizes one connection may hold, so that no peer can grow a
+/// process's memory without bound (a field of [`Config`]).
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct Limits {
     /// Largest message accepted by `send` or reassembled, in bytes. Default 1 MiB.
     pub max_message_size: usize,
     /// Bytes of messages a connection may hold queued or unacked; `send`
@@ -57,16 +94,47 @@ pub struct Config {
     /// wait for an earlier one; a peer that makes it overflow is
     /// disconnected with `LimitExceeded`. Default 16 MiB.
     pub max_reorder_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_size: 1 << 20,
+            max_send_queue_bytes: 16 << 20,
+            max_reassembly_bytes: 4 << 20,
+            max_reorder_bytes: 16 << 20,
+        }
+    }
+}
+
+/// The bounds of a connection's congestion window (a field of [`Config`]).
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct CongestionConfig {
     /// Upper bound of the congestion window, in bytes. Default 4 MiB; in
     /// effect never above 960 datagrams, what the 1024-packet sent ring can
     /// track in flight.
-    pub max_congestion_window: usize,
+    pub max_window: usize,
     /// Lower bound of the congestion window, in bytes (at least 2 × MTU).
     /// Loss on game networks is often random rather than congestion, so the
     /// window never shrinks below this: about 16 datagrams per round trip.
     /// Default 22,400 (16 × 1400).
-    pub min_congestion_window: usize,
-    /// Server: refuse a client whose message schema (its factory's
+    pub min_window: usize,
+}
+
+impl Default for CongestionConfig {
+    fn default() -> Self {
+        CongestionConfig {
+            max_window: 4 << 20,
+            min_window: 16 * MTU,
+        }
+    }
+}
+
+/// What a server endpoint checks and allows during handshakes (a field of
+/// [`Config`]; a client ignores it).
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct ServerConfig {
+    /// Refuse a client whose message schema (its factory's
     /// [`fingerprint`](legume_core::MessageFactory::fingerprint), sent in the
     /// handshake) differs from the server's, with a reason naming the
     /// messages that differ. Default true; turn it off when clients
@@ -79,25 +147,50 @@ pub struct Config {
     /// answers per source IP address per second; more are dropped and
     /// counted. Default 256 (players behind one NAT share an address).
     pub connect_rate_per_source: u32,
-    /// UDP driver: the most datagrams one `update()` reads, so that a peer
-    /// flooding the socket cannot starve the frame loop (legume 0.5 reads
-    /// until the socket is empty). Default 4096.
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            check_schema: true,
+            challenge_lifetime: Duration::from_secs(10),
+            connect_rate_per_source: 256,
+        }
+    }
+}
+
+/// Settings of the UDP driver, `Client` and `Server` (a field of
+/// [`Config`]; the sans-IO core ignores it).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DriverConfig {
+    /// The most datagrams one `update()` reads, so that a peer flooding the
+    /// socket cannot starve the frame loop (legume 0.5 reads until the
+    /// socket is empty). Default 4096.
     pub recv_budget: usize,
-    /// UDP driver, Linux: let the kernel split runs of equal-sized datagrams
-    /// to one peer from one buffer (GSO, `UDP_SEGMENT`) and coalesce
-    /// received ones (GRO, `UDP_GRO`), which saves most of the per-datagram
-    /// cost of the network stack. Used only where the kernel supports it;
-    /// the datagrams on the wire are the same either way. Default `true`.
+    /// Linux: let the kernel split runs of equal-sized datagrams to one peer
+    /// from one buffer (GSO, `UDP_SEGMENT`) and coalesce received ones (GRO,
+    /// `UDP_GRO`), which saves most of the per-datagram cost of the network
+    /// stack. Used only where the kernel supports it; the datagrams on the
+    /// wire are the same either way. Default `true`.
     pub udp_offload: bool,
-    /// The sliding window of the rates in [`LiveStats`](crate::LiveStats)
-    /// (bytes, packets and messages per second). Counters are sampled every
-    /// tenth of it. Default 1 s.
-    pub stats_window: Duration,
-    /// UDP driver: simulated loss, duplication, latency, jitter and
-    /// reordering applied to this endpoint's real traffic, for watching the
-    /// protocol under bad conditions. Default `None` (off).
+    /// Simulated loss, duplication, latency, jitter and reordering applied
+    /// to this endpoint's real traffic, for watching the protocol under bad
+    /// conditions. Default `None` (off).
     pub conditioner: Option<Conditioner>,
 }
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        DriverConfig {
+            recv_budget: 4096,
+            udp_offload: true,
+            conditioner: None,
+        }
+    }
+}
+
+/// The default largest UDP payload, in bytes, as in legume.
+pub const MTU: usize = 1400;
 
 /// The shortest delay between a client's handshake packets, whatever
 /// [`Config::connect_retry`] says.
@@ -129,26 +222,18 @@ impl Default for Config {
         Config {
             protocol: Protocol::Native,
             protocol_id: 0,
-            mtu: 1400,
+            mtu: MTU,
             timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
             connect_retry: Duration::from_millis(100),
             ping_interval: Duration::from_secs(2),
             max_ack_delay: Duration::from_millis(5),
             initial_rtt: Duration::from_millis(100),
-            max_message_size: 1 << 20,
-            max_send_queue_bytes: 16 << 20,
-            max_reassembly_bytes: 4 << 20,
-            max_reorder_bytes: 16 << 20,
-            max_congestion_window: 4 << 20,
-            min_congestion_window: 16 * 1400,
-            check_schema: true,
-            challenge_lifetime: Duration::from_secs(10),
-            connect_rate_per_source: 256,
-            recv_budget: 4096,
-            udp_offload: true,
             stats_window: Duration::from_secs(1),
-            conditioner: None,
+            limits: Limits::default(),
+            congestion: CongestionConfig::default(),
+            server: ServerConfig::default(),
+            driver: DriverConfig::default(),
         }
     }
 }

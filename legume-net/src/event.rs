@@ -190,7 +190,7 @@ pub struct Stats {
     /// Ordered messages received early, waiting for earlier ones.
     pub reorder_queue: usize,
     /// Bytes held for partly received fragmented messages, as charged to
-    /// `Config::max_reassembly_bytes`.
+    /// `Limits::max_reassembly_bytes`.
     pub reassembly_bytes: usize,
     /// Datagrams dropped as invalid (bad header, bad frames, wrong session,
     /// or a sequence number beyond the 4,096-packet sequence window that no

@@ -6,7 +6,7 @@
 //! address, with a stateless handshake) take datagrams and the current time
 //! in and give datagrams, events and the next wake-up time out. They never
 //! read a clock or touch a socket, so every protocol test runs on a simulated
-//! clock over the seeded lossy network of [`sim`]. [`Client`] and [`Server`]
+//! clock over the seeded lossy network of [`sim`]. `Client` and `Server`
 //! are the thin UDP driver (socket2) around them, with legume's API.
 //!
 //! By default it does not encrypt or authenticate traffic. The opt-in
@@ -23,19 +23,34 @@
 //!
 //! | module | job |
 //! |---|---|
-//! | `packet` | datagram and frame layouts: parse and emit |
+//! | `config` | [`Config`] and its groups ([`Limits`], [`CongestionConfig`], [`ServerConfig`], [`DriverConfig`]), with legume's defaults |
+//! | `delivery` | [`Delivery`]: the guarantees a message is sent with |
+//! | `event` | what a connection reports: [`Event`], [`DisconnectReason`], errors, [`State`], [`Stats`] |
+//! | `packet` | datagram and frame layouts: parse and emit; every wire constant in `packet::layout` |
 //! | `seq` | 16-bit sequence arithmetic across wraparound, sequence rings |
 //! | `ack` | received packets: duplicates, ack fields, ack scheduling |
-//! | `recovery` | sent packets: loss detection, probe timeout, RTT, congestion |
+//! | `rtt` | round-trip time estimation (RFC 6298 / RFC 9002) |
+//! | `congestion` | the congestion window (NewReno, RFC 9002) |
+//! | `recovery` | sent packets: loss detection, probe timeout, spurious-loss undo |
 //! | `channel` | unreliable queue; reliable and ordered send and receive sides, fragmentation |
-//! | `connection` | one peer's state machine |
+//! | `connection` | one peer's state machine: the native engine, the `Engine` seam, packet protection |
+//! | `legacy` | the legume v4 engine: Python legume 0.5's wire protocol behind the same [`Connection`] |
 //! | `handshake` | stateless challenge cookies |
-//! | `secure` | connect tokens, packet sealing, replay window (the secure mode's building blocks) |
-//! | `server` | the server endpoint: handshake, peers keyed by address, timer heap |
-//! | `driver` | `Client` and `Server` over a non-blocking UDP socket |
+//! | [`secure`] | connect tokens, packet sealing, replay window (the secure mode's building blocks) |
+//! | `secret_rng` | the CSPRNG behind a server's cookie key and session ids |
+//! | `server` | the server endpoint: handshakes per mode, admission guards, peers keyed by address, timer heap |
+//! | `driver` | `Client` and `Server` over a non-blocking UDP socket (feature `udp`, on by default) |
 //! | `live` | [`LiveStats`]: rates over a sliding window from the cumulative [`Stats`] |
 //! | `observe` | `tracing` events and their rate limits, per connection |
-//! | [`sim`] | a deterministic in-memory lossy network for tests and benchmarks |
+//! | `time` | small deadline helpers |
+//! | [`sim`] | a deterministic in-memory lossy network for tests and benchmarks, and the driver's [`Conditioner`](sim::Conditioner) |
+//!
+//! # Features
+//!
+//! - `udp` (default): the UDP driver, `Client` and `Server`. Without it
+//!   the crate is the sans-IO core alone, with no socket code.
+//! - `serde`: `serde::Serialize` for [`Stats`], [`LiveStats`] and
+//!   [`EndpointStats`].
 //!
 //! # Example
 //!
@@ -94,6 +109,8 @@ mod channel;
 mod config;
 mod congestion;
 mod connection;
+mod delivery;
+#[cfg(feature = "udp")]
 mod driver;
 mod event;
 mod handshake;
@@ -104,46 +121,20 @@ mod packet;
 mod recovery;
 mod rtt;
 mod secret_rng;
-mod secure;
+pub mod secure;
 mod seq;
 mod server;
 pub mod sim;
 mod time;
 
-pub use config::{Config, Protocol};
+pub use config::{Config, CongestionConfig, DriverConfig, Limits, Protocol, ServerConfig, MTU};
 pub use connection::Connection;
-pub use driver::{
-    BufferSizes, Client, Conditioner, ConnectError, ListenError, Server, SocketStats,
-};
+pub use delivery::Delivery;
+#[cfg(feature = "udp")]
+pub use driver::{BufferSizes, Client, ConnectError, ListenError, Server, SocketStats};
 pub use event::{DisconnectReason, Event, IoError, MessageError, SendError, State, Stats};
 pub use live::{LiveStats, StatsWindow};
-pub use packet::PacketError;
-pub use secure::{
-    extend_seq, open_private_token, AuthError, ConnectToken, IssueError, PacketKey, PrivateKey,
-    PrivateToken, RandomError, ReplayWindow, TokenError, TokenParams, CONNECT_TOKEN_LEN, KEY_LEN,
-    MAX_SERVER_ADDRESSES, REPLAY_WINDOW, SEALED_TOKEN_LEN, TAG_LEN, TOKEN_VERSION, USER_DATA_LEN,
-};
+pub use secure::{ConnectToken, IssueError, PrivateKey, RandomError, TokenParams};
 pub use server::{
     ConnectHook, ConnectRequest, Decision, EndpointStats, ServerEndpoint, ServerEvent,
 };
-
-/// The default largest UDP payload, in bytes, as in legume.
-pub const MTU: usize = 1400;
-
-/// How a message is delivered.
-#[derive(Clone, Copy, Debug, Eq, Hash, PartialEq)]
-pub enum Delivery {
-    /// At most once, in any order; may be lost.
-    Unreliable,
-    /// Exactly once, in any order.
-    Reliable,
-    /// Exactly once, in the order sent.
-    ReliableOrdered,
-}
-
-impl Delivery {
-    /// Whether the message is resent until acknowledged.
-    pub fn is_reliable(self) -> bool {
-        !matches!(self, Delivery::Unreliable)
-    }
-}

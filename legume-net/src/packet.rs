@@ -31,7 +31,7 @@ pub(crate) use layout::{
 /// Why a datagram was not a valid packet.
 #[derive(Clone, Debug, Eq, Error, PartialEq)]
 #[non_exhaustive]
-pub enum PacketError {
+pub(crate) enum PacketError {
     /// Not a legume-rs datagram.
     #[error("bad magic")]
     BadMagic,

@@ -409,6 +409,28 @@ impl SimNetwork {
     }
 }
 
+/// Impairments for one endpoint's traffic, per direction (`DriverDriverConfig::conditioner`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Conditioner {
+    /// Applied to datagrams this endpoint sends.
+    pub outgoing: LinkConditions,
+    /// Applied to datagrams this endpoint receives, before it processes them.
+    pub incoming: LinkConditions,
+    /// Seed of the random draws; the same seed and traffic give the same impairments.
+    pub seed: u64,
+}
+
+impl Conditioner {
+    /// The same conditions in both directions.
+    pub fn symmetric(conditions: LinkConditions, seed: u64) -> Self {
+        Conditioner {
+            outgoing: conditions,
+            incoming: conditions,
+            seed,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -595,16 +617,16 @@ mod tests {
         }
 
         let mut net = SimNetwork::new(7);
-        net.set_max_datagram(crate::MTU);
-        net.send(t0, addr(1), addr(2), &[0; crate::MTU]);
-        net.send(t0, addr(1), addr(2), &[0; crate::MTU + 1]);
+        net.set_max_datagram(crate::config::MTU);
+        net.send(t0, addr(1), addr(2), &[0; crate::config::MTU]);
+        net.send(t0, addr(1), addr(2), &[0; crate::config::MTU + 1]);
         let s = net.stats();
         assert_eq!(
             (s.sent, s.oversize, s.dropped, s.max_datagram_seen),
-            (2, 1, 0, crate::MTU + 1)
+            (2, 1, 0, crate::config::MTU + 1)
         );
-        assert_eq!(s.bytes_sent, 2 * crate::MTU as u64 + 1);
-        assert_eq!(net.pop_due(t0).unwrap().bytes.len(), crate::MTU);
+        assert_eq!(s.bytes_sent, 2 * crate::config::MTU as u64 + 1);
+        assert_eq!(net.pop_due(t0).unwrap().bytes.len(), crate::config::MTU);
         assert!(net.pop_due(t0).is_none());
     }
 }

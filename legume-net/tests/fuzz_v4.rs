@@ -37,9 +37,12 @@ const MS: Duration = Duration::from_millis(1);
 fn v4() -> Config {
     Config {
         protocol: Protocol::LegumeV4,
-        max_reorder_bytes: 64 * 1024,
-        max_send_queue_bytes: 256 * 1024,
         timeout: Duration::from_secs(5),
+        limits: legume_net::Limits {
+            max_reorder_bytes: 64 * 1024,
+            max_send_queue_bytes: 256 * 1024,
+            ..legume_net::Limits::default()
+        },
         ..Config::default()
     }
 }

@@ -320,7 +320,10 @@ fn ten_percent_loss_is_no_storm() {
 fn a_full_send_queue_is_a_debug_summary() {
     let ((), logs) = captured(|| {
         let config = Config {
-            max_send_queue_bytes: 1000,
+            limits: legume_net::Limits {
+                max_send_queue_bytes: 1000,
+                ..legume_net::Limits::default()
+            },
             ..Config::default()
         };
         let mut w = World::new(9, config, LinkConditions::perfect().with_loss(1.0));
@@ -347,7 +350,7 @@ fn messages_dropped_at_a_memory_limit_are_a_warning() {
     let (errors, logs) = captured(|| {
         // The server takes messages up to 1 MiB; this client sends 2 MiB ones.
         let mut w = World::new(13, Config::default(), link());
-        w.config.max_message_size = 4 << 20;
+        w.config.limits.max_message_size = 4 << 20;
         let c = w.add_client();
         assert!(w.connect_all(SEC));
         for n in 0..3 {

@@ -8,10 +8,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use legume_net::secure::SEALED_TOKEN_LEN;
 use legume_net::sim::{LinkConditions, Rng};
 use legume_net::{
     Config, ConnectToken, Connection, Decision, Delivery, DisconnectReason, Event, PrivateKey,
-    ServerEndpoint, TokenParams, SEALED_TOKEN_LEN,
+    ServerEndpoint, TokenParams,
 };
 use util::*;
 
@@ -241,7 +242,10 @@ fn captured_response(s: &mut ServerEndpoint, c: &mut Connection, now: Instant) -
 fn a_challenge_response_with_any_bit_flipped_is_not_admitted() {
     let now = Instant::now();
     let config = Config {
-        connect_rate_per_source: u32::MAX,
+        server: legume_net::ServerConfig {
+            connect_rate_per_source: u32::MAX,
+            ..legume_net::ServerConfig::default()
+        },
         ..Config::default()
     };
     let mut s = secure_endpoint(now, config.clone());

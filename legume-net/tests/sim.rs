@@ -180,7 +180,7 @@ fn one_mebibyte_message_at_20_percent_loss() {
     let mut w = World::new(4, Config::default(), lossy(0.20));
     let c = w.add_client();
     assert!(w.connect_all(30 * SEC));
-    let max = w.config.max_message_size;
+    let max = w.config.limits.max_message_size;
     // type id (1) + n (4) + varint count (3) + pad = max
     let big = Num {
         n: 1,
@@ -221,7 +221,7 @@ fn over_the_limits_is_an_error() {
     let mut w = World::new(5, Config::default(), LinkConditions::perfect());
     let c = w.add_client();
     assert!(w.connect_all(SEC));
-    let max = w.config.max_message_size;
+    let max = w.config.limits.max_message_size;
     let too_big = Num {
         n: 0,
         pad: vec![0; max - 7],
@@ -241,7 +241,10 @@ fn over_the_limits_is_an_error() {
     ));
 
     let config = Config {
-        max_send_queue_bytes: 1000,
+        limits: legume_net::Limits {
+            max_send_queue_bytes: 1000,
+            ..legume_net::Limits::default()
+        },
         ..Config::default()
     };
     let mut w = World::new(6, config, LinkConditions::perfect());

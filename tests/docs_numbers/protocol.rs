@@ -498,7 +498,7 @@ fn timer_defaults() {
     for (row, code) in [
         ("connect retry", ms(c.connect_retry)),
         ("connect timeout", ms(c.connect_timeout)),
-        ("challenge lifetime", ms(c.challenge_lifetime)),
+        ("challenge lifetime", ms(c.server.challenge_lifetime)),
         ("max ack delay", ms(c.max_ack_delay)),
         ("ping", ms(c.ping_interval)),
         ("idle timeout", ms(c.timeout)),
@@ -538,16 +538,22 @@ fn config_defaults_in_the_prose() {
     let fields: [(&str, u128); 11] = [
         ("initial_rtt", ms(c.initial_rtt)),
         ("max_ack_delay", ms(c.max_ack_delay)),
-        ("challenge_lifetime", ms(c.challenge_lifetime)),
-        ("max_message_size", c.max_message_size as u128),
-        ("max_reassembly_bytes", c.max_reassembly_bytes as u128),
-        ("max_reorder_bytes", c.max_reorder_bytes as u128),
-        ("max_send_queue_bytes", c.max_send_queue_bytes as u128),
-        ("min_congestion_window", c.min_congestion_window as u128),
-        ("max_congestion_window", c.max_congestion_window as u128),
+        ("challenge_lifetime", ms(c.server.challenge_lifetime)),
+        ("max_message_size", c.limits.max_message_size as u128),
+        (
+            "max_reassembly_bytes",
+            c.limits.max_reassembly_bytes as u128,
+        ),
+        ("max_reorder_bytes", c.limits.max_reorder_bytes as u128),
+        (
+            "max_send_queue_bytes",
+            c.limits.max_send_queue_bytes as u128,
+        ),
+        ("congestion.min_window", c.congestion.min_window as u128),
+        ("congestion.max_window", c.congestion.max_window as u128),
         (
             "connect_rate_per_source",
-            u128::from(c.connect_rate_per_source),
+            u128::from(c.server.connect_rate_per_source),
         ),
         ("connect_retry", ms(c.connect_retry)),
     ];
@@ -587,8 +593,8 @@ fn config_defaults_in_the_prose() {
         "max_reassembly_bytes",
         "max_reorder_bytes",
         "max_send_queue_bytes",
-        "min_congestion_window",
-        "max_congestion_window",
+        "congestion.min_window",
+        "congestion.max_window",
         "connect_rate_per_source",
     ] {
         assert!(

@@ -43,7 +43,10 @@ fn bad_input(plan: &BadInputPlan) {
     // Exact accounting below needs every handshake packet classified
     // without timing; the per-source rate limit has its own test (the flood).
     let config = Config {
-        connect_rate_per_source: u32::MAX,
+        server: legume::net::ServerConfig {
+            connect_rate_per_source: u32::MAX,
+            ..legume::net::ServerConfig::default()
+        },
         ..Config::default()
     };
     let mut server = Server::new(factory(), config);

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use legume_core::AnyMessage;
 
 use crate::config::Protocol;
+use crate::delivery::Delivery;
 use crate::event::{Event, SendError, State, Stats};
 use crate::observe::EngineCounters;
-use crate::Delivery;
 
 /// One peer's protocol state machine, sans-IO: it never reads a clock or
 /// touches a socket.

@@ -25,13 +25,13 @@ use std::time::{Duration, Instant};
 use legume_core::{AnyMessage, MessageFactory};
 
 use crate::config::{Config, Protocol};
+use crate::delivery::Delivery;
 use crate::event::{Event, SendError, State, Stats};
 use crate::legacy::V4Connection;
 use crate::live::LiveStats;
 use crate::observe::Observer;
 use crate::secure::session::SecureSession;
 use crate::secure::ConnectToken;
-use crate::Delivery;
 
 pub(crate) use engine::Engine;
 pub(crate) use native::NativeConnection;

@@ -18,13 +18,13 @@ use crate::ack::AckTracker;
 use crate::channel::{Reassembly, Received, RecvChannel, SendChannel, UnreliableQueue};
 use crate::config::{Config, Protocol};
 use crate::congestion::Congestion;
+use crate::delivery::Delivery;
 use crate::event::{DisconnectReason, Event, SendError, State, Stats};
 use crate::observe::{self, EngineCounters, Faults};
 use crate::packet::{self, Channel, FrameKind, Packet, DATA_HEADER_LEN, FRAGMENT_OVERHEAD};
 use crate::recovery::{Outcome, Recovery};
 use crate::secure::session::SecureSession;
 use crate::secure::ConnectToken;
-use crate::Delivery;
 
 use super::protection::Protection;
 use super::Engine;
@@ -184,14 +184,18 @@ impl NativeConnection {
         let frag_size = mtu - DATA_HEADER_LEN - FRAGMENT_OVERHEAD - protection.overhead();
         // Half the peer's buffers (assumed configured like ours): what is in
         // flight past the oldest unacked message always fits at the receiver.
-        let byte_window = config.max_reassembly_bytes.min(config.max_reorder_bytes) / 2;
+        let byte_window = config
+            .limits
+            .max_reassembly_bytes
+            .min(config.limits.max_reorder_bytes)
+            / 2;
         // The sent-packet ring must outlast every packet in flight, or
         // packets still in flight would be overwritten and counted lost.
         let ring_limit = (crate::recovery::SENT_WINDOW - 64) * mtu;
         let cc = Congestion::new(
             mtu,
-            config.min_congestion_window,
-            config.max_congestion_window.min(ring_limit),
+            config.congestion.min_window,
+            config.congestion.max_window.min(ring_limit),
         );
         NativeConnection {
             recovery: Recovery::new(config.initial_rtt, config.max_ack_delay, cc),
@@ -200,10 +204,10 @@ impl NativeConnection {
             ordered: SendChannel::new(Channel::Ordered, frag_size, byte_window),
             unreliable: UnreliableQueue::default(),
             recv_reliable: RecvChannel::new(false, 0),
-            recv_ordered: RecvChannel::new(true, config.max_reorder_bytes),
+            recv_ordered: RecvChannel::new(true, config.limits.max_reorder_bytes),
             reassembly: Reassembly {
-                max_message_size: config.max_message_size,
-                max_bytes: config.max_reassembly_bytes,
+                max_message_size: config.limits.max_message_size,
+                max_bytes: config.limits.max_reassembly_bytes,
                 in_use: 0,
             },
             events: VecDeque::new(),
@@ -338,16 +342,16 @@ impl Engine for NativeConnection {
         let len = msg.message_len();
         let max = match delivery {
             Delivery::Unreliable => self.max_unreliable_size(),
-            _ => self.config.max_message_size,
+            _ => self.config.limits.max_message_size,
         };
         if len > max {
             return Err(SendError::TooLarge { len, max });
         }
         let queued = self.queued_bytes();
-        if queued + len > self.config.max_send_queue_bytes {
+        if queued + len > self.config.limits.max_send_queue_bytes {
             return Err(SendError::QueueFull {
                 queued,
-                max: self.config.max_send_queue_bytes,
+                max: self.config.limits.max_send_queue_bytes,
             });
         }
         self.scratch.resize(len, 0);
@@ -359,7 +363,7 @@ impl Engine for NativeConnection {
             Delivery::ReliableOrdered => self.ordered.push(bytes),
         }
         self.stats.out_messages += 1;
-        debug_assert!(self.queued_bytes() <= self.config.max_send_queue_bytes);
+        debug_assert!(self.queued_bytes() <= self.config.limits.max_send_queue_bytes);
         Ok(())
     }
 

@@ -10,15 +10,15 @@ use legume_core::{AnyMessage, MessageFactory};
 use thiserror::Error;
 
 use super::batch::{RecvBatch, SendBatch};
-use super::conditioner::Impairment;
+use super::impairment::Impairment;
 use super::socket::{is_would_block, random_u64, BufferSizes, DriverSocket};
 use crate::config::Config;
 use crate::connection::Connection;
+use crate::delivery::Delivery;
 use crate::event::{DisconnectReason, Event, IoError, SendError, State, Stats};
 use crate::live::LiveStats;
 use crate::secure::ConnectToken;
 use crate::time::earliest;
-use crate::Delivery;
 
 /// Why [`Client::connect`] failed.
 #[derive(Debug, Error)]
@@ -243,7 +243,7 @@ impl Client {
             // A fixed local port must be free before the next socket binds it.
             self.socket = None;
         }
-        let socket = DriverSocket::connect_to(self.local, server, self.config.udp_offload)?;
+        let socket = DriverSocket::connect_to(self.local, server, self.config.driver.udp_offload)?;
         self.rx = RecvBatch::new(socket.gro);
         let (config, factory, now) = (
             self.config.clone(),
@@ -260,7 +260,7 @@ impl Client {
         tracing::debug!(peer = %server, protocol = ?self.config.protocol,
             secure = self.token.is_some(), local = ?socket.local_addr().ok(),
             "connecting to {server}");
-        self.impairment = match &self.config.conditioner {
+        self.impairment = match &self.config.driver.conditioner {
             Some(c) => Some(Impairment::new(c, socket.local_addr()?)),
             None => None,
         };
@@ -285,7 +285,7 @@ impl Client {
         self.flush(Instant::now());
     }
 
-    /// Reads what arrived (up to `Config::recv_budget` datagrams), runs
+    /// Reads what arrived (up to `DriverConfig::recv_budget` datagrams), runs
     /// timers, sends what is due. Call once per frame, then drain
     /// [`poll_event`](Self::poll_event).
     pub fn update(&mut self) {
@@ -339,7 +339,7 @@ impl Client {
         let fail_over = &mut self.fail_over;
         socket.receive(
             &mut self.rx,
-            self.config.recv_budget,
+            self.config.driver.recv_budget,
             |bytes, _| match impairment {
                 Some(imp) => imp.receive(now, server, bytes),
                 None => conn.handle_datagram(now, bytes),

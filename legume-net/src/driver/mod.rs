@@ -4,13 +4,12 @@
 
 mod batch;
 mod client;
-mod conditioner;
+mod impairment;
 #[cfg(target_os = "linux")]
 mod mmsg;
 mod server;
 mod socket;
 
 pub use client::{Client, ConnectError};
-pub use conditioner::Conditioner;
 pub use server::{ListenError, Server};
 pub use socket::{BufferSizes, SocketStats};

@@ -10,10 +10,11 @@ use legume_core::{AnyMessage, MessageFactory};
 use thiserror::Error;
 
 use super::batch::{RecvBatch, SendBatch};
-use super::conditioner::Impairment;
+use super::impairment::Impairment;
 use super::socket::{is_would_block, BufferSizes, DriverSocket, SocketStats};
 use crate::config::Config;
 use crate::connection::Connection;
+use crate::delivery::Delivery;
 use crate::event::{Event, IoError, SendError};
 use crate::live::LiveStats;
 use crate::observe::Tally;
@@ -21,7 +22,6 @@ use crate::secure::token::unix_now;
 use crate::secure::{PrivateKey, RandomError};
 use crate::server::{ConnectRequest, Decision, EndpointStats, ServerEndpoint, ServerEvent};
 use crate::time::earliest;
-use crate::Delivery;
 
 /// Why [`Server::listen`] failed.
 #[derive(Debug, Error)]
@@ -126,7 +126,7 @@ impl Server {
             .next()
             .ok_or(ListenError::NoAddress)?;
         let socket =
-            DriverSocket::bind(addr, self.config.udp_offload).map_err(ListenError::Bind)?;
+            DriverSocket::bind(addr, self.config.driver.udp_offload).map_err(ListenError::Bind)?;
         self.rx = RecvBatch::new(socket.gro);
         let mut endpoint = ServerEndpoint::new(
             self.config.clone(),
@@ -145,7 +145,11 @@ impl Server {
         tracing::info!(local = %local, protocol = ?self.config.protocol,
             recv_buffer = socket.buffers.recv, send_buffer = socket.buffers.send,
             "listening on {local}");
-        self.impairment = self.config.conditioner.map(|c| Impairment::new(&c, local));
+        self.impairment = self
+            .config
+            .driver
+            .conditioner
+            .map(|c| Impairment::new(&c, local));
         self.socket = Some(socket);
         self.endpoint = Some(endpoint);
         Ok(())
@@ -208,7 +212,7 @@ impl Server {
         }
     }
 
-    /// Reads what arrived (up to `Config::recv_budget` datagrams), runs due
+    /// Reads what arrived (up to `DriverConfig::recv_budget` datagrams), runs due
     /// timers, sends what is due. Call once per frame, then drain
     /// [`poll_event`](Self::poll_event).
     pub fn update(&mut self) {
@@ -274,7 +278,7 @@ impl Server {
         let (impairment, stats) = (&mut self.impairment, &mut self.socket_stats);
         socket.receive(
             &mut self.rx,
-            self.config.recv_budget,
+            self.config.driver.recv_budget,
             |bytes, from| {
                 stats.datagrams_received += 1;
                 stats.bytes_received += bytes.len() as u64;

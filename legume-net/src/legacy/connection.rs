@@ -15,10 +15,10 @@ use super::wire::{
 };
 use crate::config::{Config, Protocol};
 use crate::connection::Engine;
+use crate::delivery::Delivery;
 use crate::event::{DisconnectReason, Event, MessageError, SendError, State, Stats};
 use crate::observe::{self, EngineCounters, Faults};
 use crate::rtt::RttEstimator;
-use crate::Delivery;
 
 /// The largest datagram legume 0.5 reads (`recvfrom(MTU)`).
 const LEGUME_MTU: usize = 1400;
@@ -387,10 +387,10 @@ impl Engine for V4Connection {
             return Err(SendError::TooLarge { len, max });
         }
         let queued = self.unsent_bytes + self.in_flight_bytes;
-        if queued + len > self.config.max_send_queue_bytes {
+        if queued + len > self.config.limits.max_send_queue_bytes {
             return Err(SendError::QueueFull {
                 queued,
-                max: self.config.max_send_queue_bytes,
+                max: self.config.limits.max_send_queue_bytes,
             });
         }
         let mut bytes = vec![0; len];
@@ -831,7 +831,7 @@ impl V4Connection {
         }
         if ahead > 0 {
             let size = msg.message_len();
-            if self.reorder_bytes + size > self.config.max_reorder_bytes {
+            if self.reorder_bytes + size > self.config.limits.max_reorder_bytes {
                 self.close(
                     DisconnectReason::LimitExceeded("max_reorder_bytes".to_owned()),
                     0,

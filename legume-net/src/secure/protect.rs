@@ -30,7 +30,7 @@ pub struct AuthError;
 /// connections made with one token apart.
 ///
 /// ```
-/// use legume_net::PacketKey;
+/// use legume_net::secure::PacketKey;
 ///
 /// let key = PacketKey::from_bytes([7; 32]);
 /// let header = b"header";
@@ -41,7 +41,7 @@ pub struct AuthError;
 /// assert_eq!(&payload, b"hello");
 /// assert!(key.open(0xC0FFEE, 43, header, &mut payload, &tag).is_err());
 /// assert!(key.open(0xC0FFEF, 42, header, &mut payload, &tag).is_err());
-/// # Ok::<(), legume_net::AuthError>(())
+/// # Ok::<(), legume_net::secure::AuthError>(())
 /// ```
 #[derive(Clone)]
 pub struct PacketKey {
@@ -203,7 +203,7 @@ pub(crate) fn open_with_nonce(
 /// `last`.
 ///
 /// ```
-/// use legume_net::extend_seq;
+/// use legume_net::secure::extend_seq;
 ///
 /// assert_eq!(extend_seq(0, 5), 5);
 /// assert_eq!(extend_seq(0xFFFF, 0x0002), 0x1_0002); // across the wrap
@@ -229,7 +229,7 @@ pub fn extend_seq(last: u64, wire: u16) -> u64 {
 /// before paying for decryption.
 ///
 /// ```
-/// use legume_net::ReplayWindow;
+/// use legume_net::secure::ReplayWindow;
 ///
 /// let mut w = ReplayWindow::new();
 /// assert!(w.accept(10));

@@ -155,7 +155,8 @@ impl TokenParams {
 ///
 /// ```
 /// use std::net::SocketAddr;
-/// use legume_net::{open_private_token, ConnectToken, PrivateKey, TokenParams};
+/// use legume_net::secure::open_private_token;
+/// use legume_net::{ConnectToken, PrivateKey, TokenParams};
 ///
 /// // Backend:
 /// let key = PrivateKey::generate()?;

@@ -67,7 +67,7 @@ impl ServerEndpoint {
     /// Checks the client's schema summary in a challenge response's
     /// extension against the endpoint's messages, when configured to.
     pub(super) fn check_schema(&self, extension: &[u8]) -> Result<(), String> {
-        if self.config.check_schema {
+        if self.config.server.check_schema {
             extension::check_schema(&self.factory, extension)
         } else {
             Ok(())

@@ -71,7 +71,7 @@ impl ServerEndpoint {
             token_id,
             cookie,
             self.now_ms(now),
-            self.config.challenge_lifetime,
+            self.config.server.challenge_lifetime,
         )
     }
 
@@ -79,7 +79,7 @@ impl ServerEndpoint {
     /// at `issued_at` is valid.
     pub(super) fn cookie_expiry(&self, issued_at: u64) -> u64 {
         let lifetime =
-            u64::try_from(self.config.challenge_lifetime.as_millis()).unwrap_or(u64::MAX);
+            u64::try_from(self.config.server.challenge_lifetime.as_millis()).unwrap_or(u64::MAX);
         issued_at.saturating_add(lifetime)
     }
 }

@@ -124,10 +124,11 @@ impl ServerEndpoint {
     /// rate; when it is over, counts and logs it as rate-limited.
     pub(super) fn over_connect_rate(&mut self, now: Instant, from: SocketAddr) -> bool {
         let now_ms = self.now_ms(now);
-        if self
-            .rate
-            .allow(from.ip(), now_ms, self.config.connect_rate_per_source)
-        {
+        if self.rate.allow(
+            from.ip(),
+            now_ms,
+            self.config.server.connect_rate_per_source,
+        ) {
             return false;
         }
         self.stats.rate_limited += 1;
@@ -179,7 +180,7 @@ mod tests {
         for nonce in 0..300 {
             s.handle_datagram(now, one, &request(nonce));
         }
-        let limit = u64::from(Config::default().connect_rate_per_source);
+        let limit = u64::from(Config::default().server.connect_rate_per_source);
         assert_eq!(s.stats().challenges_sent, limit);
         assert_eq!(s.stats().rate_limited, 300 - limit);
         for i in 0..300u32 {

@@ -76,7 +76,7 @@ impl ServerEndpoint {
                 .rate_limited
                 .due(now, self.epoch, self.stats.rate_limited)
         {
-            let limit = self.config.connect_rate_per_source;
+            let limit = self.config.server.connect_rate_per_source;
             warn!(target: LOG_TARGET, latest = %from, count = n, secs, limit,
                 "{n} handshake packets over the connect rate ({limit}/s per source) dropped \
                  in the last {secs:.1} s (latest from {from})");

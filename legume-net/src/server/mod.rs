@@ -32,13 +32,13 @@ use legume_core::{AnyMessage, MessageFactory};
 
 use crate::config::{Config, Protocol};
 use crate::connection::Connection;
+use crate::delivery::Delivery;
 use crate::event::SendError;
 use crate::handshake::CookieKey;
 use crate::live::LiveStats;
 use crate::packet::{Packet, PacketError};
 use crate::secret_rng::SecretRng;
 use crate::secure::{PrivateKey, RandomError};
-use crate::Delivery;
 
 pub use admit::{ConnectHook, ConnectRequest, Decision};
 pub use peers::ServerEvent;

@@ -13,8 +13,8 @@ use legume_core::AnyMessage;
 use tracing::debug;
 
 use crate::connection::Connection;
+use crate::delivery::Delivery;
 use crate::event::{Event, SendError};
-use crate::Delivery;
 
 use super::LOG_TARGET;
 

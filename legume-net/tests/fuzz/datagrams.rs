@@ -199,7 +199,7 @@ impl Pair {
 
     /// Feeds one datagram to the server from `from` and checks it was counted.
     fn feed_server(&mut self, from: SocketAddr, d: &[u8]) {
-        let lifetime = self.config.challenge_lifetime;
+        let lifetime = self.config.server.challenge_lifetime;
         if self.server.peer(from).is_none() && hits_replay_bug(d, self.now, self.epoch, lifetime) {
             self.skipped += 1;
             return;
@@ -254,9 +254,12 @@ fn episode_config(rng: &mut Rng) -> Config {
     }
     Config {
         mtu: *rng.pick(&[576, 1200, 1400]),
-        max_message_size: 4096,
-        max_reassembly_bytes: 8192,
-        max_reorder_bytes: 8192,
+        limits: legume_net::Limits {
+            max_message_size: 4096,
+            max_reassembly_bytes: 8192,
+            max_reorder_bytes: 8192,
+            ..legume_net::Limits::default()
+        },
         ..Config::default()
     }
 }
@@ -364,13 +367,13 @@ fn run_episode(rng: &mut Rng, datagrams: u64, at: &mut u64, tally: &mut Datagram
         );
     }
     let growth = peak_bytes() - base;
-    let limits = config.max_reassembly_bytes + config.max_reorder_bytes;
+    let limits = config.limits.max_reassembly_bytes + config.limits.max_reorder_bytes;
     // Both connections' reassembly and reorder buffers (decoded messages
     // may take more room than their bytes: a 24-byte `Vec` for a 1-byte
     // empty one), plus the captured datagrams (4 pools of 256 datagrams of
     // at most 1,400 bytes), the receive windows' tables and transient copies.
-    let bound =
-        (2 * (config.max_reassembly_bytes + 24 * config.max_reorder_bytes) + (3 << 20)) as i64;
+    let bound = (2 * (config.limits.max_reassembly_bytes + 24 * config.limits.max_reorder_bytes)
+        + (3 << 20)) as i64;
     assert!(
         growth <= bound,
         "the heap grew by {growth} bytes (limits {limits} per connection)"
@@ -390,7 +393,7 @@ fn run_episode(rng: &mut Rng, datagrams: u64, at: &mut u64, tally: &mut Datagram
             p.client_end.reason, p.server_end.reason
         );
     }
-    if config.max_reorder_bytes < Config::default().max_reorder_bytes {
+    if config.limits.max_reorder_bytes < Config::default().limits.max_reorder_bytes {
         tally.max_heap_growth_small = tally.max_heap_growth_small.max(growth);
     } else {
         tally.max_heap_growth = tally.max_heap_growth.max(growth);
@@ -458,7 +461,7 @@ fn run_handshake_episode(rng: &mut Rng, datagrams: u64, at: &mut u64, tally: &mu
     let mut now = Instant::now();
     let deadline = now + config.connect_timeout;
     let epoch = now;
-    let lifetime = config.challenge_lifetime;
+    let lifetime = config.server.challenge_lifetime;
     let mut server = ServerEndpoint::with_insecure_seed(
         config.clone(),
         Arc::clone(&factory),

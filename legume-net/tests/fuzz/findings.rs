@@ -53,7 +53,7 @@ fn a_replayed_response_at_the_cookie_lifetime_opens_nothing() {
     while server.poll_transmit(t0, &mut buf).is_some() {}
     assert_eq!(server.peer_count(), 0);
     // The challenge was issued at t0: its cookie is valid until t0 + 10 s inclusive.
-    let lifetime = Config::default().challenge_lifetime;
+    let lifetime = Config::default().server.challenge_lifetime;
     for at in [lifetime - MS, lifetime] {
         server.handle_datagram(t0 + at, addr, &response);
         assert_eq!(
@@ -213,7 +213,10 @@ fn reorder_buffer_memory_is_bounded_by_its_limit() {
     let mut rng = Rng::new(3);
     let limit = 256 << 10;
     let config = Config {
-        max_reorder_bytes: limit,
+        limits: legume_net::Limits {
+            max_reorder_bytes: limit,
+            ..legume_net::Limits::default()
+        },
         ..Config::default()
     };
     let mut p = Pair::new(&mut rng, config);

@@ -307,7 +307,7 @@ impl Sequence {
                 };
                 let peer_stats = |s: &ServerEndpoint| s.peer(addr).map(|c| accounted(&c.stats()));
                 let before = peer_stats(&self.w.server);
-                let (epoch, lifetime) = (self.w.start, self.w.config.challenge_lifetime);
+                let (epoch, lifetime) = (self.w.start, self.w.config.server.challenge_lifetime);
                 if before.is_none() && hits_replay_bug(&d, now, epoch, lifetime) {
                     continue;
                 }

@@ -12,15 +12,15 @@
 //! assert!(args.flag("--bot"));
 //! assert_eq!(net.describe(), "loss 10%, latency 100 ms, jitter 0 ms, dup 0%");
 //! let config = net.config(1);
-//! assert!(config.conditioner.is_some());
+//! assert!(config.driver.conditioner.is_some());
 //! # Ok::<(), String>(())
 //! ```
 
 use std::process::ExitCode;
 use std::time::Duration;
 
+use legume::net::sim::Conditioner;
 use legume::net::sim::LinkConditions;
-use legume::net::Conditioner;
 use legume::prelude::*;
 
 pub use crate::args::Args;
@@ -59,7 +59,7 @@ pub fn run_main(
 }
 
 /// Impairments for one endpoint's traffic, applied by legume's network
-/// conditioner (`Config::conditioner`) in each direction.
+/// conditioner (`DriverConfig::conditioner`) in each direction.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct NetFlags {
     /// Probability of dropping a datagram (`--loss`).
@@ -112,7 +112,10 @@ impl NetFlags {
     pub fn config(&self, seed: u64) -> Config {
         Config {
             protocol_id: crate::PROTOCOL_ID,
-            conditioner: self.conditioner(seed),
+            driver: legume::net::DriverConfig {
+                conditioner: self.conditioner(seed),
+                ..legume::net::DriverConfig::default()
+            },
             ..Config::default()
         }
     }
@@ -174,7 +177,7 @@ mod tests {
     fn net_flags_build_the_conditioner_only_when_set() {
         let none = NetFlags::from_args(&Args::default()).unwrap();
         assert!(!none.is_active());
-        assert_eq!(none.config(1).conditioner, None);
+        assert_eq!(none.config(1).driver.conditioner, None);
         assert_eq!(none.config(1).protocol_id, crate::PROTOCOL_ID);
 
         let args = Args::new(["--loss", "0.1", "--latency-ms", "50"]);

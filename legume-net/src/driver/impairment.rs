@@ -1,38 +1,17 @@
-//! The network conditioner: seeded loss, duplication, latency, jitter and
-//! reordering applied by the UDP driver on top of real sockets, so anyone
-//! can watch the protocol under bad conditions without a proxy.
+//! The network conditioner's delay lines: the seeded loss, duplication,
+//! latency, jitter and reordering a [`Conditioner`] describes, applied by the
+//! UDP driver on top of real sockets, so anyone can watch the protocol under
+//! bad conditions without a proxy.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use crate::sim::{LinkConditions, SimDatagram, SimNetwork};
+use crate::sim::{Conditioner, SimDatagram, SimNetwork};
 use crate::time::earliest;
 
 /// Datagrams held back by the conditioner at most, per direction; more are
 /// dropped (and counted as loss), so a flood cannot grow memory without bound.
 const MAX_HELD: usize = 65_536;
-
-/// Impairments for one endpoint's traffic, per direction (`Config::conditioner`).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Conditioner {
-    /// Applied to datagrams this endpoint sends.
-    pub outgoing: LinkConditions,
-    /// Applied to datagrams this endpoint receives, before it processes them.
-    pub incoming: LinkConditions,
-    /// Seed of the random draws; the same seed and traffic give the same impairments.
-    pub seed: u64,
-}
-
-impl Conditioner {
-    /// The same conditions in both directions.
-    pub fn symmetric(conditions: LinkConditions, seed: u64) -> Self {
-        Conditioner {
-            outgoing: conditions,
-            incoming: conditions,
-            seed,
-        }
-    }
-}
 
 /// The driver's two delay lines.
 #[derive(Debug)]
