@@ -15,8 +15,9 @@ pub mod prelude {
         RegistryError,
     };
     pub use legume_derive::{Codec, Message, MessageSet};
+    pub use legume_net::sim::Conditioner;
     pub use legume_net::{
-        Client, Config, Decision, Delivery, DisconnectReason, Event, SendError, Server,
-        ServerEvent, State,
+        Client, Config, ConnectError, Decision, Delivery, DisconnectReason, Event, ListenError,
+        LiveStats, MessageError, Protocol, SendError, Server, ServerEvent, State, Stats,
     };
 }

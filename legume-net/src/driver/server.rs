@@ -73,7 +73,7 @@ pub struct Server {
     socket: Option<DriverSocket>,
     endpoint: Option<ServerEndpoint>,
     impairment: Option<Impairment>,
-    hook: Option<crate::server::ConnectHook>,
+    hook: Option<crate::server::HeldHook>,
     accept_new: bool,
     max_peers: usize,
     security: Option<(PrivateKey, SocketAddr)>,
@@ -139,7 +139,7 @@ impl Server {
             endpoint.require_connect_tokens(key.clone(), *public_addr, Instant::now(), unix_now());
         }
         if let Some(hook) = self.hook.take() {
-            endpoint.set_connect_hook(hook);
+            endpoint.set_connect_hook(hook.into_inner());
         }
         let local = socket.local_addr().map_err(ListenError::Bind)?;
         tracing::info!(local = %local, protocol = ?self.config.protocol,
@@ -187,7 +187,7 @@ impl Server {
     ) {
         match &mut self.endpoint {
             Some(e) => e.set_connect_hook(Box::new(hook)),
-            None => self.hook = Some(Box::new(hook)),
+            None => self.hook = Some(crate::server::HeldHook::new(Box::new(hook))),
         }
     }
 

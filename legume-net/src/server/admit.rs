@@ -4,7 +4,7 @@
 //! ACCEPT, repeated when the client shows the first one was lost.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use tracing::info;
@@ -45,6 +45,32 @@ pub struct ConnectRequest {
 /// Decides on connect requests (legume's `OnConnectRequest`).
 pub type ConnectHook = Box<dyn FnMut(&ConnectRequest) -> Decision + Send>;
 
+/// A [`ConnectHook`] held so that its owner is `Sync` (an engine can share
+/// a server by reference across threads, a Bevy `Resource` must be `Sync`)
+/// while the hook itself need only be `Send`: it is called through
+/// `&mut self`, where [`Mutex::get_mut`] takes no lock.
+pub(crate) struct HeldHook(Mutex<ConnectHook>);
+
+impl HeldHook {
+    pub(crate) fn new(hook: ConnectHook) -> Self {
+        HeldHook(Mutex::new(hook))
+    }
+
+    /// Runs the hook. A hook that panicked before is still called: the
+    /// panic went to the app that called into the server, and the hook
+    /// holds no invariant of the server's.
+    pub(crate) fn call(&mut self, request: &ConnectRequest) -> Decision {
+        let hook = self.0.get_mut().unwrap_or_else(PoisonError::into_inner);
+        hook(request)
+    }
+
+    /// The hook itself (the UDP driver holds one until it listens).
+    #[cfg(feature = "udp")]
+    pub(crate) fn into_inner(self) -> ConnectHook {
+        self.0.into_inner().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 impl ServerEndpoint {
     /// The app's and the limits' verdict on a client that asks to connect.
     pub(super) fn decide(&mut self, from: SocketAddr, token: Option<&PrivateToken>) -> Decision {
@@ -53,7 +79,7 @@ impl ServerEndpoint {
         } else if !self.accept_new {
             Decision::Reject("server is not accepting new connections".into())
         } else if let Some(hook) = &mut self.hook {
-            hook(&ConnectRequest {
+            hook.call(&ConnectRequest {
                 addr: from,
                 peer_count: self.peers.len(),
                 client_id: token.map(PrivateToken::client_id),

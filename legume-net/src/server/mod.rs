@@ -40,6 +40,7 @@ use crate::packet::{Packet, PacketError};
 use crate::secret_rng::SecretRng;
 use crate::secure::{PrivateKey, RandomError};
 
+pub(crate) use admit::HeldHook;
 pub use admit::{ConnectHook, ConnectRequest, Decision};
 pub use peers::ServerEvent;
 pub use stats::EndpointStats;
@@ -70,7 +71,7 @@ pub struct ServerEndpoint {
     rng: SecretRng,
     peers: PeerTable,
     replies: ReplyQueue,
-    hook: Option<ConnectHook>,
+    hook: Option<HeldHook>,
     accept_new: bool,
     max_peers: usize,
     completed: CompletedHandshakes,
@@ -187,7 +188,7 @@ impl ServerEndpoint {
 
     /// Sets the hook that accepts or rejects each connect request.
     pub fn set_connect_hook(&mut self, hook: ConnectHook) {
-        self.hook = Some(hook);
+        self.hook = Some(HeldHook::new(hook));
     }
 
     /// Turns acceptance of new connections on or off (legume's `accept_new_connections`).
