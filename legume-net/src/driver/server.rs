@@ -241,16 +241,25 @@ impl Server {
         self.next_sample = Some(now + interval);
     }
 
-    /// Waits until a datagram arrives, a timer is due, or `max_wait` passes,
-    /// then updates. For programs without a frame loop.
-    pub fn update_timeout(&mut self, max_wait: Duration) {
-        let now = Instant::now();
-        let next = earliest(
+    /// When the server next needs an [`update`](Self::update) even if
+    /// nothing arrives: a peer's timer or a datagram the conditioner holds.
+    /// `None` when nothing is pending (not listening, or no peers and no
+    /// held datagrams). A program with its own event loop waits on the
+    /// socket until then.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        earliest(
             self.endpoint
                 .as_ref()
                 .and_then(ServerEndpoint::poll_timeout),
             self.impairment.as_ref().and_then(Impairment::next_due),
-        );
+        )
+    }
+
+    /// Waits until a datagram arrives, a timer is due, or `max_wait` passes,
+    /// then updates. For programs without a frame loop.
+    pub fn update_timeout(&mut self, max_wait: Duration) {
+        let now = Instant::now();
+        let next = self.poll_timeout();
         let wait = next.map_or(max_wait, |t| t.saturating_duration_since(now).min(max_wait));
         if let Some(socket) = &self.socket {
             if let Err(e) = socket.wait_readable(wait) {
