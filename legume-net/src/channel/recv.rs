@@ -93,6 +93,81 @@ struct Partial {
     charged: usize,
 }
 
+/// What one fragment did to its message's reassembly.
+enum FragmentStep {
+    /// That fragment is already held.
+    Duplicate,
+    /// Stored; others are still missing.
+    Stored,
+    /// The last one missing: the whole message, its charge released.
+    Whole(Vec<u8>),
+    /// The message fails; its charge is released.
+    Failed(MessageError),
+}
+
+impl Partial {
+    /// A reassembly of `count` fragments, its bookkeeping charged to
+    /// `limits` up front; `None` when that does not fit.
+    fn start(count: u16, limits: &mut Reassembly) -> Option<Self> {
+        let charged = usize::from(count) * std::mem::size_of::<Option<Vec<u8>>>();
+        if limits.in_use + charged > limits.max_bytes {
+            return None;
+        }
+        limits.in_use += charged;
+        Some(Partial {
+            count,
+            frags: vec![None; usize::from(count)],
+            received: 0,
+            bytes: 0,
+            charged,
+        })
+    }
+
+    /// Stores fragment `index` of a message said to have `count`, charging
+    /// its bytes to `limits`. A mismatched count or a fragment past the
+    /// size or memory limits fails the whole message.
+    fn add(
+        &mut self,
+        index: u16,
+        count: u16,
+        bytes: &[u8],
+        limits: &mut Reassembly,
+    ) -> FragmentStep {
+        if self.count != count {
+            limits.in_use -= self.charged;
+            return FragmentStep::Failed(MessageError::BadFragment);
+        }
+        if self.frags[usize::from(index)].is_some() {
+            return FragmentStep::Duplicate;
+        }
+        let too_big = self.bytes + bytes.len() > limits.max_message_size;
+        let no_room = limits.in_use + bytes.len() > limits.max_bytes;
+        if too_big || no_room {
+            limits.in_use -= self.charged;
+            let err = if too_big {
+                MessageError::TooLarge
+            } else {
+                MessageError::ReassemblyFull
+            };
+            return FragmentStep::Failed(err);
+        }
+        self.frags[usize::from(index)] = Some(bytes.to_vec());
+        self.received += 1;
+        self.bytes += bytes.len();
+        self.charged += bytes.len();
+        limits.in_use += bytes.len();
+        if self.received < self.count {
+            return FragmentStep::Stored;
+        }
+        let mut whole = Vec::with_capacity(self.bytes);
+        for frag in self.frags.iter().flatten() {
+            whole.extend_from_slice(frag);
+        }
+        limits.in_use -= self.charged;
+        FragmentStep::Whole(whole)
+    }
+}
+
 /// The receive side of one reliable channel.
 pub(crate) struct RecvChannel {
     ordered: bool,
@@ -160,10 +235,9 @@ impl RecvChannel {
         let slot = self.slot_mut(id);
         match slot {
             Slot::Done | Slot::Buffered(..) => return Arrival::Duplicate,
-            Slot::Empty => {
-                // Bookkeeping for `count` fragments is charged up front.
-                let charged = usize::from(count) * std::mem::size_of::<Option<Vec<u8>>>();
-                if limits.in_use + charged > limits.max_bytes {
+            Slot::Empty => match Partial::start(count, limits) {
+                Some(p) => *slot = Slot::Partial(Box::new(p)),
+                None => {
                     return self.complete(
                         id,
                         Completed::Failed(MessageError::ReassemblyFull),
@@ -171,59 +245,18 @@ impl RecvChannel {
                         out,
                     );
                 }
-                limits.in_use += charged;
-                *slot = Slot::Partial(Box::new(Partial {
-                    count,
-                    frags: vec![None; usize::from(count)],
-                    received: 0,
-                    bytes: 0,
-                    charged,
-                }));
-            }
+            },
             Slot::Partial(_) => {}
         }
         let Slot::Partial(p) = self.slot_mut(id) else {
             return Arrival::Duplicate;
         };
-        if p.count != count {
-            let charged = p.charged;
-            limits.in_use -= charged;
-            return self.complete(
-                id,
-                Completed::Failed(MessageError::BadFragment),
-                factory,
-                out,
-            );
+        match p.add(index, count, bytes, limits) {
+            FragmentStep::Duplicate => Arrival::Duplicate,
+            FragmentStep::Stored => Arrival::New,
+            FragmentStep::Whole(whole) => self.complete(id, Completed::Owned(whole), factory, out),
+            FragmentStep::Failed(e) => self.complete(id, Completed::Failed(e), factory, out),
         }
-        if p.frags[usize::from(index)].is_some() {
-            return Arrival::Duplicate;
-        }
-        let too_big = p.bytes + bytes.len() > limits.max_message_size;
-        let no_room = limits.in_use + bytes.len() > limits.max_bytes;
-        if too_big || no_room {
-            let charged = p.charged;
-            limits.in_use -= charged;
-            let err = if too_big {
-                MessageError::TooLarge
-            } else {
-                MessageError::ReassemblyFull
-            };
-            return self.complete(id, Completed::Failed(err), factory, out);
-        }
-        p.frags[usize::from(index)] = Some(bytes.to_vec());
-        p.received += 1;
-        p.bytes += bytes.len();
-        p.charged += bytes.len();
-        limits.in_use += bytes.len();
-        if p.received < p.count {
-            return Arrival::New;
-        }
-        let mut whole = Vec::with_capacity(p.bytes);
-        for frag in p.frags.iter().flatten() {
-            whole.extend_from_slice(frag);
-        }
-        limits.in_use -= p.charged;
-        self.complete(id, Completed::Owned(whole), factory, out)
     }
 
     /// Window check: duplicate below the base, violation past the window.
