@@ -29,11 +29,9 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::io::BufRead;
-use std::net::SocketAddr;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use legume::net::{ConnectToken, PrivateKey};
@@ -131,8 +129,6 @@ fn server(
     let mut server = Server::new(factory, Config::default());
     server.listen(listen)?;
     let local = server.local_addr().ok_or("no address")?;
-    // Secure mode: names from the tokens, as the connect hook sees them.
-    let token_names: Arc<Mutex<HashMap<SocketAddr, String>>> = Arc::default();
     if let Some(key) = key {
         let key = PrivateKey::from_base64(key).ok_or("--key is not a base64 32-byte key")?;
         let public = match public {
@@ -140,62 +136,68 @@ fn server(
             None => local,
         };
         server.require_connect_tokens(key, public);
-        let names = Arc::clone(&token_names);
-        server.set_connect_hook(move |req| {
-            if let Some(data) = req.user_data {
-                names
-                    .lock()
-                    .expect("not poisoned")
-                    .insert(req.addr, token_name(&data));
-            }
-            Decision::Accept
-        });
         println!("secure chat server on {local} (tokens for {public})");
     } else {
         println!("chat server on {local}");
     }
-    let mut names: HashMap<SocketAddr, String> = HashMap::new();
     loop {
         server.update_timeout(Duration::from_millis(50));
-        while let Some(ServerEvent { peer, event }) = server.poll_event() {
+        while let Some(ServerEvent {
+            client,
+            event,
+            data,
+            ..
+        }) = server.poll_event()
+        {
             match event {
                 Event::Message(msg) => match ChatMsg::from_any(msg) {
                     Ok(ChatMsg::Join(j)) => {
-                        let name = token_names
-                            .lock()
-                            .expect("not poisoned")
-                            .remove(&peer)
-                            .unwrap_or(j.name);
-                        println!("{peer} is {name}");
+                        // Secure mode: the name in the player's token, which
+                        // the server keeps for the life of the connection.
+                        let name = server.user_data(client).map_or(j.name, |d| token_name(d));
+                        println!("{client} is {name}");
                         let text = format!("* {name} joined");
-                        names.insert(peer, name);
-                        server.send_to_all(&Notice { text }, Delivery::ReliableOrdered);
+                        // The name rides with the peer: no map of our own.
+                        server.set_peer_data(client, Name(name));
+                        let _ = server.send_to_all(&Notice { text }, Delivery::ReliableOrdered);
                     }
                     Ok(ChatMsg::Say(s)) => {
-                        let from = names
-                            .get(&peer)
-                            .cloned()
-                            .unwrap_or_else(|| peer.to_string());
+                        let Some(Name(from)) = server.peer_data::<Name>(client).cloned() else {
+                            continue; // not joined yet
+                        };
                         let line = Line { from, text: s.text };
-                        for other in names.keys().filter(|&&a| a != peer) {
-                            let _ = server.send(*other, &line, Delivery::ReliableOrdered);
+                        // Everyone who joined, but the speaker.
+                        let others: Vec<ClientId> = server
+                            .clients()
+                            .map(|(id, _)| id)
+                            .filter(|&id| id != client && server.peer_data::<Name>(id).is_some())
+                            .collect();
+                        for other in others {
+                            let _ = server.send(other, &line, Delivery::ReliableOrdered);
                         }
                     }
-                    Ok(other) => println!("{peer} sent an unexpected {other:?}"),
-                    Err(m) => println!("{peer} sent an unknown {m:?}"),
+                    Ok(other) => println!("{client} sent an unexpected {other:?}"),
+                    Err(m) => println!("{client} sent an unknown {m:?}"),
                 },
                 Event::Disconnected(reason) => {
-                    if let Some(name) = names.remove(&peer) {
+                    // The peer's data comes back with its last event.
+                    if let Some(Name(name)) =
+                        data.and_then(|d| d.downcast::<Name>().ok()).map(|b| *b)
+                    {
                         println!("{name} left ({reason})");
                         let text = format!("* {name} left");
-                        server.send_to_all(&Notice { text }, Delivery::ReliableOrdered);
+                        let _ = server.send_to_all(&Notice { text }, Delivery::ReliableOrdered);
                     }
                 }
-                other => println!("{peer}: {other:?}"),
+                other => println!("{client}: {other:?}"),
             }
         }
     }
 }
+
+/// A player's name, attached to their peer on the server.
+#[derive(Clone, Debug)]
+struct Name(String);
 
 fn client(
     factory: Arc<MessageFactory>,

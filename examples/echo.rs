@@ -165,11 +165,11 @@ fn run_server(
             print!("{}", stats_table(&server, start));
             next_table = (next_table + Duration::from_secs(1)).max(Instant::now());
         }
-        while let Some(ServerEvent { peer, event }) = server.poll_event() {
+        while let Some(ServerEvent { client, event, .. }) = server.poll_event() {
             if let Event::Message(msg) = event {
                 if let Some(e) = msg.downcast_ref::<Echo>() {
                     // A full queue drops this echo; the client's count shows it.
-                    let _ = server.send(peer, e, delivery_of(e.kind));
+                    let _ = server.send(client, e, delivery_of(e.kind));
                 }
             }
         }

@@ -90,10 +90,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             endpoint.handle_timeout(now);
         }
         // 3. Events.
-        while let Some(ServerEvent { peer, event }) = endpoint.poll_event() {
+        while let Some(ServerEvent { client, event, .. }) = endpoint.poll_event() {
             if let Event::Message(m) = event {
                 if let Some(line) = m.downcast_ref::<Line>() {
-                    endpoint.send(peer, line, Delivery::ReliableOrdered)?;
+                    endpoint.send(client, line, Delivery::ReliableOrdered)?;
                     echoed += 1;
                 }
             }

@@ -37,19 +37,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut was_connected = false;
     for _frame in 0..500 {
         server.update();
-        while let Some(ServerEvent { peer, event }) = server.poll_event() {
+        // Every event names the peer by its `ClientId` (and address).
+        while let Some(ServerEvent {
+            client,
+            peer,
+            event,
+            ..
+        }) = server.poll_event()
+        {
             match event {
-                Event::Connected => println!("server: {peer} connected"),
+                Event::Connected => println!("server: {client} connected from {peer}"),
                 Event::Message(msg) => {
                     if let Some(g) = msg.downcast_ref::<Greeting>() {
-                        println!("server: {peer} says {:?}", g.text);
+                        println!("server: {client} says {:?}", g.text);
                         let reply = Greeting {
-                            text: format!("welcome, {peer}"),
+                            text: format!("welcome, {client}"),
                         };
-                        server.send(peer, &reply, Delivery::Reliable)?;
+                        server.send(client, &reply, Delivery::Reliable)?;
                     }
                 }
-                other => println!("server: {peer}: {other:?}"),
+                other => println!("server: {client}: {other:?}"),
             }
         }
 

@@ -24,6 +24,7 @@
 //! | module | job |
 //! |---|---|
 //! | `config` | [`Config`] and its groups ([`Limits`], [`CongestionConfig`], [`ServerConfig`], [`DriverConfig`]), with legume's defaults |
+//! | `client_id` | [`ClientId`], a peer's identity on a server, and [`PeerRef`] |
 //! | `delivery` | [`Delivery`]: the guarantees a message is sent with |
 //! | `event` | what a connection reports: [`Event`], [`DisconnectReason`], errors, [`State`], [`Stats`] |
 //! | `packet` | datagram and frame layouts: parse and emit; every wire constant in `packet::layout` |
@@ -106,6 +107,7 @@
 
 mod ack;
 mod channel;
+mod client_id;
 mod config;
 mod congestion;
 mod connection;
@@ -127,6 +129,7 @@ mod server;
 pub mod sim;
 mod time;
 
+pub use client_id::{ClientId, PeerRef};
 pub use config::{Config, CongestionConfig, DriverConfig, Limits, Protocol, ServerConfig, MTU};
 pub use connection::Connection;
 pub use delivery::Delivery;
@@ -136,5 +139,6 @@ pub use event::{DisconnectReason, Event, IoError, MessageError, SendError, State
 pub use live::{LiveStats, StatsWindow};
 pub use secure::{ConnectToken, IssueError, PrivateKey, RandomError, TokenParams};
 pub use server::{
-    ConnectHook, ConnectRequest, Decision, EndpointStats, ServerEndpoint, ServerEvent,
+    Broadcast, ConnectHook, ConnectRequest, Decision, EndpointStats, PeerData, ServerEndpoint,
+    ServerEvent,
 };

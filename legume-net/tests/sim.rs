@@ -382,7 +382,8 @@ fn a_thousand_clients_on_one_server() {
                 .unwrap();
         }
     }
-    w.server.send_to_all(&num(42), Delivery::Reliable);
+    let sent = w.server.send_to_all(&num(42), Delivery::Reliable).unwrap();
+    assert_eq!((sent.sent, sent.refused.len()), (1000, 0));
     w.run_for(10 * SEC);
     for i in 0..1000 {
         let peer = w.clients[i].addr;

@@ -170,7 +170,7 @@ pub(crate) fn serve(
     loop {
         server.update_timeout(Duration::from_millis(2));
         r.updates += 1;
-        while let Some(ServerEvent { peer, event }) = server.poll_event() {
+        while let Some(ServerEvent { peer, event, .. }) = server.poll_event() {
             match event {
                 Event::Message(m) => {
                     let Some(n) = m.downcast_ref::<Note>() else {

@@ -92,6 +92,11 @@ pub(crate) trait Engine: fmt::Debug {
     /// Queues a message; nothing is queued when it returns an error.
     fn send(&mut self, msg: &dyn AnyMessage, delivery: Delivery) -> Result<(), SendError>;
 
+    /// Queues a message already encoded (type id and fields, as
+    /// `AnyMessage::encode_message` writes it), with the same checks as
+    /// [`send`](Self::send): a broadcast encodes once for every peer.
+    fn send_encoded(&mut self, message: &[u8], delivery: Delivery) -> Result<(), SendError>;
+
     /// Closes the connection with `reason`, telling the peer.
     fn disconnect(&mut self, reason: &str);
 

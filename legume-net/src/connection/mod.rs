@@ -292,6 +292,21 @@ impl Connection {
         result
     }
 
+    /// Queues a message already encoded by `AnyMessage::encode_message`,
+    /// with the checks of [`send`](Self::send): a server's broadcast
+    /// encodes its message once for every peer.
+    pub(crate) fn send_encoded(
+        &mut self,
+        message: &[u8],
+        delivery: Delivery,
+    ) -> Result<(), SendError> {
+        let result = self.engine.get_mut().send_encoded(message, delivery);
+        if let Err(SendError::QueueFull { .. }) = result {
+            self.obs.queue_full += 1;
+        }
+        result
+    }
+
     /// Closes the connection with `reason`, sending a disconnect to the peer
     /// (several copies, so that one lost datagram does not turn it into a
     /// timeout). Queued messages are dropped. legume v4 cannot carry the

@@ -98,6 +98,39 @@ enum Phase {
 }
 
 impl NativeConnection {
+    /// Whether a message of `len` encoded bytes may be queued now.
+    fn check_send(&self, len: usize, delivery: Delivery) -> Result<(), SendError> {
+        if self.is_closed() {
+            return Err(SendError::NotConnected);
+        }
+        let max = match delivery {
+            Delivery::Unreliable => self.max_unreliable_size(),
+            _ => self.config.limits.max_message_size,
+        };
+        if len > max {
+            return Err(SendError::TooLarge { len, max });
+        }
+        let queued = self.queued_bytes();
+        if queued + len > self.config.limits.max_send_queue_bytes {
+            return Err(SendError::QueueFull {
+                queued,
+                max: self.config.limits.max_send_queue_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Queues an encoded message that passed [`check_send`](Self::check_send).
+    fn push_message(&mut self, message: &[u8], delivery: Delivery) {
+        match delivery {
+            Delivery::Unreliable => self.unreliable.push(message),
+            Delivery::Reliable => self.reliable.push(message),
+            Delivery::ReliableOrdered => self.ordered.push(message),
+        }
+        self.stats.out_messages += 1;
+        debug_assert!(self.queued_bytes() <= self.config.limits.max_send_queue_bytes);
+    }
+
     /// A client connection that starts its handshake at `now`.
     ///
     /// `nonce` identifies this connection attempt; pass a random value (the
@@ -336,34 +369,20 @@ impl Engine for NativeConnection {
     /// Messages may be queued while connecting; they are sent once the
     /// handshake completes.
     fn send(&mut self, msg: &dyn AnyMessage, delivery: Delivery) -> Result<(), SendError> {
-        if self.is_closed() {
-            return Err(SendError::NotConnected);
+        self.check_send(msg.message_len(), delivery)?;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.resize(msg.message_len(), 0);
+        let encoded = msg.encode_message(&mut scratch);
+        if let Ok(n) = encoded {
+            self.push_message(&scratch[..n], delivery);
         }
-        let len = msg.message_len();
-        let max = match delivery {
-            Delivery::Unreliable => self.max_unreliable_size(),
-            _ => self.config.limits.max_message_size,
-        };
-        if len > max {
-            return Err(SendError::TooLarge { len, max });
-        }
-        let queued = self.queued_bytes();
-        if queued + len > self.config.limits.max_send_queue_bytes {
-            return Err(SendError::QueueFull {
-                queued,
-                max: self.config.limits.max_send_queue_bytes,
-            });
-        }
-        self.scratch.resize(len, 0);
-        let n = msg.encode_message(&mut self.scratch)?;
-        let bytes = &self.scratch[..n];
-        match delivery {
-            Delivery::Unreliable => self.unreliable.push(bytes),
-            Delivery::Reliable => self.reliable.push(bytes),
-            Delivery::ReliableOrdered => self.ordered.push(bytes),
-        }
-        self.stats.out_messages += 1;
-        debug_assert!(self.queued_bytes() <= self.config.limits.max_send_queue_bytes);
+        self.scratch = scratch;
+        encoded.map(drop).map_err(SendError::from)
+    }
+
+    fn send_encoded(&mut self, message: &[u8], delivery: Delivery) -> Result<(), SendError> {
+        self.check_send(message.len(), delivery)?;
+        self.push_message(message, delivery);
         Ok(())
     }
 

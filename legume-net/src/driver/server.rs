@@ -1,5 +1,6 @@
 //! `Server`: many connections behind one UDP socket (legume's `Server`).
 
+use std::any::Any;
 use std::collections::VecDeque;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -12,6 +13,7 @@ use thiserror::Error;
 use super::batch::{RecvBatch, SendBatch};
 use super::impairment::Impairment;
 use super::socket::{is_would_block, BufferSizes, DriverSocket, SocketStats};
+use crate::client_id::{ClientId, PeerRef};
 use crate::config::Config;
 use crate::connection::Connection;
 use crate::delivery::Delivery;
@@ -19,8 +21,10 @@ use crate::event::{Event, IoError, SendError};
 use crate::live::LiveStats;
 use crate::observe::Tally;
 use crate::secure::token::unix_now;
-use crate::secure::{PrivateKey, RandomError};
-use crate::server::{ConnectRequest, Decision, EndpointStats, ServerEndpoint, ServerEvent};
+use crate::secure::{PrivateKey, RandomError, USER_DATA_LEN};
+use crate::server::{
+    Broadcast, ConnectRequest, Decision, EndpointStats, ServerEndpoint, ServerEvent,
+};
 use crate::time::earliest;
 
 /// Why [`Server::listen`] failed.
@@ -314,7 +318,10 @@ impl Server {
         let (Some(socket), Some(endpoint)) = (&self.socket, &mut self.endpoint) else {
             return;
         };
-        let (stats, events) = (&mut self.socket_stats, &mut self.events);
+        let stats = &mut self.socket_stats;
+        // Send errors by destination, turned into the peers' events below
+        // (the endpoint is busy giving datagrams while they happen).
+        let mut failed: Vec<(SocketAddr, IoError)> = Vec::new();
         let mut report = |to: Option<SocketAddr>, result: io::Result<usize>| match result {
             Ok(sent) => {
                 stats.datagrams_sent += 1;
@@ -322,10 +329,7 @@ impl Server {
             }
             Err(e) => {
                 if let Some(peer) = to {
-                    events.push_back(ServerEvent {
-                        peer,
-                        event: Event::Io(IoError::from(&e)),
-                    });
+                    failed.push((peer, IoError::from(&e)));
                 }
             }
         };
@@ -355,14 +359,27 @@ impl Server {
                 imp.recycle_outgoing(d.bytes);
             }
         }
-        while let Some(e) = endpoint.poll_event() {
-            self.events.push_back(e);
+        for (peer, error) in failed {
+            // A datagram to a peer that has since left is nobody's event.
+            if let Some(client) = endpoint.client_id(peer) {
+                self.events.push_back(ServerEvent {
+                    client,
+                    peer,
+                    event: Event::Io(error),
+                    data: None,
+                });
+            }
         }
     }
 
     /// The next event, if any (drain after each update).
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
-        self.events.pop_front()
+        // The endpoint's own events stay in the endpoint until polled, so
+        // that what the app attached to a peer is readable while it handles
+        // every event of that peer (`peer_data`).
+        self.events
+            .pop_front()
+            .or_else(|| self.endpoint.as_mut()?.poll_event())
     }
 
     /// The peers and their connections (legume's `peers`).
@@ -375,16 +392,61 @@ impl Server {
         self.endpoint.as_ref().map_or(0, ServerEndpoint::peer_count)
     }
 
-    /// The peer at `addr` (legume's `get_peer_by_address`).
-    pub fn peer(&self, addr: SocketAddr) -> Option<&Connection> {
-        self.endpoint.as_ref().and_then(|e| e.peer(addr))
+    /// A peer's connection, by identity or address (legume's
+    /// `get_peer_by_address`).
+    pub fn peer(&self, peer: impl Into<PeerRef>) -> Option<&Connection> {
+        self.endpoint.as_ref().and_then(|e| e.peer(peer))
     }
 
-    /// The live statistics of the peer at `addr`, with rates over the last
+    /// Every peer's identity and address.
+    pub fn clients(&self) -> impl Iterator<Item = (ClientId, SocketAddr)> + '_ {
+        self.endpoint.iter().flat_map(ServerEndpoint::clients)
+    }
+
+    /// The identity of the peer at `addr`.
+    pub fn client_id(&self, addr: SocketAddr) -> Option<ClientId> {
+        self.endpoint.as_ref()?.client_id(addr)
+    }
+
+    /// The address of a peer.
+    pub fn peer_addr(&self, peer: impl Into<PeerRef>) -> Option<SocketAddr> {
+        self.endpoint.as_ref()?.peer_addr(peer)
+    }
+
+    /// The user data of a peer's connect token (secure mode), for the life
+    /// of the connection (see [`ServerEndpoint::user_data`]).
+    pub fn user_data(&self, peer: impl Into<PeerRef>) -> Option<&[u8; USER_DATA_LEN]> {
+        self.endpoint.as_ref()?.user_data(peer)
+    }
+
+    /// Attaches a value of the app's to a peer; false when there is no such
+    /// peer (see [`ServerEndpoint::set_peer_data`]).
+    pub fn set_peer_data<T: Any + Send + Sync>(
+        &mut self,
+        peer: impl Into<PeerRef>,
+        data: T,
+    ) -> bool {
+        self.endpoint
+            .as_mut()
+            .is_some_and(|e| e.set_peer_data(peer, data))
+    }
+
+    /// The value attached to a peer, if it is a `T` (see
+    /// [`ServerEndpoint::peer_data`]).
+    pub fn peer_data<T: Any>(&self, peer: impl Into<PeerRef>) -> Option<&T> {
+        self.endpoint.as_ref()?.peer_data(peer)
+    }
+
+    /// The value attached to a peer, mutably.
+    pub fn peer_data_mut<T: Any>(&mut self, peer: impl Into<PeerRef>) -> Option<&mut T> {
+        self.endpoint.as_mut()?.peer_data_mut(peer)
+    }
+
+    /// The live statistics of a peer, with rates over the last
     /// [`Config::stats_window`], as of the last [`update`](Self::update).
-    pub fn peer_live_stats(&self, addr: SocketAddr) -> Option<LiveStats> {
+    pub fn peer_live_stats(&self, peer: impl Into<PeerRef>) -> Option<LiveStats> {
         let at = self.last_update?;
-        self.peer(addr).map(|c| c.live_stats(at))
+        self.peer(peer).map(|c| c.live_stats(at))
     }
 
     /// Every peer with its live statistics, as of the last
@@ -407,10 +469,10 @@ impl Server {
             .filter_map(move |(addr, c)| at.map(|at| (addr, c.live_stats(at))))
     }
 
-    /// Queues a message to one peer.
+    /// Queues a message to one peer, named by identity or address.
     pub fn send(
         &mut self,
-        peer: SocketAddr,
+        peer: impl Into<PeerRef>,
         msg: &dyn AnyMessage,
         delivery: Delivery,
     ) -> Result<(), SendError> {
@@ -420,16 +482,36 @@ impl Server {
             .send(peer, msg, delivery)
     }
 
-    /// Queues a message to every peer; returns how many took it
-    /// (legume's `send_message_to_all` and `send_reliable_message_to_all`).
-    pub fn send_to_all(&mut self, msg: &dyn AnyMessage, delivery: Delivery) -> usize {
-        self.endpoint
-            .as_mut()
-            .map_or(0, |e| e.send_to_all(msg, delivery))
+    /// Queues a message to every connected peer, encoded once (legume's
+    /// `send_message_to_all` and `send_reliable_message_to_all`); the result
+    /// names the peers that could not take it (see
+    /// [`ServerEndpoint::send_to_all`]).
+    pub fn send_to_all(
+        &mut self,
+        msg: &dyn AnyMessage,
+        delivery: Delivery,
+    ) -> Result<Broadcast, SendError> {
+        match &mut self.endpoint {
+            Some(e) => e.send_to_all(msg, delivery),
+            None => Ok(Broadcast::default()),
+        }
+    }
+
+    /// [`send_to_all`](Self::send_to_all) but one peer.
+    pub fn send_to_all_except(
+        &mut self,
+        except: impl Into<PeerRef>,
+        msg: &dyn AnyMessage,
+        delivery: Delivery,
+    ) -> Result<Broadcast, SendError> {
+        match &mut self.endpoint {
+            Some(e) => e.send_to_all_except(except, msg, delivery),
+            None => Ok(Broadcast::default()),
+        }
     }
 
     /// Disconnects one peer with a reason.
-    pub fn disconnect(&mut self, peer: SocketAddr, reason: &str) {
+    pub fn disconnect(&mut self, peer: impl Into<PeerRef>, reason: &str) {
         if let Some(e) = &mut self.endpoint {
             e.disconnect(peer, reason);
         }

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use tracing::info;
 
+use crate::client_id::ClientId;
 use crate::connection::Connection;
 use crate::handshake::extension;
 use crate::packet::Packet;
@@ -78,6 +79,13 @@ impl ServerEndpoint {
             Decision::Reject("server is full".into())
         } else if !self.accept_new {
             Decision::Reject("server is not accepting new connections".into())
+        } else if let Some(id) = token
+            .map(|t| ClientId::new(t.client_id()))
+            .filter(|&id| self.peers.has_client(id))
+        {
+            // One connection per client id, as netcode.io: the id names
+            // the player to the app for the life of the connection.
+            Decision::Reject(format!("{id} is already connected"))
         } else if let Some(hook) = &mut self.hook {
             hook.call(&ConnectRequest {
                 addr: from,
@@ -149,6 +157,7 @@ impl ServerEndpoint {
             session = self.rng.next_u32();
         }
         let mut config = self.config.clone();
+        let identity = token.as_ref().map(|t| (t.client_id(), *t.user_data()));
         let secure = token.map(|t| {
             config.timeout = t.timeout();
             self.open_session(from, &t)
@@ -169,7 +178,7 @@ impl ServerEndpoint {
             Some(bytes) => self.reply_bytes(now, from, bytes),
             None => self.reply(now, from, &Packet::Accept { nonce, session }),
         }
-        self.peers.insert(from, conn);
+        self.peers.insert(from, conn, identity);
     }
 }
 

@@ -51,7 +51,7 @@ impl ServerEndpoint {
                     from,
                 );
                 conn.handle_datagram(now, datagram);
-                self.peers.insert(from, conn);
+                self.peers.insert(from, conn, None);
             }
         }
     }

@@ -24,12 +24,14 @@ mod stats;
 #[cfg(test)]
 mod test_util;
 
+use std::any::Any;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use legume_core::{AnyMessage, MessageFactory};
 
+use crate::client_id::{ClientId, PeerRef};
 use crate::config::{Config, Protocol};
 use crate::connection::Connection;
 use crate::delivery::Delivery;
@@ -38,11 +40,11 @@ use crate::handshake::CookieKey;
 use crate::live::LiveStats;
 use crate::packet::{Packet, PacketError};
 use crate::secret_rng::SecretRng;
-use crate::secure::{PrivateKey, RandomError};
+use crate::secure::{PrivateKey, RandomError, USER_DATA_LEN};
 
 pub(crate) use admit::HeldHook;
 pub use admit::{ConnectHook, ConnectRequest, Decision};
-pub use peers::ServerEvent;
+pub use peers::{Broadcast, PeerData, ServerEvent};
 pub use stats::EndpointStats;
 
 use guards::{CompletedHandshakes, SourceRate};
@@ -220,20 +222,66 @@ impl ServerEndpoint {
         self.peers.iter()
     }
 
+    /// Every peer's identity and address.
+    pub fn clients(&self) -> impl Iterator<Item = (ClientId, SocketAddr)> + '_ {
+        self.peers.clients()
+    }
+
     /// The number of peers.
     pub fn peer_count(&self) -> usize {
         self.peers.len()
     }
 
-    /// The connection of the peer at `addr` (legume's `get_peer_by_address`).
-    pub fn peer(&self, addr: SocketAddr) -> Option<&Connection> {
-        self.peers.get(addr)
+    /// A peer's connection, by identity or address (legume's
+    /// `get_peer_by_address`).
+    pub fn peer(&self, peer: impl Into<PeerRef>) -> Option<&Connection> {
+        self.peers.get(peer.into())
     }
 
-    /// The live statistics of the peer at `addr` at `now` (see
-    /// [`Connection::live_stats`]).
-    pub fn peer_live_stats(&self, addr: SocketAddr, now: Instant) -> Option<LiveStats> {
-        self.peer(addr).map(|c| c.live_stats(now))
+    /// The identity of the peer at `addr`.
+    pub fn client_id(&self, addr: SocketAddr) -> Option<ClientId> {
+        self.peers.client_id(addr)
+    }
+
+    /// The address of a peer.
+    pub fn peer_addr(&self, peer: impl Into<PeerRef>) -> Option<SocketAddr> {
+        self.peers.resolve(peer.into())
+    }
+
+    /// The user data the backend wrote in a peer's connect token (secure
+    /// mode), for the life of the connection; `None` for a plain peer.
+    pub fn user_data(&self, peer: impl Into<PeerRef>) -> Option<&[u8; USER_DATA_LEN]> {
+        self.peers.user_data(peer.into())
+    }
+
+    /// Attaches a value of the app's to a peer (a player's name, an entity
+    /// id), replacing any earlier one, so that the app needs no map of its
+    /// own: read it back with [`peer_data`](Self::peer_data) while handling
+    /// the peer's events; the peer's `Disconnected` event hands it back in
+    /// [`ServerEvent::data`]. Returns false when there is no such peer.
+    pub fn set_peer_data<T: Any + Send + Sync>(
+        &mut self,
+        peer: impl Into<PeerRef>,
+        data: T,
+    ) -> bool {
+        self.peers.set_peer_data(peer.into(), Box::new(data))
+    }
+
+    /// The value attached to a peer with [`set_peer_data`](Self::set_peer_data),
+    /// if there is one and it is a `T`. Readable until the peer's
+    /// `Disconnected` event has been polled, even once the peer has left.
+    pub fn peer_data<T: Any>(&self, peer: impl Into<PeerRef>) -> Option<&T> {
+        self.peers.peer_data(peer.into())
+    }
+
+    /// The value attached to a peer, mutably (see [`peer_data`](Self::peer_data)).
+    pub fn peer_data_mut<T: Any>(&mut self, peer: impl Into<PeerRef>) -> Option<&mut T> {
+        self.peers.peer_data_mut(peer.into())
+    }
+
+    /// The live statistics of a peer at `now` (see [`Connection::live_stats`]).
+    pub fn peer_live_stats(&self, peer: impl Into<PeerRef>, now: Instant) -> Option<LiveStats> {
+        self.peer(peer).map(|c| c.live_stats(now))
     }
 
     /// Keeps a stats sample for every peer that is due one (see
@@ -246,34 +294,59 @@ impl ServerEndpoint {
         self.flush_logs(now);
     }
 
-    /// Queues a message to one peer.
+    /// Queues a message to one peer, named by identity or address.
     pub fn send(
         &mut self,
-        peer: SocketAddr,
+        peer: impl Into<PeerRef>,
         msg: &dyn AnyMessage,
         delivery: Delivery,
     ) -> Result<(), SendError> {
-        self.peers.send(peer, msg, delivery)
+        self.peers.send(peer.into(), msg, delivery)
     }
 
-    /// Queues a message to every connected peer; returns how many took it.
-    /// A peer whose queue is full is skipped (its error is not fatal to the others).
-    pub fn send_to_all(&mut self, msg: &dyn AnyMessage, delivery: Delivery) -> usize {
-        self.peers
-            .addrs()
-            .into_iter()
-            .filter(|&a| self.send(a, msg, delivery).is_ok())
-            .count()
+    /// Queues a message to every connected peer, encoding it once. The
+    /// result counts the peers that took it and names those that could not
+    /// (a full send queue, most likely), which stay connected; an error
+    /// only when the message does not encode, and then no peer got it.
+    pub fn send_to_all(
+        &mut self,
+        msg: &dyn AnyMessage,
+        delivery: Delivery,
+    ) -> Result<Broadcast, SendError> {
+        self.broadcast(None, msg, delivery)
+    }
+
+    /// [`send_to_all`](Self::send_to_all) but one peer (the sender of a
+    /// chat line, say).
+    pub fn send_to_all_except(
+        &mut self,
+        except: impl Into<PeerRef>,
+        msg: &dyn AnyMessage,
+        delivery: Delivery,
+    ) -> Result<Broadcast, SendError> {
+        let except = self.peers.resolve(except.into());
+        self.broadcast(except, msg, delivery)
+    }
+
+    fn broadcast(
+        &mut self,
+        except: Option<SocketAddr>,
+        msg: &dyn AnyMessage,
+        delivery: Delivery,
+    ) -> Result<Broadcast, SendError> {
+        let mut encoded = vec![0; msg.message_len()];
+        let n = msg.encode_message(&mut encoded)?;
+        Ok(self.peers.broadcast(except, &encoded[..n], delivery))
     }
 
     /// Disconnects one peer with a reason.
-    pub fn disconnect(&mut self, peer: SocketAddr, reason: &str) {
-        self.peers.disconnect(peer, reason);
+    pub fn disconnect(&mut self, peer: impl Into<PeerRef>, reason: &str) {
+        self.peers.disconnect(peer.into(), reason);
     }
 
     /// Disconnects every peer.
     pub fn disconnect_all(&mut self, reason: &str) {
-        for a in self.peers.addrs() {
+        for (_, a) in self.peers.clients().collect::<Vec<_>>() {
             self.disconnect(a, reason);
         }
     }

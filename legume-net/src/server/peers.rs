@@ -1,9 +1,11 @@
 //! The peer table: every connection of the endpoint by its peer's address,
-//! and what it takes to drive many of them cheaply: a heap of their timer
-//! deadlines (an update costs work for the peers that are due, not for
-//! every peer), the queue of peers that may have something to send, and
+//! with its [`ClientId`] and what the app and the connect token attached to
+//! it, and what it takes to drive many of them cheaply: a heap of their
+//! timer deadlines (an update costs work for the peers that are due, not
+//! for every peer), the queue of peers that may have something to send, and
 //! the events they raised.
 
+use std::any::Any;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -12,19 +14,40 @@ use std::time::Instant;
 use legume_core::AnyMessage;
 use tracing::debug;
 
+use crate::client_id::{ClientId, PeerRef};
 use crate::connection::Connection;
 use crate::delivery::Delivery;
 use crate::event::{Event, SendError};
+use crate::secure::USER_DATA_LEN;
 
 use super::LOG_TARGET;
+
+/// A value an app attaches to one peer ([`ServerEndpoint::set_peer_data`](super::ServerEndpoint::set_peer_data)).
+pub type PeerData = Box<dyn Any + Send + Sync>;
 
 /// An event on one peer's connection.
 #[derive(Debug)]
 pub struct ServerEvent {
-    /// The peer.
+    /// The peer's identity on this server.
+    pub client: ClientId,
+    /// The peer's address.
     pub peer: SocketAddr,
     /// What happened.
     pub event: Event,
+    /// On [`Event::Disconnected`], the peer's last event: the value the app
+    /// attached to the peer, handed back, since the server forgets the
+    /// peer. `None` on every other event, and when nothing was attached.
+    pub data: Option<PeerData>,
+}
+
+/// What became of a message sent to many peers at once.
+#[derive(Debug, Default)]
+pub struct Broadcast {
+    /// How many peers queued it.
+    pub sent: usize,
+    /// The peers that could not take it, and why (a full send queue, most
+    /// likely): each is still connected and can be sent to again.
+    pub refused: Vec<(ClientId, SendError)>,
 }
 
 /// What became of a datagram offered to the peer table.
@@ -43,14 +66,36 @@ pub(super) enum Offered {
 #[derive(Default)]
 pub(super) struct PeerTable {
     map: HashMap<SocketAddr, Peer>,
+    /// The address of every peer in `map`, by identity.
+    ids: HashMap<ClientId, SocketAddr>,
+    /// The last identity the server assigned (plain and legume v4 modes).
+    last_assigned: u64,
+    /// Peers gone from `map` whose `Disconnected` event the app has not
+    /// polled yet: what was attached to them stays readable until then, and
+    /// is handed back with that event. At most one per queued event.
+    departed: HashMap<ClientId, Attached>,
     queues: Queues,
     /// Scratch list of peers whose timers are due.
     due: Vec<SocketAddr>,
 }
 
+/// What the app and the connect token attached to a peer.
+#[derive(Default)]
+struct Attached {
+    /// The connect token's user data (secure mode), boxed: most servers
+    /// have none, and it is 256 bytes.
+    user_data: Option<Box<[u8; USER_DATA_LEN]>>,
+    data: Option<PeerData>,
+}
+
 /// One connection and its place in the queues.
 struct Peer {
     conn: Connection,
+    id: ClientId,
+    attached: Attached,
+    /// Whether its `Disconnected` event has been polled (and `attached.data`
+    /// handed back with it).
+    farewell_polled: bool,
     /// The deadline of its live entry in the timer heap.
     scheduled: Option<Instant>,
     /// Whether it is in the queue of peers to poll for packets.
@@ -77,8 +122,17 @@ impl PeerTable {
         self.map.len()
     }
 
-    /// The connection of the peer at `addr`.
-    pub(super) fn get(&self, addr: SocketAddr) -> Option<&Connection> {
+    /// The address of the peer `peer` names, if it is in the table.
+    pub(super) fn resolve(&self, peer: PeerRef) -> Option<SocketAddr> {
+        match peer {
+            PeerRef::Addr(a) => self.map.contains_key(&a).then_some(a),
+            PeerRef::Client(id) => self.ids.get(&id).copied(),
+        }
+    }
+
+    /// The connection of a peer.
+    pub(super) fn get(&self, peer: PeerRef) -> Option<&Connection> {
+        let addr = self.resolve(peer)?;
         self.map.get(&addr).map(|p| &p.conn)
     }
 
@@ -87,17 +141,98 @@ impl PeerTable {
         self.map.iter().map(|(a, p)| (*a, &p.conn))
     }
 
-    /// The peers' addresses, collected (for a pass that changes the table).
-    pub(super) fn addrs(&self) -> Vec<SocketAddr> {
-        self.map.keys().copied().collect()
+    /// Every peer's identity and address.
+    pub(super) fn clients(&self) -> impl Iterator<Item = (ClientId, SocketAddr)> + '_ {
+        self.ids.iter().map(|(id, a)| (*id, *a))
     }
 
-    /// Adds a new connection and takes in its first events and timer.
-    pub(super) fn insert(&mut self, addr: SocketAddr, conn: Connection) {
+    /// The identity of the peer at `addr`.
+    pub(super) fn client_id(&self, addr: SocketAddr) -> Option<ClientId> {
+        self.map.get(&addr).map(|p| p.id)
+    }
+
+    /// Whether a peer in the table has this identity.
+    pub(super) fn has_client(&self, id: ClientId) -> bool {
+        self.ids.contains_key(&id)
+    }
+
+    /// What is attached to a peer, in the table or departed with its
+    /// `Disconnected` event not yet polled.
+    fn attached(&self, peer: PeerRef) -> Option<&Attached> {
+        if let Some(addr) = self.resolve(peer) {
+            return self.map.get(&addr).map(|p| &p.attached);
+        }
+        match peer {
+            PeerRef::Client(id) => self.departed.get(&id),
+            PeerRef::Addr(_) => None,
+        }
+    }
+
+    /// The connect token's user data of a peer (secure mode).
+    pub(super) fn user_data(&self, peer: PeerRef) -> Option<&[u8; USER_DATA_LEN]> {
+        self.attached(peer)?.user_data.as_deref()
+    }
+
+    /// The app's value attached to a peer, if it is a `T`.
+    pub(super) fn peer_data<T: Any>(&self, peer: PeerRef) -> Option<&T> {
+        self.attached(peer)?.data.as_ref()?.downcast_ref()
+    }
+
+    /// The app's value attached to a peer, mutably, if it is a `T`.
+    pub(super) fn peer_data_mut<T: Any>(&mut self, peer: PeerRef) -> Option<&mut T> {
+        let attached = match self.resolve(peer) {
+            Some(addr) => self.map.get_mut(&addr).map(|p| &mut p.attached),
+            None => match peer {
+                PeerRef::Client(id) => self.departed.get_mut(&id),
+                PeerRef::Addr(_) => None,
+            },
+        }?;
+        attached.data.as_mut()?.downcast_mut()
+    }
+
+    /// Attaches the app's value to a peer in the table, replacing any
+    /// earlier one; false when there is no such peer.
+    pub(super) fn set_peer_data(&mut self, peer: PeerRef, data: PeerData) -> bool {
+        let Some(addr) = self.resolve(peer) else {
+            return false;
+        };
+        match self.map.get_mut(&addr) {
+            Some(p) => {
+                p.attached.data = Some(data);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Adds a new connection and takes in its first events and timer. Its
+    /// identity is the connect token's client id (secure mode; the caller
+    /// has refused one already in use) or the next one the table assigns.
+    pub(super) fn insert(
+        &mut self,
+        addr: SocketAddr,
+        conn: Connection,
+        token: Option<(u64, [u8; USER_DATA_LEN])>,
+    ) -> ClientId {
+        let (id, user_data) = match token {
+            Some((id, user_data)) => (ClientId::new(id), Some(Box::new(user_data))),
+            None => (self.assign_id(), None),
+        };
+        if let Some(old) = self.map.remove(&addr) {
+            // The caller replaces a connection only once it is over.
+            self.ids.remove(&old.id);
+        }
+        self.ids.insert(id, addr);
         self.map.insert(
             addr,
             Peer {
                 conn,
+                id,
+                attached: Attached {
+                    user_data,
+                    data: None,
+                },
+                farewell_polled: false,
                 scheduled: None,
                 dirty: false,
             },
@@ -106,6 +241,20 @@ impl PeerTable {
             self.queues.touch(addr, p);
         }
         self.compact_timers_if_stale();
+        id
+    }
+
+    /// The next server-assigned identity: counting up from 1, skipping any
+    /// in use (a token's, on a server that turned the secure mode on while
+    /// plain peers were connected).
+    fn assign_id(&mut self) -> ClientId {
+        loop {
+            self.last_assigned = self.last_assigned.wrapping_add(1).max(1);
+            let id = ClientId::new(self.last_assigned);
+            if !self.ids.contains_key(&id) && !self.departed.contains_key(&id) {
+                return id;
+            }
+        }
     }
 
     /// Keeps a stats sample for every peer that is due one.
@@ -118,10 +267,11 @@ impl PeerTable {
     /// Queues a message to one peer.
     pub(super) fn send(
         &mut self,
-        addr: SocketAddr,
+        peer: PeerRef,
         msg: &dyn AnyMessage,
         delivery: Delivery,
     ) -> Result<(), SendError> {
+        let addr = self.resolve(peer).ok_or(SendError::NotConnected)?;
         let p = self.map.get_mut(&addr).ok_or(SendError::NotConnected)?;
         p.conn.send(msg, delivery)?;
         // One map lookup per send: a server echoing many small messages
@@ -131,8 +281,35 @@ impl PeerTable {
         Ok(())
     }
 
+    /// Queues an encoded message to every open connection but `except`'s.
+    pub(super) fn broadcast(
+        &mut self,
+        except: Option<SocketAddr>,
+        message: &[u8],
+        delivery: Delivery,
+    ) -> Broadcast {
+        let mut result = Broadcast::default();
+        for (&addr, p) in &mut self.map {
+            if Some(addr) == except || p.conn.is_closed() {
+                continue;
+            }
+            match p.conn.send_encoded(message, delivery) {
+                Ok(()) => {
+                    result.sent += 1;
+                    self.queues.touch(addr, p);
+                }
+                Err(e) => result.refused.push((p.id, e)),
+            }
+        }
+        self.compact_timers_if_stale();
+        result
+    }
+
     /// Disconnects one peer with a reason.
-    pub(super) fn disconnect(&mut self, addr: SocketAddr, reason: &str) {
+    pub(super) fn disconnect(&mut self, peer: PeerRef, reason: &str) {
+        let Some(addr) = self.resolve(peer) else {
+            return;
+        };
         if let Some(p) = self.map.get_mut(&addr) {
             p.conn.disconnect(reason);
             self.queues.touch(addr, p);
@@ -207,7 +384,7 @@ impl PeerTable {
             self.queues.dirty.pop_front();
             p.dirty = false;
             if p.conn.is_drained() {
-                self.map.remove(&addr);
+                self.remove(addr);
                 debug!(target: LOG_TARGET, peer = %addr, peers = self.map.len(), "removed {addr}");
                 continue;
             }
@@ -218,9 +395,36 @@ impl PeerTable {
         None
     }
 
-    /// The next event, if any.
+    /// Takes a drained connection out of the table. What was attached to
+    /// it stays readable until its `Disconnected` event is polled.
+    fn remove(&mut self, addr: SocketAddr) {
+        let Some(p) = self.map.remove(&addr) else {
+            return;
+        };
+        self.ids.remove(&p.id);
+        if !p.farewell_polled {
+            self.departed.insert(p.id, p.attached);
+        }
+    }
+
+    /// The next event, if any; a `Disconnected` one carries the data the
+    /// app attached to the peer.
     pub(super) fn poll_event(&mut self) -> Option<ServerEvent> {
-        self.queues.events.pop_front()
+        let mut e = self.queues.events.pop_front()?;
+        if matches!(e.event, Event::Disconnected(_)) {
+            e.data = match self.departed.remove(&e.client) {
+                Some(attached) => attached.data,
+                None => self
+                    .ids
+                    .get(&e.client)
+                    .and_then(|a| self.map.get_mut(a))
+                    .and_then(|p| {
+                        p.farewell_polled = true;
+                        p.attached.data.take()
+                    }),
+            };
+        }
+        Some(e)
     }
 
     /// The earliest deadline in the timer heap.
@@ -247,7 +451,12 @@ impl Queues {
     /// looked up, so one map lookup serves for all of it.
     fn touch(&mut self, addr: SocketAddr, p: &mut Peer) {
         while let Some(event) = p.conn.poll_event() {
-            self.events.push_back(ServerEvent { peer: addr, event });
+            self.events.push_back(ServerEvent {
+                client: p.id,
+                peer: addr,
+                event,
+                data: None,
+            });
         }
         if !p.dirty {
             p.dirty = true;

@@ -107,6 +107,9 @@ pub struct World {
     pub net: SimNetwork,
     pub server: ServerEndpoint,
     pub server_events: Vec<ServerEvent>,
+    /// Whether `flush` moves the server's events into `server_events`
+    /// (true); false leaves them in the endpoint for the test to poll.
+    pub collect_server_events: bool,
     pub clients: Vec<SimClient>,
     pub config: Config,
     buf: Vec<u8>,
@@ -133,6 +136,7 @@ impl World {
             net,
             server,
             server_events: Vec::new(),
+            collect_server_events: true,
             clients: Vec::new(),
             buf: vec![0; 65_536],
             datagrams_sent: 0,
@@ -224,7 +228,10 @@ impl World {
             record_send(&mut self.tap, server, to, &self.buf[..n]);
             self.net.send(now, server, to, &self.buf[..n]);
         }
-        while let Some(e) = self.server.poll_event() {
+        while self.collect_server_events {
+            let Some(e) = self.server.poll_event() else {
+                break;
+            };
             self.server_events.push(e);
         }
         for c in &mut self.clients {

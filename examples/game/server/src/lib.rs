@@ -222,7 +222,7 @@ impl GameServer {
     }
 
     fn handle_events(&mut self) {
-        while let Some(ServerEvent { peer, event }) = self.server.poll_event() {
+        while let Some(ServerEvent { peer, event, .. }) = self.server.poll_event() {
             match event {
                 Event::Connected => self.log(format_args!("{peer} connected")),
                 Event::Message(msg) => match ToServer::from_any(msg) {

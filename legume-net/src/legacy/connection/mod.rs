@@ -16,9 +16,7 @@ use std::time::{Duration, Instant};
 use legume_core::{AnyMessage, MessageFactory, Writer};
 
 use super::ids::IdWindow;
-use super::wire::{
-    Body, Control, Header, Messages, ParseFault, FLAG_ORDERED, FLAG_RELIABLE, HEADER_LEN,
-};
+use super::wire::{Body, Control, Header, Messages, ParseFault, FLAG_RELIABLE, HEADER_LEN};
 use crate::config::{Config, Protocol};
 use crate::connection::Engine;
 use crate::delivery::Delivery;
@@ -326,36 +324,18 @@ impl Engine for V4Connection {
     }
 
     fn send(&mut self, msg: &dyn AnyMessage, delivery: Delivery) -> Result<(), SendError> {
-        if self.is_closed() {
-            return Err(SendError::NotConnected);
-        }
         let len = msg.message_len();
-        let max = self.max_unreliable_size();
-        if len > max {
-            return Err(SendError::TooLarge { len, max });
-        }
-        let queued = self.unsent_bytes + self.in_flight_bytes;
-        if queued + len > self.config.limits.max_send_queue_bytes {
-            return Err(SendError::QueueFull {
-                queued,
-                max: self.config.limits.max_send_queue_bytes,
-            });
-        }
+        self.check_send(len)?;
         let mut bytes = vec![0; len];
         let n = msg.encode_message(&mut bytes)?;
         bytes.truncate(n);
-        let (flags, seq) = match delivery {
-            Delivery::Unreliable => (0, 0),
-            Delivery::Reliable => (FLAG_RELIABLE, 0),
-            // As legume's send_inorder_message: the in-order flag alone,
-            // which legume treats as reliable too.
-            Delivery::ReliableOrdered => {
-                self.last_seq = self.last_seq.wrapping_add(1);
-                (FLAG_ORDERED, self.last_seq)
-            }
-        };
-        self.queue(bytes, flags, seq);
-        self.stats.out_messages += 1;
+        self.push_message(bytes, delivery);
+        Ok(())
+    }
+
+    fn send_encoded(&mut self, message: &[u8], delivery: Delivery) -> Result<(), SendError> {
+        self.check_send(message.len())?;
+        self.push_message(message.to_vec(), delivery);
         Ok(())
     }
 

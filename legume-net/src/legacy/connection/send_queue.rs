@@ -8,7 +8,10 @@ use std::time::Instant;
 use legume_core::Writer;
 
 use super::{InFlight, Phase, V4Connection, CONNECT_REQUEST_ID, MAX_ID_SPAN, MAX_IN_FLIGHT_BYTES};
-use crate::legacy::wire::{Header, HEADER_LEN};
+use crate::connection::Engine;
+use crate::delivery::Delivery;
+use crate::event::SendError;
+use crate::legacy::wire::{Header, FLAG_ORDERED, FLAG_RELIABLE, HEADER_LEN};
 
 /// A user message waiting for its first transmission.
 pub(super) struct Queued {
@@ -19,6 +22,43 @@ pub(super) struct Queued {
 }
 
 impl V4Connection {
+    /// Whether a message of `len` encoded bytes may be queued now: legume
+    /// 0.5 cannot fragment, so every delivery is bound by one datagram.
+    pub(super) fn check_send(&self, len: usize) -> Result<(), SendError> {
+        if self.is_closed() {
+            return Err(SendError::NotConnected);
+        }
+        let max = self.max_unreliable_size();
+        if len > max {
+            return Err(SendError::TooLarge { len, max });
+        }
+        let queued = self.unsent_bytes + self.in_flight_bytes;
+        if queued + len > self.config.limits.max_send_queue_bytes {
+            return Err(SendError::QueueFull {
+                queued,
+                max: self.config.limits.max_send_queue_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Queues an encoded message that passed [`check_send`](Self::check_send),
+    /// with legume's flags for its delivery.
+    pub(super) fn push_message(&mut self, bytes: Vec<u8>, delivery: Delivery) {
+        let (flags, seq) = match delivery {
+            Delivery::Unreliable => (0, 0),
+            Delivery::Reliable => (FLAG_RELIABLE, 0),
+            // As legume's send_inorder_message: the in-order flag alone,
+            // which legume treats as reliable too.
+            Delivery::ReliableOrdered => {
+                self.last_seq = self.last_seq.wrapping_add(1);
+                (FLAG_ORDERED, self.last_seq)
+            }
+        };
+        self.queue(bytes, flags, seq);
+        self.stats.out_messages += 1;
+    }
+
     /// Queues a message for its first transmission.
     pub(super) fn queue(&mut self, bytes: Vec<u8>, flags: u8, seq: u16) {
         self.unsent_bytes += bytes.len();
