@@ -446,6 +446,46 @@ fn offload_on_either_side_delivers_the_same() {
 }
 
 #[test]
+fn server_and_client_run_over_sockets_the_app_made() {
+    let server_socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let server_addr = server_socket.local_addr().expect("bound");
+    let mut server = Server::new(factory(), Config::default());
+    server.listen_on(server_socket).expect("serve on it");
+    assert_eq!(server.local_addr(), Some(server_addr));
+    assert!(matches!(
+        server.listen_on(std::net::UdpSocket::bind("127.0.0.1:0").expect("bind")),
+        Err(ListenError::AlreadyListening)
+    ));
+
+    let client_socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let client_addr = client_socket.local_addr().expect("bound");
+    let mut client = Client::new(factory(), Config::default());
+    client.use_socket(client_socket).expect("take it");
+    client.connect(server_addr).expect("connect");
+    assert_eq!(client.local_addr(), Some(client_addr));
+    let mut net = Net {
+        server,
+        server_events: Vec::new(),
+        clients: vec![client],
+        client_events: vec![Vec::new()],
+    };
+    net.connect_all();
+    net.clients[0]
+        .send(&chat(1), Delivery::ReliableOrdered)
+        .expect("queued");
+    assert!(net.pump_until(Duration::from_secs(3), |n| !n.server_chats().is_empty()));
+    let peer = net.server.peers().next().map(|(a, _)| a);
+    assert_eq!(peer, Some(client_addr), "the server saw the app's socket");
+
+    // The client keeps the app's socket across connections.
+    net.clients[0].disconnect();
+    net.pump_for(Duration::from_millis(200));
+    net.clients[0].connect(server_addr).expect("again");
+    net.connect_all();
+    assert_eq!(net.clients[0].local_addr(), Some(client_addr));
+}
+
+#[test]
 fn bad_addresses_are_errors_not_panics() {
     let mut c = Client::new(factory(), Config::default());
     assert!(c.connect("not an address").is_err());

@@ -95,6 +95,11 @@ pub struct Client {
     /// The current attempt's failure event, held back while another address
     /// is tried, and reported if none is left.
     held_failure: Option<Event>,
+    /// Whether the app gave the client its socket (`use_socket`): every
+    /// attempt then reuses it instead of binding a new one.
+    uses_given_socket: bool,
+    /// The app's socket while no attempt holds it in `socket`.
+    given_socket: Option<DriverSocket>,
 }
 
 impl Client {
@@ -115,6 +120,8 @@ impl Client {
             token: None,
             fail_over: false,
             held_failure: None,
+            uses_given_socket: false,
+            given_socket: None,
             config,
         }
     }
@@ -126,6 +133,38 @@ impl Client {
     /// addresses of the other family are skipped.
     pub fn set_local_addr(&mut self, local: SocketAddr) {
         self.local = Some(local);
+    }
+
+    /// Connects from now on through a UDP socket the app bound itself (to
+    /// set options legume-rs does not, or to get one from a launcher),
+    /// instead of binding one per [`connect`](Self::connect). The client
+    /// makes it non-blocking, points it at each server address it tries,
+    /// and keeps it across attempts; its address decides which server
+    /// addresses are tried (those of its family). Its buffer sizes are
+    /// left as the app set them. Takes effect at the next `connect`.
+    pub fn use_socket(&mut self, socket: std::net::UdpSocket) -> io::Result<()> {
+        let local = socket.local_addr()?;
+        let socket = DriverSocket::from_std(socket, self.config.driver.udp_offload)?;
+        self.local = Some(local);
+        self.uses_given_socket = true;
+        self.given_socket = Some(socket);
+        Ok(())
+    }
+
+    /// The app's socket for the next attempt, if it gave one: waiting, or
+    /// taken back from the attempt before. An error if it was lost (an
+    /// attempt failed after taking it), rather than quietly binding another.
+    fn caller_socket(&mut self) -> io::Result<Option<DriverSocket>> {
+        if !self.uses_given_socket {
+            return Ok(None);
+        }
+        match self.given_socket.take().or_else(|| self.socket.take()) {
+            Some(socket) => Ok(Some(socket)),
+            None => Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the socket given with use_socket was closed by a failed attempt",
+            )),
+        }
     }
 
     /// Starts connecting to a server. `addr` is anything `ToSocketAddrs`
@@ -239,11 +278,22 @@ impl Client {
     }
 
     fn start(&mut self, server: SocketAddr) -> io::Result<()> {
-        if self.local.is_some_and(|l| l.port() != 0) {
-            // A fixed local port must be free before the next socket binds it.
-            self.socket = None;
-        }
-        let socket = DriverSocket::connect_to(self.local, server, self.config.driver.udp_offload)?;
+        let socket = match self.caller_socket()? {
+            Some(socket) => {
+                if let Err(e) = socket.connect(server) {
+                    self.given_socket = Some(socket);
+                    return Err(e);
+                }
+                socket
+            }
+            None => {
+                if self.local.is_some_and(|l| l.port() != 0) {
+                    // A fixed local port must be free before the next socket binds it.
+                    self.socket = None;
+                }
+                DriverSocket::connect_to(self.local, server, self.config.driver.udp_offload)?
+            }
+        };
         self.rx = RecvBatch::new(socket.gro);
         let (config, factory, now) = (
             self.config.clone(),

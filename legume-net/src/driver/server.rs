@@ -131,6 +131,26 @@ impl Server {
             .ok_or(ListenError::NoAddress)?;
         let socket =
             DriverSocket::bind(addr, self.config.driver.udp_offload).map_err(ListenError::Bind)?;
+        self.serve(socket)
+    }
+
+    /// Starts accepting connections on a UDP socket the app bound itself
+    /// (to share a port with its own protocol's setup, to set options
+    /// legume-rs does not, or to get one from a launcher). The server makes
+    /// it non-blocking and owns it from now on; its buffer sizes are left
+    /// as the app set them.
+    pub fn listen_on(&mut self, socket: std::net::UdpSocket) -> Result<(), ListenError> {
+        if self.socket.is_some() {
+            return Err(ListenError::AlreadyListening);
+        }
+        let socket = DriverSocket::from_std(socket, self.config.driver.udp_offload)
+            .map_err(ListenError::Bind)?;
+        self.serve(socket)
+    }
+
+    /// Serves on `socket`: the endpoint, its settings so far, the
+    /// conditioner.
+    fn serve(&mut self, socket: DriverSocket) -> Result<(), ListenError> {
         self.rx = RecvBatch::new(socket.gro);
         let mut endpoint = ServerEndpoint::new(
             self.config.clone(),

@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use super::batch::{RecvBatch, SendBatch};
 #[cfg(target_os = "linux")]
@@ -63,13 +63,22 @@ impl DriverSocket {
         // Best effort: a smaller buffer still works, it only drops bursts sooner.
         let _ = socket.set_recv_buffer_size(REQUESTED_BUFFER);
         let _ = socket.set_send_buffer_size(REQUESTED_BUFFER);
-        socket.set_nonblocking(true)?;
         socket.bind(&addr.into())?;
-        let buffers = BufferSizes {
-            recv: socket.recv_buffer_size().unwrap_or(0),
-            send: socket.send_buffer_size().unwrap_or(0),
+        Self::from_std(socket.into(), offload)
+    }
+
+    /// Takes over a bound socket the app made: non-blocking from now on,
+    /// with UDP offload where the kernel has it if `offload`. Its buffer
+    /// sizes are the app's to choose and are left as they are.
+    pub(crate) fn from_std(socket: UdpSocket, offload: bool) -> io::Result<Self> {
+        socket.set_nonblocking(true)?;
+        let buffers = {
+            let s = SockRef::from(&socket);
+            BufferSizes {
+                recv: s.recv_buffer_size().unwrap_or(0),
+                send: s.send_buffer_size().unwrap_or(0),
+            }
         };
-        let socket: UdpSocket = socket.into();
         #[cfg(target_os = "linux")]
         let (gro, gso) = (
             offload && mmsg::enable_gro(&socket),
@@ -86,6 +95,12 @@ impl DriverSocket {
             gro,
             gso: AtomicBool::new(gso),
         })
+    }
+
+    /// Points the socket at `peer`, so the OS filters other sources and
+    /// reports ICMP errors (again, for each server address tried).
+    pub(crate) fn connect(&self, peer: SocketAddr) -> io::Result<()> {
+        self.socket.connect(peer)
     }
 
     /// Binds to `local` (by default an ephemeral port of the unspecified
