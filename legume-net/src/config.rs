@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::channel::{self, ChannelConfig, ChannelConfigError};
 use crate::sim::Conditioner;
 
 /// Settings shared by a client and a server; `Config::default()` gives
@@ -66,6 +67,13 @@ pub struct Config {
     /// (bytes, packets and messages per second). Counters are sampled every
     /// tenth of it. Default 1 s.
     pub stats_window: Duration,
+    /// The connection's channels, in id order (`docs/PROTOCOL.md` section
+    /// 4): each its own stream, with its kind, share of the bandwidth, queue
+    /// limit, lifetime and feedback. Both ends must have the same kinds in
+    /// the same order (the handshake refuses a mismatch). Default
+    /// [`ChannelConfig::defaults`]: 0 unreliable, 1 reliable, 2
+    /// reliable-ordered, which the [`Delivery`](crate::Delivery) sends use.
+    pub channels: Vec<ChannelConfig>,
     /// What one peer may make a connection hold.
     pub limits: Limits,
     /// The bounds of the congestion window.
@@ -230,6 +238,7 @@ impl Default for Config {
             max_ack_delay: Duration::from_millis(5),
             initial_rtt: Duration::from_millis(100),
             stats_window: Duration::from_secs(1),
+            channels: ChannelConfig::defaults(),
             limits: Limits::default(),
             congestion: CongestionConfig::default(),
             server: ServerConfig::default(),
@@ -245,6 +254,15 @@ impl Config {
     /// The largest MTU used, whatever is configured: frame lengths fit in
     /// two varint bytes. A datagram longer than this is invalid.
     pub const MAX_MTU: usize = 16_384;
+
+    /// Checks what a connection cannot run with: today, the channel list
+    /// (empty, too long, a weight or queue limit of 0, a lifetime on a
+    /// reliable channel, or, in legume v4 mode, anything but the default
+    /// list). A connection made with a config that fails closes at once
+    /// with [`DisconnectReason::InvalidConfig`](crate::DisconnectReason::InvalidConfig).
+    pub fn validate(&self) -> Result<(), ChannelConfigError> {
+        channel::validate(&self.channels, self.protocol)
+    }
 
     /// The MTU actually used: the configured one, at least [`Config::MIN_MTU`]
     /// and at most [`Config::MAX_MTU`].

@@ -425,7 +425,7 @@ impl Pools {
         };
         match &g.junk {
             Junk::Random(b) => b.clone(),
-            Junk::Prefixed(t, b) => [&b"LG\x01"[..], &[*t], b].concat(),
+            Junk::Prefixed(t, b) => [&b"LG\x02"[..], &[*t], b].concat(),
             Junk::Replay(i) => i.get(own).clone(),
             Junk::Truncated(i, cut) => {
                 let mut b = i.get(own).clone();

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use legume_core::AnyMessage;
 
+use crate::channel::{ChannelId, MessageHandle};
 use crate::config::Protocol;
 use crate::delivery::Delivery;
 use crate::event::{Event, SendError, State, Stats};
@@ -91,6 +92,14 @@ pub(crate) trait Engine: fmt::Debug {
 
     /// Queues a message; nothing is queued when it returns an error.
     fn send(&mut self, msg: &dyn AnyMessage, delivery: Delivery) -> Result<(), SendError>;
+
+    /// Queues a message on a channel of `Config::channels`; returns its
+    /// handle. Nothing is queued when it returns an error.
+    fn send_on(
+        &mut self,
+        channel: ChannelId,
+        msg: &dyn AnyMessage,
+    ) -> Result<MessageHandle, SendError>;
 
     /// Queues a message already encoded (type id and fields, as
     /// `AnyMessage::encode_message` writes it), with the same checks as

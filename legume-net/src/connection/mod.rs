@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use legume_core::{AnyMessage, MessageFactory};
 
+use crate::channel::{ChannelId, MessageHandle};
 use crate::config::{Config, Protocol};
 use crate::delivery::Delivery;
 use crate::event::{Event, SendError, State, Stats};
@@ -287,6 +288,27 @@ impl Connection {
         let result = self.engine.get_mut().send(msg, delivery);
         if let Err(SendError::QueueFull { .. }) = result {
             // Counted here, summarised at the next sample (debug).
+            self.obs.queue_full += 1;
+        }
+        result
+    }
+
+    /// Queues a message on `channel`, one of [`Config::channels`], and
+    /// returns its handle: the channel and the message's number on it, which
+    /// [`Event::Acked`] and [`Event::Lost`] name on a channel with
+    /// feedback. Nothing is queued when it returns an error; a channel id
+    /// the list does not have is [`SendError::UnknownChannel`].
+    ///
+    /// `send(msg, delivery)` is `send_on` with the first channel of the
+    /// delivery's kind (with the default list: [`ChannelId::UNRELIABLE`],
+    /// [`ChannelId::RELIABLE`], [`ChannelId::ORDERED`]).
+    pub fn send_on(
+        &mut self,
+        channel: ChannelId,
+        msg: &dyn AnyMessage,
+    ) -> Result<MessageHandle, SendError> {
+        let result = self.engine.get_mut().send_on(channel, msg);
+        if let Err(SendError::QueueFull { .. }) = result {
             self.obs.queue_full += 1;
         }
         result

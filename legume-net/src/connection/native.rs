@@ -15,14 +15,14 @@ use std::time::{Duration, Instant};
 use legume_core::{AnyMessage, MessageFactory};
 
 use crate::ack::AckTracker;
-use crate::channel::{Reassembly, Received, RecvChannel, SendChannel, UnreliableQueue};
+use crate::channel::{ChannelId, Channels, MessageHandle, Received, Sizes};
 use crate::config::{Config, Protocol};
 use crate::congestion::Congestion;
 use crate::delivery::Delivery;
 use crate::event::{DisconnectReason, Event, SendError, State, Stats};
 use crate::observe::{self, EngineCounters, Faults};
-use crate::packet::{self, Channel, FrameKind, Packet, DATA_HEADER_LEN, FRAGMENT_OVERHEAD};
-use crate::recovery::{Outcome, Recovery};
+use crate::packet::{Packet, DATA_HEADER_LEN, FRAGMENT_OVERHEAD};
+use crate::recovery::Recovery;
 use crate::secure::session::SecureSession;
 use crate::secure::ConnectToken;
 
@@ -45,19 +45,17 @@ pub(crate) struct NativeConnection {
     frag_size: usize,
     recovery: Recovery,
     acks: AckTracker,
-    reliable: SendChannel,
-    ordered: SendChannel,
-    unreliable: UnreliableQueue,
-    recv_reliable: RecvChannel,
-    recv_ordered: RecvChannel,
-    reassembly: Reassembly,
+    /// Every channel's send and receive side, and the scheduler.
+    channels: Channels,
     events: VecDeque<Event>,
     received: Vec<Received>,
     scratch: Vec<u8>,
     last_recv: Instant,
     last_eliciting_sent: Instant,
+    /// The latest `now` the connection was given: when a message sent now
+    /// counts as queued, for channel lifetimes.
+    clock: Instant,
     ping_due: bool,
-    ordered_first: bool,
     /// What the client sends after the cookie: its schema summary.
     handshake_extension: Vec<u8>,
     /// Plain or sealed packets: everything the secure mode changes.
@@ -98,18 +96,12 @@ enum Phase {
 }
 
 impl NativeConnection {
-    /// Whether a message of `len` encoded bytes may be queued now.
-    fn check_send(&self, len: usize, delivery: Delivery) -> Result<(), SendError> {
+    /// Whether a message of `len` encoded bytes may be queued on `channel` now.
+    fn check_send(&self, len: usize, channel: ChannelId) -> Result<(), SendError> {
         if self.is_closed() {
             return Err(SendError::NotConnected);
         }
-        let max = match delivery {
-            Delivery::Unreliable => self.max_unreliable_size(),
-            _ => self.config.limits.max_message_size,
-        };
-        if len > max {
-            return Err(SendError::TooLarge { len, max });
-        }
+        self.channels.check_send(channel, len)?;
         let queued = self.queued_bytes();
         if queued + len > self.config.limits.max_send_queue_bytes {
             return Err(SendError::QueueFull {
@@ -121,14 +113,26 @@ impl NativeConnection {
     }
 
     /// Queues an encoded message that passed [`check_send`](Self::check_send).
-    fn push_message(&mut self, message: &[u8], delivery: Delivery) {
-        match delivery {
-            Delivery::Unreliable => self.unreliable.push(message),
-            Delivery::Reliable => self.reliable.push(message),
-            Delivery::ReliableOrdered => self.ordered.push(message),
-        }
+    fn push_message(&mut self, message: &[u8], channel: ChannelId) -> MessageHandle {
+        let handle = self.channels.push(channel, message, self.clock);
         self.stats.out_messages += 1;
         debug_assert!(self.queued_bytes() <= self.config.limits.max_send_queue_bytes);
+        handle
+    }
+
+    /// Encodes and queues a message on `channel`.
+    fn send_message(
+        &mut self,
+        msg: &dyn AnyMessage,
+        channel: ChannelId,
+    ) -> Result<MessageHandle, SendError> {
+        self.check_send(msg.message_len(), channel)?;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.resize(msg.message_len(), 0);
+        let encoded = msg.encode_message(&mut scratch);
+        let handle = encoded.map(|n| self.push_message(&scratch[..n], channel));
+        self.scratch = scratch;
+        handle.map_err(SendError::from)
     }
 
     /// A client connection that starts its handshake at `now`.
@@ -200,7 +204,9 @@ impl NativeConnection {
             Phase::Connected,
             protection,
         );
-        conn.events.push_back(Event::Connected);
+        if !conn.is_closed() {
+            conn.events.push_back(Event::Connected);
+        }
         conn
     }
 
@@ -215,13 +221,14 @@ impl NativeConnection {
     ) -> Self {
         let mtu = config.effective_mtu();
         let frag_size = mtu - DATA_HEADER_LEN - FRAGMENT_OVERHEAD - protection.overhead();
-        // Half the peer's buffers (assumed configured like ours): what is in
-        // flight past the oldest unacked message always fits at the receiver.
-        let byte_window = config
-            .limits
-            .max_reassembly_bytes
-            .min(config.limits.max_reorder_bytes)
-            / 2;
+        let invalid = config.validate().err();
+        let channels = if invalid.is_some() {
+            // Closed below; the default list keeps the channels' invariants.
+            let defaults = Config::default();
+            Channels::new(&defaults, Self::sizes(&defaults, &protection))
+        } else {
+            Channels::new(&config, Self::sizes(&config, &protection))
+        };
         // The sent-packet ring must outlast every packet in flight, or
         // packets still in flight would be overwritten and counted lost.
         let ring_limit = (crate::recovery::SENT_WINDOW - 64) * mtu;
@@ -230,28 +237,21 @@ impl NativeConnection {
             config.congestion.min_window,
             config.congestion.max_window.min(ring_limit),
         );
-        NativeConnection {
+        let mut conn = NativeConnection {
             recovery: Recovery::new(config.initial_rtt, config.max_ack_delay, cc),
             acks: AckTracker::new(),
-            reliable: SendChannel::new(Channel::Reliable, frag_size, byte_window),
-            ordered: SendChannel::new(Channel::Ordered, frag_size, byte_window),
-            unreliable: UnreliableQueue::default(),
-            recv_reliable: RecvChannel::new(false, 0),
-            recv_ordered: RecvChannel::new(true, config.limits.max_reorder_bytes),
-            reassembly: Reassembly {
-                max_message_size: config.limits.max_message_size,
-                max_bytes: config.limits.max_reassembly_bytes,
-                in_use: 0,
-            },
+            channels,
             events: VecDeque::new(),
             received: Vec::new(),
             scratch: Vec::new(),
             last_recv: now,
             last_eliciting_sent: now,
+            clock: now,
             ping_due: false,
-            ordered_first: true,
             handshake_extension: match state {
-                Phase::Connecting { .. } => crate::handshake::extension::schema_of(&factory),
+                Phase::Connecting { .. } => {
+                    crate::handshake::extension::of(&factory, &config.channels)
+                }
                 _ => Vec::new(),
             },
             protection,
@@ -265,13 +265,22 @@ impl NativeConnection {
             nonce,
             session,
             frag_size,
+        };
+        if let Some(e) = invalid {
+            conn.close(DisconnectReason::InvalidConfig(e), 0);
+        }
+        conn
+    }
+
+    /// The room for frames in a DATA packet.
+    fn sizes(config: &Config, protection: &Protection) -> Sizes {
+        Sizes {
+            room: config.effective_mtu() - DATA_HEADER_LEN - protection.overhead(),
         }
     }
 
     fn queued_bytes(&self) -> usize {
-        self.reliable.buffered_bytes()
-            + self.ordered.buffered_bytes()
-            + self.unreliable.buffered_bytes()
+        self.channels.queued_bytes()
     }
 
     fn close(&mut self, reason: DisconnectReason, copies: u8) {
@@ -333,11 +342,13 @@ impl Engine for NativeConnection {
         s.latency_ms = self.recovery.rtt.srtt().as_secs_f64() * 1000.0;
         s.latency_variation_ms = self.recovery.rtt.rttvar().as_secs_f64() * 1000.0;
         s.packet_loss = self.recovery.loss_rate;
-        s.resends = self.reliable.resends + self.ordered.resends;
-        s.pending_acks = self.reliable.pending_acks() + self.ordered.pending_acks();
+        let (resends, _, pending_acks, reorder_queue) = self.channels.reliable_totals();
+        s.resends = resends;
+        s.pending_acks = pending_acks;
         s.out_buffer_bytes = self.queued_bytes();
-        s.reorder_queue = self.recv_ordered.reorder_queue();
-        s.reassembly_bytes = self.reassembly.in_use;
+        s.reorder_queue = reorder_queue;
+        s.reassembly_bytes = self.channels.reassembly.in_use;
+        s.channels = self.channels.stats();
         s.lost_packets = self.recovery.lost_packets;
         s.spurious_losses = self.recovery.spurious_losses;
         s.congestion_window = self.recovery.cc.window();
@@ -348,7 +359,7 @@ impl Engine for NativeConnection {
     /// Counters for the observer beyond the stats.
     fn counters(&self) -> EngineCounters {
         EngineCounters {
-            first_sends: self.reliable.first_sends + self.ordered.first_sends,
+            first_sends: self.channels.reliable_totals().1,
             faults: self.faults,
         }
     }
@@ -360,29 +371,34 @@ impl Engine for NativeConnection {
 
     /// The largest unreliable message, which must fit in one packet.
     fn max_unreliable_size(&self) -> usize {
-        let room = self.config.effective_mtu() - DATA_HEADER_LEN - self.protection.overhead();
-        room - packet::frame_overhead(FrameKind::Unreliable, room)
+        let channel = self.channels.channel_for(Delivery::Unreliable);
+        channel
+            .and_then(|c| self.channels.max_size(c))
+            .unwrap_or(0)
     }
 
-    /// Queues a message. Nothing is queued when it returns an error.
+    /// Queues a message on the channel `delivery` sends on. Nothing is
+    /// queued when it returns an error.
     ///
     /// Messages may be queued while connecting; they are sent once the
     /// handshake completes.
     fn send(&mut self, msg: &dyn AnyMessage, delivery: Delivery) -> Result<(), SendError> {
-        self.check_send(msg.message_len(), delivery)?;
-        let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.resize(msg.message_len(), 0);
-        let encoded = msg.encode_message(&mut scratch);
-        if let Ok(n) = encoded {
-            self.push_message(&scratch[..n], delivery);
-        }
-        self.scratch = scratch;
-        encoded.map(drop).map_err(SendError::from)
+        let channel = self.channels.channel_for(delivery)?;
+        self.send_message(msg, channel).map(drop)
+    }
+
+    fn send_on(
+        &mut self,
+        channel: ChannelId,
+        msg: &dyn AnyMessage,
+    ) -> Result<MessageHandle, SendError> {
+        self.send_message(msg, channel)
     }
 
     fn send_encoded(&mut self, message: &[u8], delivery: Delivery) -> Result<(), SendError> {
-        self.check_send(message.len(), delivery)?;
-        self.push_message(message, delivery);
+        let channel = self.channels.channel_for(delivery)?;
+        self.check_send(message.len(), channel)?;
+        self.push_message(message, channel);
         Ok(())
     }
 
@@ -406,6 +422,7 @@ impl Engine for NativeConnection {
     fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
         // After a freeze longer than the timeout (the app stopped updating),
         // the peer has given up on us: time out rather than revive.
+        self.clock = self.clock.max(now);
         if self.is_connected() && now >= self.last_recv + self.config.timeout {
             self.close(DisconnectReason::TimedOut, 0);
         }
@@ -461,6 +478,7 @@ impl Engine for NativeConnection {
     /// Runs the timers that are due at `now`: handshake retry and timeout,
     /// idle timeout, loss detection and probes, keep-alive pings.
     fn handle_timeout(&mut self, now: Instant) {
+        self.clock = self.clock.max(now);
         match &mut self.state {
             Phase::Connecting {
                 started,
@@ -479,9 +497,10 @@ impl Engine for NativeConnection {
                     self.close(DisconnectReason::TimedOut, 0);
                     return;
                 }
-                let (reliable, ordered) = (&mut self.reliable, &mut self.ordered);
-                self.recovery
-                    .on_timeout(now, &mut |o| apply_outcome(reliable, ordered, o));
+                let channels = &mut self.channels;
+                self.recovery.on_timeout(now, &mut |o| channels.on_outcome(o));
+                self.channels.drop_expired(now);
+                self.channels.take_feedback(&mut self.events);
                 if now >= self.last_eliciting_sent + self.config.keepalive_interval() {
                     self.ping_due = true;
                 }
@@ -496,6 +515,7 @@ impl Engine for NativeConnection {
     /// `buf` should hold at least the configured MTU; a datagram never
     /// exceeds `min(buf.len(), mtu)` bytes.
     fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        self.clock = self.clock.max(now);
         let len = match &self.state {
             Phase::Closed { copies: 0, .. } => return None,
             Phase::Closed { .. } => self.transmit_disconnect(buf)?,
@@ -546,22 +566,6 @@ impl Engine for NativeConnection {
             }
             Phase::Closed { .. } => None,
         }
-    }
-}
-
-/// Routes an ack or loss outcome to the channel that sent the part.
-fn apply_outcome(reliable: &mut SendChannel, ordered: &mut SendChannel, o: Outcome) {
-    let (r, lost_in) = match o {
-        Outcome::Acked(r) => (r, None),
-        Outcome::Lost(seq, r) => (r, Some(seq)),
-    };
-    let ch = match r.channel {
-        Channel::Reliable => reliable,
-        Channel::Ordered => ordered,
-    };
-    match lost_in {
-        None => ch.on_acked(r.id, r.frag),
-        Some(seq) => ch.on_lost(r.id, r.frag, seq),
     }
 }
 

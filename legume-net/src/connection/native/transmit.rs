@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use legume_core::Writer;
 
-use super::{apply_outcome, NativeConnection, Phase};
+use super::{NativeConnection, Phase};
 use crate::channel::MsgRef;
 use crate::event::DisconnectReason;
 use crate::observe::{PeerLabel, CONNECTION};
@@ -71,16 +71,15 @@ impl NativeConnection {
 
     /// Whether anything waits for a DATA packet: a ping or messages.
     fn has_data(&self) -> bool {
-        self.ping_due
-            || !self.unreliable.is_empty()
-            || self.reliable.has_sendable()
-            || self.ordered.has_sendable()
+        self.ping_due || self.channels.has_data()
     }
 
     /// Connected: the next DATA packet, sealed, if there is data the
     /// congestion window lets out or an ack is due.
     pub(super) fn transmit_data(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         let mtu = self.config.effective_mtu().min(buf.len());
+        // Stale unreliable messages go before they can count as data.
+        self.channels.drop_expired(now);
         let overhead = self.protection.overhead();
         if mtu < DATA_HEADER_LEN + overhead + self.frag_size.min(64) {
             return None;
@@ -108,7 +107,7 @@ impl NativeConnection {
         .ok()?;
         let mut refs = self.recovery.take_refs();
         let mut w = Writer::new(&mut buf[header_len..mtu - overhead]);
-        if send_data && self.write_frames(&mut w, header.seq, &mut refs).is_err() {
+        if send_data && self.write_frames(&mut w, header.seq, now, &mut refs).is_err() {
             // Invariant: writers check room before each frame; an error here
             // would be a bug, and sending nothing is the safe reaction.
             self.recovery.recycle_refs(refs);
@@ -127,11 +126,10 @@ impl NativeConnection {
         if owed.is_none() {
             self.acks.on_ack_sent();
         }
-        let (reliable, ordered) = (&mut self.reliable, &mut self.ordered);
+        let channels = &mut self.channels;
         self.recovery
-            .on_sent(now, len, refs, ack_eliciting, &mut |o| {
-                apply_outcome(reliable, ordered, o)
-            });
+            .on_sent(now, len, refs, ack_eliciting, &mut |o| channels.on_outcome(o));
+        self.channels.take_feedback(&mut self.events);
         if ack_eliciting {
             self.last_eliciting_sent = now;
         }
@@ -140,12 +138,13 @@ impl NativeConnection {
         Some(len)
     }
 
-    /// Fills a packet: a due ping, resends, unreliable messages, then new
-    /// reliable messages (the two channels take turns going first).
+    /// Fills a packet: a due ping, then the channels' frames as their
+    /// scheduler picks them (`docs/PROTOCOL.md` 4, "Scheduling").
     fn write_frames(
         &mut self,
         w: &mut Writer<'_>,
         seq: u16,
+        now: Instant,
         refs: &mut Vec<MsgRef>,
     ) -> Result<(), legume_core::EncodeError> {
         if self.ping_due {
@@ -153,17 +152,6 @@ impl NativeConnection {
             self.ping_due = false;
             self.stats.keepalive_count += 1;
         }
-        self.reliable.write_frames(w, seq, refs, true)?;
-        self.ordered.write_frames(w, seq, refs, true)?;
-        self.unreliable.write_frames(w)?;
-        let (first, second) = if self.ordered_first {
-            (&mut self.ordered, &mut self.reliable)
-        } else {
-            (&mut self.reliable, &mut self.ordered)
-        };
-        first.write_frames(w, seq, refs, false)?;
-        second.write_frames(w, seq, refs, false)?;
-        self.ordered_first = !self.ordered_first;
-        Ok(())
+        self.channels.write_frames(w, seq, now, refs)
     }
 }
