@@ -14,6 +14,7 @@ use super::impairment::Impairment;
 use super::socket::{is_would_block, random_u64, BufferSizes, DriverSocket};
 use crate::config::Config;
 use crate::connection::Connection;
+use crate::channel::{ChannelId, MessageHandle};
 use crate::delivery::Delivery;
 use crate::event::{DisconnectReason, Event, IoError, SendError, State, Stats};
 use crate::live::LiveStats;
@@ -469,6 +470,19 @@ impl Client {
             .as_mut()
             .ok_or(SendError::NotConnected)?
             .send(msg, delivery)
+    }
+
+    /// Queues a message on a channel of [`Config::channels`]; returns its
+    /// handle (see [`Connection::send_on`](crate::Connection::send_on)).
+    pub fn send_on(
+        &mut self,
+        channel: ChannelId,
+        msg: &dyn AnyMessage,
+    ) -> Result<MessageHandle, SendError> {
+        self.conn
+            .as_mut()
+            .ok_or(SendError::NotConnected)?
+            .send_on(channel, msg)
     }
 
     /// Queues an unreliable message (legume's `send_message`).

@@ -34,6 +34,7 @@ use legume_core::{AnyMessage, MessageFactory};
 use crate::client_id::{ClientId, PeerRef};
 use crate::config::{Config, Protocol};
 use crate::connection::Connection;
+use crate::channel::{ChannelId, MessageHandle};
 use crate::delivery::Delivery;
 use crate::event::SendError;
 use crate::handshake::CookieKey;
@@ -302,6 +303,18 @@ impl ServerEndpoint {
         delivery: Delivery,
     ) -> Result<(), SendError> {
         self.peers.send(peer.into(), msg, delivery)
+    }
+
+    /// Queues a message to one peer on a channel of
+    /// [`Config::channels`](crate::Config::channels); returns its handle
+    /// (see [`Connection::send_on`](crate::Connection::send_on)).
+    pub fn send_on(
+        &mut self,
+        peer: impl Into<PeerRef>,
+        channel: ChannelId,
+        msg: &dyn AnyMessage,
+    ) -> Result<MessageHandle, SendError> {
+        self.peers.send_on(peer.into(), channel, msg)
     }
 
     /// Queues a message to every connected peer, encoding it once. The

@@ -1,0 +1,2 @@
+//! Delivery feedback: every message on a channel with feedback gets exactly
+//! one `Acked` or `Lost`, consistent with what arrived.
