@@ -115,6 +115,8 @@ impl NativeConnection {
     /// Queues an encoded message that passed [`check_send`](Self::check_send).
     fn push_message(&mut self, message: &[u8], channel: ChannelId) -> MessageHandle {
         let handle = self.channels.push(channel, message, self.clock);
+        // Queueing drops the channel's expired messages: report them.
+        self.channels.take_feedback(&mut self.events);
         self.stats.out_messages += 1;
         debug_assert!(self.queued_bytes() <= self.config.limits.max_send_queue_bytes);
         handle

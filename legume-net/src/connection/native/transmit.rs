@@ -80,6 +80,7 @@ impl NativeConnection {
         let mtu = self.config.effective_mtu().min(buf.len());
         // Stale unreliable messages go before they can count as data.
         self.channels.drop_expired(now);
+        self.channels.take_feedback(&mut self.events);
         let overhead = self.protection.overhead();
         if mtu < DATA_HEADER_LEN + overhead + self.frag_size.min(64) {
             return None;
