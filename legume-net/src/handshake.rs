@@ -294,7 +294,10 @@ pub(crate) mod extension {
         #[test]
         fn no_list_means_the_default_list() {
             let f = MessageFactory::new();
-            assert_eq!(check(&f, &ChannelConfig::defaults(), &[0; 256], true), Ok(()));
+            assert_eq!(
+                check(&f, &ChannelConfig::defaults(), &[0; 256], true),
+                Ok(())
+            );
             let four = list(&[Unreliable, Reliable, ReliableOrdered, Reliable]);
             assert_eq!(
                 check(&f, &four, &[0; 256], true),

@@ -81,7 +81,12 @@ fn four_channels_over_a_lossy_loopback() {
     let mut client_events = Vec::new();
     let end = Instant::now() + Duration::from_secs(5);
     while !client.connected() && Instant::now() < end {
-        pump(&mut server, &mut client, &mut server_got, &mut client_events);
+        pump(
+            &mut server,
+            &mut client,
+            &mut server_got,
+            &mut client_events,
+        );
     }
     assert!(client.connected(), "no connection: {client_events:?}");
     const N: u32 = 200;
@@ -94,7 +99,12 @@ fn four_channels_over_a_lossy_loopback() {
         client.send(&num(2, i), Delivery::Reliable).unwrap();
         client.send_on(ChannelId(3), &num(3, i)).unwrap();
         if i % 20 == 0 {
-            pump(&mut server, &mut client, &mut server_got, &mut client_events);
+            pump(
+                &mut server,
+                &mut client,
+                &mut server_got,
+                &mut client_events,
+            );
         }
     }
     let fates = |events: &[Event]| {
@@ -105,7 +115,12 @@ fn four_channels_over_a_lossy_loopback() {
     };
     let end = Instant::now() + Duration::from_secs(20);
     while Instant::now() < end {
-        pump(&mut server, &mut client, &mut server_got, &mut client_events);
+        pump(
+            &mut server,
+            &mut client,
+            &mut server_got,
+            &mut client_events,
+        );
         let reliable = server_got.iter().filter(|&&n| n >= 2 * BASE).count();
         if reliable == 2 * N as usize && fates(&client_events) == N as usize {
             break;

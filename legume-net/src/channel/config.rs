@@ -146,7 +146,10 @@ impl ChannelConfig {
 
     /// The default channel list: 0 unreliable, 1 reliable, 2 reliable-ordered.
     pub fn defaults() -> Vec<ChannelConfig> {
-        DEFAULT_KINDS.iter().map(|&k| ChannelConfig::new(k)).collect()
+        DEFAULT_KINDS
+            .iter()
+            .map(|&k| ChannelConfig::new(k))
+            .collect()
     }
 }
 
@@ -245,14 +248,20 @@ mod tests {
     #[test]
     fn bad_lists_are_refused_with_the_channel_named() {
         let mut c = ChannelConfig::defaults();
-        assert_eq!(validate(&[], Protocol::Native), Err(ChannelConfigError::Empty));
+        assert_eq!(
+            validate(&[], Protocol::Native),
+            Err(ChannelConfigError::Empty)
+        );
         let many = vec![ChannelConfig::new(ChannelKind::Reliable); 33];
         assert_eq!(
             validate(&many, Protocol::Native),
             Err(ChannelConfigError::TooMany { count: 33, max: 32 })
         );
         c[1].weight = 0;
-        assert_eq!(validate(&c, Protocol::Native), Err(ChannelConfigError::ZeroWeight(1)));
+        assert_eq!(
+            validate(&c, Protocol::Native),
+            Err(ChannelConfigError::ZeroWeight(1))
+        );
         c[1].weight = 3;
         c[2].lifetime = Some(Duration::from_millis(5));
         assert_eq!(
@@ -261,7 +270,10 @@ mod tests {
         );
         c[2].lifetime = None;
         c[0].max_queued_bytes = 0;
-        assert_eq!(validate(&c, Protocol::Native), Err(ChannelConfigError::ZeroQueue(0)));
+        assert_eq!(
+            validate(&c, Protocol::Native),
+            Err(ChannelConfigError::ZeroQueue(0))
+        );
     }
 
     #[test]

@@ -344,7 +344,11 @@ impl Channels {
         };
         let arrival = match (&mut c.recv, frame) {
             (RecvSide::Unreliable, Frame::Unreliable { msg, .. }) => {
-                out.push(factory.decode(msg).map_err(crate::event::MessageError::Decode));
+                out.push(
+                    factory
+                        .decode(msg)
+                        .map_err(crate::event::MessageError::Decode),
+                );
                 Arrival::New
             }
             (RecvSide::Sequenced(newest), Frame::Sequenced { number, msg, .. }) => {
@@ -352,7 +356,11 @@ impl Channels {
                 let newer = newest.is_none_or(|n| (number.wrapping_sub(n) as i32) > 0);
                 if newer {
                     *newest = Some(number);
-                    out.push(factory.decode(msg).map_err(crate::event::MessageError::Decode));
+                    out.push(
+                        factory
+                            .decode(msg)
+                            .map_err(crate::event::MessageError::Decode),
+                    );
                 } else {
                     c.dropped_stale += 1;
                 }
@@ -439,7 +447,9 @@ impl ChannelState {
 fn frame_channel(id: u8, kind: ChannelKind) -> Channel {
     let short = matches!(
         (id, kind),
-        (0, ChannelKind::Unreliable) | (1, ChannelKind::Reliable) | (2, ChannelKind::ReliableOrdered)
+        (0, ChannelKind::Unreliable)
+            | (1, ChannelKind::Reliable)
+            | (2, ChannelKind::ReliableOrdered)
     );
     Channel { id, short }
 }

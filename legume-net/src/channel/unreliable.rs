@@ -260,7 +260,10 @@ mod tests {
         let base = u64::from(u32::MAX) - 1;
         assert_eq!(
             q.fates,
-            (0..4).rev().map(|i| Fate::Lost(base + i)).collect::<Vec<_>>()
+            (0..4)
+                .rev()
+                .map(|i| Fate::Lost(base + i))
+                .collect::<Vec<_>>()
         );
     }
 }

@@ -374,9 +374,7 @@ impl Engine for NativeConnection {
     /// The largest unreliable message, which must fit in one packet.
     fn max_unreliable_size(&self) -> usize {
         let channel = self.channels.channel_for(Delivery::Unreliable);
-        channel
-            .and_then(|c| self.channels.max_size(c))
-            .unwrap_or(0)
+        channel.and_then(|c| self.channels.max_size(c)).unwrap_or(0)
     }
 
     /// Queues a message on the channel `delivery` sends on. Nothing is
@@ -500,7 +498,8 @@ impl Engine for NativeConnection {
                     return;
                 }
                 let channels = &mut self.channels;
-                self.recovery.on_timeout(now, &mut |o| channels.on_outcome(o));
+                self.recovery
+                    .on_timeout(now, &mut |o| channels.on_outcome(o));
                 self.channels.drop_expired(now);
                 self.channels.take_feedback(&mut self.events);
                 if now >= self.last_eliciting_sent + self.config.keepalive_interval() {

@@ -216,7 +216,13 @@ pub(crate) fn write_message_header(
     id: u16,
     len: usize,
 ) -> Result<(), EncodeError> {
-    put_type(w, channel, FRAME_RELIABLE, FRAME_ORDERED, FRAME_CHANNEL_MESSAGE)?;
+    put_type(
+        w,
+        channel,
+        FRAME_RELIABLE,
+        FRAME_ORDERED,
+        FRAME_CHANNEL_MESSAGE,
+    )?;
     w.put_u16(id)?;
     write_len(w, len)
 }

@@ -103,7 +103,12 @@ impl ServerEndpoint {
     /// endpoint's messages when configured to.
     pub(super) fn check_schema(&self, extension: &[u8]) -> Result<(), String> {
         let check_schema = self.config.server.check_schema;
-        extension::check(&self.factory, &self.config.channels, extension, check_schema)
+        extension::check(
+            &self.factory,
+            &self.config.channels,
+            extension,
+            check_schema,
+        )
     }
 
     /// A client proved its address: ask the app, then accept or reject.

@@ -31,10 +31,10 @@ use std::time::Instant;
 
 use legume_core::{AnyMessage, MessageFactory};
 
+use crate::channel::{ChannelId, MessageHandle};
 use crate::client_id::{ClientId, PeerRef};
 use crate::config::{Config, Protocol};
 use crate::connection::Connection;
-use crate::channel::{ChannelId, MessageHandle};
 use crate::delivery::Delivery;
 use crate::event::SendError;
 use crate::handshake::CookieKey;

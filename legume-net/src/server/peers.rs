@@ -14,9 +14,9 @@ use std::time::Instant;
 use legume_core::AnyMessage;
 use tracing::debug;
 
+use crate::channel::{ChannelId, MessageHandle};
 use crate::client_id::{ClientId, PeerRef};
 use crate::connection::Connection;
-use crate::channel::{ChannelId, MessageHandle};
 use crate::delivery::Delivery;
 use crate::event::{Event, SendError};
 use crate::secure::USER_DATA_LEN;

@@ -68,7 +68,11 @@ fn every_handle_gets_one_fate_consistent_with_what_arrived() {
             .filter(|o| o.channel == h.channel && o.number < h.number)
             .count();
         let n = u32::from(h.channel.0) * CHANNEL_BASE
-            + if h.channel.0 == 3 { i as u32 } else { i as u32 * 3 };
+            + if h.channel.0 == 3 {
+                i as u32
+            } else {
+                i as u32 * 3
+            };
         if f[0] {
             acked += 1;
             assert!(arrived.contains(&n), "{h:?} acked but never delivered");

@@ -30,7 +30,10 @@ fn chat_delay(chat: u8) -> (Duration, Duration) {
     }
     p.run_for(SEC);
     let bulk_done = nums(&p.server_events).len();
-    assert!(bulk_done < 64, "the transfer is still going: {bulk_done}/64");
+    assert!(
+        bulk_done < 64,
+        "the transfer is still going: {bulk_done}/64"
+    );
     let rtt = p.client.rtt();
     let sent_at = p.now;
     let chat_n = u32::from(chat) * CHANNEL_BASE + 1000;
@@ -202,7 +205,11 @@ fn lifetimes_bound_snapshot_age_on_a_slow_link() {
     // The rest were dropped at the bottleneck, which the congestion
     // window's floor (16 datagrams) overruns.
     assert!(s.dropped_lifetime > 0, "stale snapshots are dropped unsent");
-    assert!(p99(&s.ages) < bound, "p99 {:?} over {bound:?}", p99(&s.ages));
+    assert!(
+        p99(&s.ages) < bound,
+        "p99 {:?} over {bound:?}",
+        p99(&s.ages)
+    );
     let with_lifetime = p99(&s.ages);
     // Without a lifetime they wait in the send queue behind one another.
     let s = snapshots(20, None, slow, false, 10);
@@ -235,7 +242,11 @@ fn lifetimes_bound_snapshot_age_beside_a_transfer_at_20_percent_loss() {
         s.srtt
     );
     assert!(s.ages.len() > usize::try_from(s.sent).unwrap() / 3);
-    assert!(p99(&s.ages) < bound, "p99 {:?} over {bound:?}", p99(&s.ages));
+    assert!(
+        p99(&s.ages) < bound,
+        "p99 {:?} over {bound:?}",
+        p99(&s.ages)
+    );
 }
 
 /// Bytes delivered on channels 3 and 4, both reliable and backlogged with

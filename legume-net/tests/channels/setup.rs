@@ -78,8 +78,15 @@ fn delivery_sends_use_the_default_channels_and_send_on_the_rest() {
         .unwrap();
     let h = p.client.send_on(ChannelId(3), &msg(3, 0, 10)).unwrap();
     assert_eq!((h.channel, h.number), (ChannelId(3), 0));
-    let h = p.client.send_on(ChannelId::ORDERED, &msg(2, 1, 10)).unwrap();
-    assert_eq!((h.channel, h.number), (ChannelId(2), 1), "numbers count per channel");
+    let h = p
+        .client
+        .send_on(ChannelId::ORDERED, &msg(2, 1, 10))
+        .unwrap();
+    assert_eq!(
+        (h.channel, h.number),
+        (ChannelId(2), 1),
+        "numbers count per channel"
+    );
     assert_eq!(
         p.client.send_on(ChannelId(4), &msg(4, 0, 10)),
         Err(SendError::UnknownChannel {

@@ -108,7 +108,11 @@ impl NativeConnection {
         .ok()?;
         let mut refs = self.recovery.take_refs();
         let mut w = Writer::new(&mut buf[header_len..mtu - overhead]);
-        if send_data && self.write_frames(&mut w, header.seq, now, &mut refs).is_err() {
+        if send_data
+            && self
+                .write_frames(&mut w, header.seq, now, &mut refs)
+                .is_err()
+        {
             // Invariant: writers check room before each frame; an error here
             // would be a bug, and sending nothing is the safe reaction.
             self.recovery.recycle_refs(refs);
@@ -129,7 +133,9 @@ impl NativeConnection {
         }
         let channels = &mut self.channels;
         self.recovery
-            .on_sent(now, len, refs, ack_eliciting, &mut |o| channels.on_outcome(o));
+            .on_sent(now, len, refs, ack_eliciting, &mut |o| {
+                channels.on_outcome(o)
+            });
         self.channels.take_feedback(&mut self.events);
         if ack_eliciting {
             self.last_eliciting_sent = now;
