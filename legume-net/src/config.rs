@@ -94,9 +94,11 @@ pub struct Limits {
     /// past it returns `QueueFull`. Default 16 MiB.
     pub max_send_queue_bytes: usize,
     /// Bytes a connection may hold in partly received fragmented messages.
-    /// Default 4 MiB. Keep it at least `max_message_size`: a sender keeps at
-    /// most half of min(this, `max_reorder_bytes`) of messages in flight past
-    /// its oldest unacked one, assuming the peer is configured alike.
+    /// Default 4 MiB. At least `max_message_size` times the number of
+    /// reliable channels ([`Config::validate`] checks): each reliable
+    /// channel keeps at most its share of this in flight past its oldest
+    /// unacked message (`docs/PROTOCOL.md` 5, "Byte window"), assuming the
+    /// peer is configured alike, and that oldest message may always go.
     pub max_reassembly_bytes: usize,
     /// Bytes of complete ordered messages a connection may hold while they
     /// wait for an earlier one; a peer that makes it overflow is
@@ -255,13 +257,27 @@ impl Config {
     /// two varint bytes. A datagram longer than this is invalid.
     pub const MAX_MTU: usize = 16_384;
 
-    /// Checks what a connection cannot run with: today, the channel list
-    /// (empty, too long, a weight or queue limit of 0, a lifetime on a
-    /// reliable channel, or, in legume v4 mode, anything but the default
-    /// list). A connection made with a config that fails closes at once
+    /// Checks what a connection cannot run with: the channel list (empty,
+    /// too long, a weight or queue limit of 0, a lifetime on a reliable
+    /// channel, or, in legume v4 mode, anything but the default list), and
+    /// a reassembly limit below `max_message_size` times the reliable
+    /// channels. A connection made with a config that fails closes at once
     /// with [`DisconnectReason::InvalidConfig`](crate::DisconnectReason::InvalidConfig).
     pub fn validate(&self) -> Result<(), ChannelConfigError> {
-        channel::validate(&self.channels, self.protocol)
+        channel::validate(&self.channels, self.protocol)?;
+        let reliable = self
+            .channels
+            .iter()
+            .filter(|c| c.kind.is_reliable())
+            .count();
+        let needed = self.limits.max_message_size.saturating_mul(reliable);
+        if self.limits.max_reassembly_bytes < needed {
+            return Err(ChannelConfigError::ReassemblyTooSmall {
+                needed,
+                max: self.limits.max_reassembly_bytes,
+            });
+        }
+        Ok(())
     }
 
     /// The MTU actually used: the configured one, at least [`Config::MIN_MTU`]

@@ -88,37 +88,8 @@ impl Channels {
             .channels
             .iter()
             .enumerate()
-            .map(|(i, c)| {
-                // Invariant: validated lists have at most 32 channels.
-                let channel = frame_channel(i as u8, c.kind);
-                let frag_size = sizes.room - frag_overhead(channel);
-                let (send, recv) = match c.kind {
-                    ChannelKind::Unreliable | ChannelKind::UnreliableSequenced => {
-                        let sequenced = c.kind == ChannelKind::UnreliableSequenced;
-                        let q = UnreliableQueue::new(channel, sequenced, c.lifetime, c.feedback);
-                        let recv = if sequenced {
-                            RecvSide::Sequenced(None)
-                        } else {
-                            RecvSide::Unreliable
-                        };
-                        (SendSide::Unreliable(q), recv)
-                    }
-                    ChannelKind::Reliable | ChannelKind::ReliableOrdered => {
-                        let ordered = c.kind == ChannelKind::ReliableOrdered;
-                        let s = SendChannel::new(channel, frag_size, byte_window, c.feedback);
-                        let r = RecvChannel::new(ordered, reorder_limit);
-                        (SendSide::Reliable(s), RecvSide::Reliable(r))
-                    }
-                };
-                ChannelState {
-                    config: *c,
-                    send,
-                    recv,
-                    vtime: 0,
-                    delivered: 0,
-                    dropped_stale: 0,
-                }
-            })
+            // Invariant: validated lists have at most 32 channels.
+            .map(|(i, c)| ChannelState::new(i as u8, c, sizes.room, byte_window, reorder_limit))
             .collect::<Vec<_>>();
         let first_of = |kind| {
             list.iter()
@@ -411,6 +382,47 @@ impl Channels {
 }
 
 impl ChannelState {
+    /// Channel `id` as `c` configures it, in packets with `room` bytes for
+    /// frames; a reliable one keeps at most `byte_window` bytes in flight
+    /// past its oldest unacked message and, ordered, at most
+    /// `reorder_limit` bytes waiting in its reorder buffer.
+    fn new(
+        id: u8,
+        c: &ChannelConfig,
+        room: usize,
+        byte_window: usize,
+        reorder_limit: usize,
+    ) -> Self {
+        let channel = frame_channel(id, c.kind);
+        let (send, recv) = match c.kind {
+            ChannelKind::Unreliable | ChannelKind::UnreliableSequenced => {
+                let sequenced = c.kind == ChannelKind::UnreliableSequenced;
+                let q = UnreliableQueue::new(channel, sequenced, c.lifetime, c.feedback);
+                let recv = if sequenced {
+                    RecvSide::Sequenced(None)
+                } else {
+                    RecvSide::Unreliable
+                };
+                (SendSide::Unreliable(q), recv)
+            }
+            ChannelKind::Reliable | ChannelKind::ReliableOrdered => {
+                let ordered = c.kind == ChannelKind::ReliableOrdered;
+                let frag_size = room - frag_overhead(channel);
+                let s = SendChannel::new(channel, frag_size, byte_window, c.feedback);
+                let r = RecvChannel::new(ordered, reorder_limit);
+                (SendSide::Reliable(s), RecvSide::Reliable(r))
+            }
+        };
+        ChannelState {
+            config: *c,
+            send,
+            recv,
+            vtime: 0,
+            delivered: 0,
+            dropped_stale: 0,
+        }
+    }
+
     fn buffered_bytes(&self) -> usize {
         match &self.send {
             SendSide::Unreliable(q) => q.buffered_bytes(),
