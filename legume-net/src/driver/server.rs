@@ -86,7 +86,7 @@ pub struct Server {
     tx: SendBatch,
     /// The time of the last update, for the live stats.
     last_update: Option<Instant>,
-    /// When the peers' stats are next sampled.
+    /// When the endpoint's log summaries are next checked.
     next_sample: Option<Instant>,
 }
 
@@ -228,7 +228,11 @@ impl Server {
         self.last_update = Some(now);
     }
 
-    /// Samples every peer's stats at most every tenth of the stats window.
+    /// Writes the endpoint's log summaries that are due, at most every
+    /// tenth of the stats window. Never a pass over the peers: each
+    /// connection samples its own stats as its counters change (see
+    /// `Connection::live_stats`), so an update costs work for the peers
+    /// that had traffic or a timer, not for every peer.
     fn sample(&mut self, now: Instant) {
         let Some(e) = &mut self.endpoint else {
             return;
@@ -236,7 +240,7 @@ impl Server {
         if self.next_sample.is_some_and(|t| now < t) {
             return;
         }
-        e.sample_stats(now);
+        e.write_due_logs(now);
         let interval = (self.config.stats_window / 10).max(Duration::from_millis(1));
         self.next_sample = Some(now + interval);
     }

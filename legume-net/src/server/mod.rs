@@ -236,12 +236,21 @@ impl ServerEndpoint {
     }
 
     /// Keeps a stats sample for every peer that is due one (see
-    /// [`Connection::sample_stats`]), so that idle peers' rates stay exact,
-    /// and writes the log summaries that are due. It costs a pass over the
-    /// peers: call it every tenth of [`Config::stats_window`] or so, not
-    /// every datagram (the UDP driver does, in `update`).
+    /// [`Connection::sample_stats`]) and writes the log summaries that are
+    /// due. Peers' rates stay exact without it (each connection samples
+    /// itself as its counters change); it only brings forward the log
+    /// summaries of peers with no input since, which otherwise come with
+    /// their next keep-alive. It costs a pass over the peers: the UDP
+    /// driver does not call it, and a server with many peers should not
+    /// call it every frame.
     pub fn sample_stats(&mut self, now: Instant) {
         self.peers.sample_stats(now);
+        self.flush_logs(now);
+    }
+
+    /// Writes the endpoint's own log summaries that are due (its handshake
+    /// counters); no pass over the peers.
+    pub(crate) fn write_due_logs(&mut self, now: Instant) {
         self.flush_logs(now);
     }
 
