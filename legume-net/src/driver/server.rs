@@ -82,8 +82,6 @@ pub struct Server {
     last_io_error: Option<IoError>,
     socket_stats: SocketStats,
     io_error_log: Tally,
-    rx: RecvBatch,
-    tx: SendBatch,
     /// The time of the last update, for the live stats.
     last_update: Option<Instant>,
     /// When the endpoint's log summaries are next checked.
@@ -107,8 +105,6 @@ impl Server {
             last_io_error: None,
             socket_stats: SocketStats::default(),
             io_error_log: Tally::default(),
-            rx: RecvBatch::empty(),
-            tx: SendBatch::new(config.effective_mtu()),
             last_update: None,
             next_sample: None,
             config,
@@ -127,7 +123,6 @@ impl Server {
             .ok_or(ListenError::NoAddress)?;
         let socket =
             DriverSocket::bind(addr, self.config.driver.udp_offload).map_err(ListenError::Bind)?;
-        self.rx = RecvBatch::new(socket.gro);
         let mut endpoint = ServerEndpoint::new(
             self.config.clone(),
             Arc::clone(&self.factory),
@@ -281,7 +276,7 @@ impl Server {
         let mut errors = Vec::new();
         let (impairment, stats) = (&mut self.impairment, &mut self.socket_stats);
         socket.receive(
-            &mut self.rx,
+            &mut RecvBatch::lend(socket.gro),
             self.config.driver.recv_budget,
             |bytes, from| {
                 stats.datagrams_received += 1;
@@ -327,18 +322,19 @@ impl Server {
         // Up to `BATCH` datagrams per system call. A full socket buffer drops
         // the rest of a batch; the protocol resends. Other peers' datagrams
         // still get their turn in the next batches.
-        while let Some((to, n)) = endpoint.poll_transmit(now, self.tx.free_slot()) {
+        let mut tx = SendBatch::lend(self.config.effective_mtu());
+        while let Some((to, n)) = endpoint.poll_transmit(now, tx.free_slot()) {
             if let Some(imp) = &mut self.impairment {
-                imp.send(now, to, &self.tx.free_slot()[..n]);
+                imp.send(now, to, &tx.free_slot()[..n]);
                 continue;
             }
-            self.tx.commit(n, Some(to));
-            if self.tx.is_full() {
-                socket.send_batch(&mut self.tx, &mut report);
+            tx.commit(n, Some(to));
+            if tx.is_full() {
+                socket.send_batch(&mut tx, &mut report);
             }
         }
-        if !self.tx.is_empty() {
-            socket.send_batch(&mut self.tx, &mut report);
+        if !tx.is_empty() {
+            socket.send_batch(&mut tx, &mut report);
         }
         if let Some(imp) = &mut self.impairment {
             while let Some(d) = imp.due_outgoing(now) {
