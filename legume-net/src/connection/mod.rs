@@ -141,7 +141,7 @@ impl Connection {
     /// The server side of a native connection the endpoint has just
     /// accepted from `peer`.
     pub(crate) fn accepted(
-        config: Config,
+        config: Arc<Config>,
         factory: Arc<MessageFactory>,
         now: Instant,
         peer: SocketAddr,

@@ -37,7 +37,8 @@ const DISCONNECT_COPIES: u8 = 10;
 
 /// The native protocol's connection state machine (see `docs/PROTOCOL.md`).
 pub(crate) struct NativeConnection {
-    config: Config,
+    /// Shared with the endpoint's other peers on a server.
+    config: Arc<Config>,
     factory: Arc<MessageFactory>,
     state: Phase,
     nonce: u64,
@@ -145,12 +146,12 @@ impl NativeConnection {
             only_request_sent: None,
             requests_sent: 0,
         };
-        Self::new(config, factory, now, nonce, 0, phase, protection)
+        Self::new(Arc::new(config), factory, now, nonce, 0, phase, protection)
     }
 
     /// The server side of a connection the endpoint has just accepted.
     pub(crate) fn accepted(
-        config: Config,
+        config: Arc<Config>,
         factory: Arc<MessageFactory>,
         now: Instant,
         nonce: u64,
@@ -172,7 +173,7 @@ impl NativeConnection {
     }
 
     fn new(
-        config: Config,
+        config: Arc<Config>,
         factory: Arc<MessageFactory>,
         now: Instant,
         nonce: u64,

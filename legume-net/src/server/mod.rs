@@ -62,7 +62,8 @@ const LOG_TARGET: &str = module_path!();
 /// [`poll_timeout`](Self::poll_timeout). Timers live in a heap, so an update
 /// costs work for the peers whose timers are due, not for every peer.
 pub struct ServerEndpoint {
-    config: Config,
+    /// Shared with every plain-mode peer's connection.
+    config: Arc<Config>,
     factory: Arc<MessageFactory>,
     key: CookieKey,
     epoch: Instant,
@@ -124,7 +125,7 @@ impl ServerEndpoint {
         let mut key = [0u8; 16];
         rng.fill(&mut key);
         ServerEndpoint {
-            config,
+            config: Arc::new(config),
             factory,
             key: CookieKey::new(key),
             epoch: now,
@@ -304,6 +305,8 @@ impl ServerEndpoint {
     /// afterwards (an ack waiting for `poll_transmit`) waits for the next call.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.flush_logs(now);
+        let now_ms = self.now_ms(now);
+        self.completed.forget_expired(now_ms);
         self.peers.handle_timeout(now);
     }
 
