@@ -206,6 +206,10 @@ impl StatsWindow {
         }
         if self.samples.len() == Self::CAPACITY {
             self.samples.pop_front();
+        } else if self.samples.len() == self.samples.capacity() {
+            // One at a time: an idle series needs two or three, and the
+            // doubling growth would give it four.
+            self.samples.reserve_exact(1);
         }
         let mut sample = Sample {
             at: since.min(now),

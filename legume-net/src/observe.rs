@@ -220,6 +220,12 @@ impl Observer {
         }
     }
 
+    /// Stats samples held and allocated (for the idle-footprint test).
+    #[cfg(test)]
+    pub(crate) fn samples(&self) -> (usize, usize) {
+        self.window.footprint()
+    }
+
     /// The peer's address, for log fields.
     pub(crate) fn peer(&self) -> Option<SocketAddr> {
         self.peer

@@ -115,6 +115,12 @@ impl Recovery {
         }
     }
 
+    /// Slots of the sent-packet ring allocated (for the idle-footprint test).
+    #[cfg(test)]
+    pub(crate) fn sent_slots(&self) -> usize {
+        self.sent.allocated_slots()
+    }
+
     /// The sequence number the next packet will carry.
     pub(crate) fn next_seq(&self) -> u16 {
         self.next_seq

@@ -356,6 +356,35 @@ impl Connection {
     }
 }
 
+/// What the lazily allocated parts of a native connection hold, for the
+/// tests that pin an idle connection's size.
+#[cfg(test)]
+#[derive(Debug)]
+pub(crate) struct LazyStorage {
+    /// Slots of the sent-packet ring.
+    pub(crate) sent_slots: usize,
+    /// Stats samples held and allocated.
+    pub(crate) samples: (usize, usize),
+    /// Whether the send and the receive channels exist.
+    pub(crate) channels: (bool, bool),
+    /// Capacity of the event, received-message and scratch buffers.
+    pub(crate) buffers: usize,
+}
+
+#[cfg(test)]
+impl Connection {
+    /// What a native connection's lazily allocated parts hold.
+    pub(crate) fn lazy_storage(&self) -> Option<LazyStorage> {
+        match &self.engine {
+            AnyEngine::Native(c) => Some(LazyStorage {
+                samples: self.obs.samples(),
+                ..c.lazy_storage()
+            }),
+            AnyEngine::LegumeV4(_) => None,
+        }
+    }
+}
+
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.engine.get().fmt(f)
