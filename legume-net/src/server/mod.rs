@@ -250,7 +250,8 @@ impl ServerEndpoint {
     }
 
     /// Writes the endpoint's own log summaries that are due (its handshake
-    /// counters); no pass over the peers.
+    /// counters); no pass over the peers. For the UDP driver's update.
+    #[cfg(feature = "udp")]
     pub(crate) fn write_due_logs(&mut self, now: Instant) {
         self.flush_logs(now);
     }
