@@ -63,8 +63,8 @@ pub struct Config {
     /// RTT assumed before the first sample. Default 100 ms.
     pub initial_rtt: Duration,
     /// The sliding window of the rates in [`LiveStats`](crate::LiveStats)
-    /// (bytes, packets and messages per second). Counters are sampled every
-    /// tenth of it. Default 1 s.
+    /// (bytes, packets and messages per second). A connection samples its
+    /// counters at most every tenth of it, as they change. Default 1 s.
     pub stats_window: Duration,
     /// What one peer may make a connection hold.
     pub limits: Limits,

@@ -15,13 +15,13 @@ use std::time::{Duration, Instant};
 use legume_core::{AnyMessage, MessageFactory};
 
 use crate::ack::AckTracker;
-use crate::channel::{Reassembly, Received, RecvChannel, SendChannel, UnreliableQueue};
+use crate::channel::Received;
 use crate::config::{Config, Protocol};
 use crate::congestion::Congestion;
 use crate::delivery::Delivery;
 use crate::event::{DisconnectReason, Event, SendError, State, Stats};
 use crate::observe::{self, EngineCounters, Faults};
-use crate::packet::{self, Channel, FrameKind, Packet, DATA_HEADER_LEN, FRAGMENT_OVERHEAD};
+use crate::packet::{self, FrameKind, Packet, DATA_HEADER_LEN, FRAGMENT_OVERHEAD};
 use crate::recovery::{Outcome, Recovery};
 use crate::secure::session::SecureSession;
 use crate::secure::ConnectToken;
@@ -30,14 +30,18 @@ use super::protection::Protection;
 use super::Engine;
 
 mod receive;
+mod streams;
 mod transmit;
+
+use streams::{Inbound, Outbound};
 
 /// Copies of DISCONNECT sent on a local disconnect.
 const DISCONNECT_COPIES: u8 = 10;
 
 /// The native protocol's connection state machine (see `docs/PROTOCOL.md`).
 pub(crate) struct NativeConnection {
-    config: Config,
+    /// Shared with the endpoint's other peers on a server.
+    config: Arc<Config>,
     factory: Arc<MessageFactory>,
     state: Phase,
     nonce: u64,
@@ -45,12 +49,10 @@ pub(crate) struct NativeConnection {
     frag_size: usize,
     recovery: Recovery,
     acks: AckTracker,
-    reliable: SendChannel,
-    ordered: SendChannel,
-    unreliable: UnreliableQueue,
-    recv_reliable: RecvChannel,
-    recv_ordered: RecvChannel,
-    reassembly: Reassembly,
+    /// The send channels, from the first `send` on (`native/streams.rs`).
+    outbound: Option<Box<Outbound>>,
+    /// The receive channels, from the first message frame on.
+    inbound: Option<Box<Inbound>>,
     events: VecDeque<Event>,
     received: Vec<Received>,
     scratch: Vec<u8>,
@@ -122,10 +124,11 @@ impl NativeConnection {
 
     /// Queues an encoded message that passed [`check_send`](Self::check_send).
     fn push_message(&mut self, message: &[u8], delivery: Delivery) {
+        let out = Outbound::get(&mut self.outbound, &self.config, self.frag_size);
         match delivery {
-            Delivery::Unreliable => self.unreliable.push(message),
-            Delivery::Reliable => self.reliable.push(message),
-            Delivery::ReliableOrdered => self.ordered.push(message),
+            Delivery::Unreliable => out.unreliable.push(message),
+            Delivery::Reliable => out.reliable.push(message),
+            Delivery::ReliableOrdered => out.ordered.push(message),
         }
         self.stats.out_messages += 1;
         debug_assert!(self.queued_bytes() <= self.config.limits.max_send_queue_bytes);
@@ -178,12 +181,12 @@ impl NativeConnection {
             only_request_sent: None,
             requests_sent: 0,
         };
-        Self::new(config, factory, now, nonce, 0, phase, protection)
+        Self::new(Arc::new(config), factory, now, nonce, 0, phase, protection)
     }
 
     /// The server side of a connection the endpoint has just accepted.
     pub(crate) fn accepted(
-        config: Config,
+        config: Arc<Config>,
         factory: Arc<MessageFactory>,
         now: Instant,
         nonce: u64,
@@ -205,7 +208,7 @@ impl NativeConnection {
     }
 
     fn new(
-        config: Config,
+        config: Arc<Config>,
         factory: Arc<MessageFactory>,
         now: Instant,
         nonce: u64,
@@ -215,13 +218,6 @@ impl NativeConnection {
     ) -> Self {
         let mtu = config.effective_mtu();
         let frag_size = mtu - DATA_HEADER_LEN - FRAGMENT_OVERHEAD - protection.overhead();
-        // Half the peer's buffers (assumed configured like ours): what is in
-        // flight past the oldest unacked message always fits at the receiver.
-        let byte_window = config
-            .limits
-            .max_reassembly_bytes
-            .min(config.limits.max_reorder_bytes)
-            / 2;
         // The sent-packet ring must outlast every packet in flight, or
         // packets still in flight would be overwritten and counted lost.
         let ring_limit = (crate::recovery::SENT_WINDOW - 64) * mtu;
@@ -233,16 +229,8 @@ impl NativeConnection {
         NativeConnection {
             recovery: Recovery::new(config.initial_rtt, config.max_ack_delay, cc),
             acks: AckTracker::new(),
-            reliable: SendChannel::new(Channel::Reliable, frag_size, byte_window),
-            ordered: SendChannel::new(Channel::Ordered, frag_size, byte_window),
-            unreliable: UnreliableQueue::default(),
-            recv_reliable: RecvChannel::new(false, 0),
-            recv_ordered: RecvChannel::new(true, config.limits.max_reorder_bytes),
-            reassembly: Reassembly {
-                max_message_size: config.limits.max_message_size,
-                max_bytes: config.limits.max_reassembly_bytes,
-                in_use: 0,
-            },
+            outbound: None,
+            inbound: None,
             events: VecDeque::new(),
             received: Vec::new(),
             scratch: Vec::new(),
@@ -268,10 +256,19 @@ impl NativeConnection {
         }
     }
 
+    /// What the lazily allocated parts hold (for the idle-footprint test).
+    #[cfg(test)]
+    pub(crate) fn lazy_storage(&self) -> super::LazyStorage {
+        super::LazyStorage {
+            sent_slots: self.recovery.sent_slots(),
+            samples: (0, 0),
+            channels: (self.outbound.is_some(), self.inbound.is_some()),
+            buffers: self.events.capacity() + self.received.capacity() + self.scratch.capacity(),
+        }
+    }
+
     fn queued_bytes(&self) -> usize {
-        self.reliable.buffered_bytes()
-            + self.ordered.buffered_bytes()
-            + self.unreliable.buffered_bytes()
+        self.outbound.as_ref().map_or(0, |o| o.buffered_bytes())
     }
 
     fn close(&mut self, reason: DisconnectReason, copies: u8) {
@@ -333,11 +330,15 @@ impl Engine for NativeConnection {
         s.latency_ms = self.recovery.rtt.srtt().as_secs_f64() * 1000.0;
         s.latency_variation_ms = self.recovery.rtt.rttvar().as_secs_f64() * 1000.0;
         s.packet_loss = self.recovery.loss_rate;
-        s.resends = self.reliable.resends + self.ordered.resends;
-        s.pending_acks = self.reliable.pending_acks() + self.ordered.pending_acks();
+        if let Some(out) = &self.outbound {
+            s.resends = out.reliable.resends + out.ordered.resends;
+            s.pending_acks = out.reliable.pending_acks() + out.ordered.pending_acks();
+        }
         s.out_buffer_bytes = self.queued_bytes();
-        s.reorder_queue = self.recv_ordered.reorder_queue();
-        s.reassembly_bytes = self.reassembly.in_use;
+        if let Some(inb) = &self.inbound {
+            s.reorder_queue = inb.ordered.reorder_queue();
+            s.reassembly_bytes = inb.reassembly.in_use;
+        }
         s.lost_packets = self.recovery.lost_packets;
         s.spurious_losses = self.recovery.spurious_losses;
         s.congestion_window = self.recovery.cc.window();
@@ -348,7 +349,10 @@ impl Engine for NativeConnection {
     /// Counters for the observer beyond the stats.
     fn counters(&self) -> EngineCounters {
         EngineCounters {
-            first_sends: self.reliable.first_sends + self.ordered.first_sends,
+            first_sends: self
+                .outbound
+                .as_ref()
+                .map_or(0, |o| o.reliable.first_sends + o.ordered.first_sends),
             faults: self.faults,
         }
     }
@@ -479,9 +483,9 @@ impl Engine for NativeConnection {
                     self.close(DisconnectReason::TimedOut, 0);
                     return;
                 }
-                let (reliable, ordered) = (&mut self.reliable, &mut self.ordered);
+                let out = &mut self.outbound;
                 self.recovery
-                    .on_timeout(now, &mut |o| apply_outcome(reliable, ordered, o));
+                    .on_timeout(now, &mut |o| apply_outcome(out, o));
                 if now >= self.last_eliciting_sent + self.config.keepalive_interval() {
                     self.ping_due = true;
                 }
@@ -550,18 +554,11 @@ impl Engine for NativeConnection {
 }
 
 /// Routes an ack or loss outcome to the channel that sent the part.
-fn apply_outcome(reliable: &mut SendChannel, ordered: &mut SendChannel, o: Outcome) {
-    let (r, lost_in) = match o {
-        Outcome::Acked(r) => (r, None),
-        Outcome::Lost(seq, r) => (r, Some(seq)),
-    };
-    let ch = match r.channel {
-        Channel::Reliable => reliable,
-        Channel::Ordered => ordered,
-    };
-    match lost_in {
-        None => ch.on_acked(r.id, r.frag),
-        Some(seq) => ch.on_lost(r.id, r.frag, seq),
+/// Hands an acked or lost message part back to its channel. Parts exist
+/// only once something was sent, so the send side exists then.
+fn apply_outcome(outbound: &mut Option<Box<Outbound>>, o: Outcome) {
+    if let Some(out) = outbound {
+        out.apply(o);
     }
 }
 

@@ -4,13 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use super::{apply_outcome, NativeConnection, Phase, DISCONNECT_COPIES};
+use super::{apply_outcome, Inbound, NativeConnection, Phase, DISCONNECT_COPIES};
 use crate::ack::SeqCheck;
 use crate::channel::Arrival;
 use crate::connection::Engine;
 use crate::event::{DisconnectReason, Event, MessageError};
 use crate::observe::{self, PeerLabel, CONNECTION};
-use crate::packet::{Channel, DataHeader, Frame, Frames};
+use crate::packet::{DataHeader, Frame, Frames};
 
 impl NativeConnection {
     /// Client: a CHALLENGE to this attempt; its cookie goes into the next
@@ -129,10 +129,10 @@ impl NativeConnection {
         self.last_recv = now;
         self.stats.in_packets += 1;
         let ack_delay = Duration::from_micros(u64::from(header.ack_delay) * 10);
-        let (reliable, ordered) = (&mut self.reliable, &mut self.ordered);
+        let out = &mut self.outbound;
         self.recovery
             .on_ack(now, header.ack, header.ack_bits, ack_delay, &mut |o| {
-                apply_outcome(reliable, ordered, o)
+                apply_outcome(out, o)
             });
         for frame in Frames::new(frames).flatten() {
             self.handle_frame(frame);
@@ -155,10 +155,7 @@ impl NativeConnection {
                 Arrival::New
             }
             Frame::Message { channel, id, msg } => {
-                let ch = match channel {
-                    Channel::Reliable => &mut self.recv_reliable,
-                    Channel::Ordered => &mut self.recv_ordered,
-                };
+                let (ch, _) = Inbound::get(&mut self.inbound, &self.config).channel(channel);
                 ch.on_message(id, msg, &self.factory, &mut self.received)
             }
             Frame::Fragment {
@@ -168,17 +165,15 @@ impl NativeConnection {
                 count,
                 bytes,
             } => {
-                let ch = match channel {
-                    Channel::Reliable => &mut self.recv_reliable,
-                    Channel::Ordered => &mut self.recv_ordered,
-                };
+                let (ch, reassembly) =
+                    Inbound::get(&mut self.inbound, &self.config).channel(channel);
                 ch.on_fragment(
                     id,
                     index,
                     count,
                     bytes,
                     &self.factory,
-                    &mut self.reassembly,
+                    reassembly,
                     &mut self.received,
                 )
             }

@@ -71,10 +71,7 @@ impl NativeConnection {
 
     /// Whether anything waits for a DATA packet: a ping or messages.
     fn has_data(&self) -> bool {
-        self.ping_due
-            || !self.unreliable.is_empty()
-            || self.reliable.has_sendable()
-            || self.ordered.has_sendable()
+        self.ping_due || self.outbound.as_ref().is_some_and(|o| o.has_sendable())
     }
 
     /// Connected: the next DATA packet, sealed, if there is data the
@@ -127,10 +124,10 @@ impl NativeConnection {
         if owed.is_none() {
             self.acks.on_ack_sent();
         }
-        let (reliable, ordered) = (&mut self.reliable, &mut self.ordered);
+        let out = &mut self.outbound;
         self.recovery
             .on_sent(now, len, refs, ack_eliciting, &mut |o| {
-                apply_outcome(reliable, ordered, o)
+                apply_outcome(out, o)
             });
         if ack_eliciting {
             self.last_eliciting_sent = now;
@@ -153,16 +150,18 @@ impl NativeConnection {
             self.ping_due = false;
             self.stats.keepalive_count += 1;
         }
-        self.reliable.write_frames(w, seq, refs, true)?;
-        self.ordered.write_frames(w, seq, refs, true)?;
-        self.unreliable.write_frames(w)?;
-        let (first, second) = if self.ordered_first {
-            (&mut self.ordered, &mut self.reliable)
-        } else {
-            (&mut self.reliable, &mut self.ordered)
-        };
-        first.write_frames(w, seq, refs, false)?;
-        second.write_frames(w, seq, refs, false)?;
+        if let Some(out) = self.outbound.as_deref_mut() {
+            out.reliable.write_frames(w, seq, refs, true)?;
+            out.ordered.write_frames(w, seq, refs, true)?;
+            out.unreliable.write_frames(w)?;
+            let (first, second) = if self.ordered_first {
+                (&mut out.ordered, &mut out.reliable)
+            } else {
+                (&mut out.reliable, &mut out.ordered)
+            };
+            first.write_frames(w, seq, refs, false)?;
+            second.write_frames(w, seq, refs, false)?;
+        }
         self.ordered_first = !self.ordered_first;
         Ok(())
     }
