@@ -64,8 +64,8 @@ pub struct Config {
     /// RTT assumed before the first sample. Default 100 ms.
     pub initial_rtt: Duration,
     /// The sliding window of the rates in [`LiveStats`](crate::LiveStats)
-    /// (bytes, packets and messages per second). Counters are sampled every
-    /// tenth of it. Default 1 s.
+    /// (bytes, packets and messages per second). A connection samples its
+    /// counters at most every tenth of it, as they change. Default 1 s.
     pub stats_window: Duration,
     /// The connection's channels, in id order (`docs/PROTOCOL.md` section
     /// 4): each its own stream, with its kind, share of the bandwidth, queue
@@ -94,11 +94,11 @@ pub struct Limits {
     /// past it returns `QueueFull`. Default 16 MiB.
     pub max_send_queue_bytes: usize,
     /// Bytes a connection may hold in partly received fragmented messages.
-    /// Default 4 MiB. At least `max_message_size` times the number of
-    /// reliable channels ([`Config::validate`] checks): each reliable
-    /// channel keeps at most its share of this in flight past its oldest
-    /// unacked message (`docs/PROTOCOL.md` 5, "Byte window"), assuming the
-    /// peer is configured alike, and that oldest message may always go.
+    /// Default 4 MiB. Keep it at least `max_message_size` times the number
+    /// of reliable channels: each reliable channel keeps at most its share
+    /// of this in flight past its oldest unacked message
+    /// (`docs/PROTOCOL.md` 5, "Byte window"), assuming the peer is
+    /// configured alike, but that oldest message may always go.
     pub max_reassembly_bytes: usize,
     /// Bytes of complete ordered messages a connection may hold while they
     /// wait for an earlier one; a peer that makes it overflow is
@@ -259,25 +259,10 @@ impl Config {
 
     /// Checks what a connection cannot run with: the channel list (empty,
     /// too long, a weight or queue limit of 0, a lifetime on a reliable
-    /// channel, or, in legume v4 mode, anything but the default list), and
-    /// a reassembly limit below `max_message_size` times the reliable
-    /// channels. A connection made with a config that fails closes at once
+    /// channel, or, in legume v4 mode, anything but the default list). A connection made with a config that fails closes at once
     /// with [`DisconnectReason::InvalidConfig`](crate::DisconnectReason::InvalidConfig).
     pub fn validate(&self) -> Result<(), ChannelConfigError> {
-        channel::validate(&self.channels, self.protocol)?;
-        let reliable = self
-            .channels
-            .iter()
-            .filter(|c| c.kind.is_reliable())
-            .count();
-        let needed = self.limits.max_message_size.saturating_mul(reliable);
-        if self.limits.max_reassembly_bytes < needed {
-            return Err(ChannelConfigError::ReassemblyTooSmall {
-                needed,
-                max: self.limits.max_reassembly_bytes,
-            });
-        }
-        Ok(())
+        channel::validate(&self.channels, self.protocol)
     }
 
     /// The MTU actually used: the configured one, at least [`Config::MIN_MTU`]

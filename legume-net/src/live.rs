@@ -2,6 +2,7 @@
 //! computed from the cumulative [`Stats`] counters at instants the caller
 //! passes in.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::event::{ChannelStats, Stats};
@@ -63,10 +64,20 @@ pub struct LiveStats {
     pub channels: Vec<ChannelStats>,
 }
 
-/// The cumulative counters a rate is computed from, as of one instant.
+/// The cumulative counters a rate is computed from, and the stretch of
+/// time over which they held.
 #[derive(Clone, Copy, Debug)]
 struct Sample {
     at: Instant,
+    /// How long past `at` the counters were still these, in microseconds
+    /// (saturating): any instant in between is as good a base.
+    held_us: u32,
+    counters: Counters,
+}
+
+/// The cumulative counters of [`Stats`] that rates are computed from.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+struct Counters {
     in_bytes: u64,
     out_bytes: u64,
     in_packets: u64,
@@ -76,10 +87,9 @@ struct Sample {
     resends: u64,
 }
 
-impl Sample {
-    fn of(at: Instant, s: &Stats) -> Self {
-        Sample {
-            at,
+impl Counters {
+    fn of(s: &Stats) -> Self {
+        Counters {
             in_bytes: s.in_bytes,
             out_bytes: s.out_bytes,
             in_packets: s.in_packets,
@@ -91,15 +101,30 @@ impl Sample {
     }
 }
 
-/// Samples of cumulative [`Stats`] counters in a fixed ring, turned into
-/// [`LiveStats`] with rates over a sliding window.
+impl Sample {
+    fn until(&self) -> Instant {
+        self.at + Duration::from_micros(u64::from(self.held_us))
+    }
+
+    fn hold_until(&mut self, t: Instant) {
+        let us = t.saturating_duration_since(self.at).as_micros();
+        self.held_us = self.held_us.max(u32::try_from(us).unwrap_or(u32::MAX));
+    }
+}
+
+/// Samples of cumulative [`Stats`] counters, turned into [`LiveStats`] with
+/// rates over a sliding window.
 ///
 /// [`record`](Self::record) keeps a sample at most every tenth of the
-/// window (older samples are overwritten; the ring holds
-/// [`CAPACITY`](Self::CAPACITY), one and a half windows), so calling it
-/// every frame is cheap. Time comes only from the caller: the same calls
-/// give the same numbers. Each [`Connection`](crate::Connection) keeps one,
-/// fed as it runs; use this type directly for counters from elsewhere.
+/// window, so calling it every frame is cheap. Cumulative counters never go
+/// back, so when a sample finds them as the previous one left them, they
+/// held all along: the previous sample is stretched rather than a new one
+/// kept, and an idle series costs one sample however long it idles.
+/// Samples older than what the window needs are dropped; at most
+/// [`CAPACITY`](Self::CAPACITY) are kept, allocated as needed. Time comes
+/// only from the caller: the same calls give the same numbers. Each
+/// [`Connection`](crate::Connection) keeps one, fed as it runs; use this type
+/// directly for counters from elsewhere.
 ///
 /// ```
 /// use std::time::{Duration, Instant};
@@ -118,9 +143,8 @@ impl Sample {
 pub struct StatsWindow {
     window: Duration,
     interval: Duration,
-    ring: [Option<Sample>; StatsWindow::CAPACITY],
-    /// Where the next sample goes.
-    next: usize,
+    /// Oldest first; only the newest may still be stretched.
+    samples: VecDeque<Sample>,
     last: Option<Instant>,
 }
 
@@ -132,7 +156,7 @@ impl Default for StatsWindow {
 }
 
 impl StatsWindow {
-    /// Samples kept.
+    /// Samples kept at most (a window needs eleven or twelve).
     pub const CAPACITY: usize = 16;
 
     /// Rates over `window` (at least 10 ms), sampled every tenth of it.
@@ -141,8 +165,7 @@ impl StatsWindow {
         StatsWindow {
             window,
             interval: window / 10,
-            ring: [None; Self::CAPACITY],
-            next: 0,
+            samples: VecDeque::new(),
             last: None,
         }
     }
@@ -169,16 +192,72 @@ impl StatsWindow {
         if !self.is_due(now) {
             return false;
         }
-        self.ring[self.next] = Some(Sample::of(now, stats));
-        self.next = (self.next + 1) % Self::CAPACITY;
-        self.last = Some(now);
+        self.record_held(now, now, stats);
         true
     }
 
+    /// Keeps `stats`'s counters as they held from `since` through `now`
+    /// (the caller knows nothing changed them in between), due or not.
+    pub(crate) fn record_held(&mut self, since: Instant, now: Instant, stats: &Stats) {
+        self.last = Some(now);
+        let counters = Counters::of(stats);
+        if let Some(newest) = self.samples.back_mut() {
+            if newest.counters == counters {
+                newest.hold_until(now);
+                self.forget_old(now);
+                return;
+            }
+        }
+        if self.samples.len() == Self::CAPACITY {
+            self.samples.pop_front();
+        } else if self.samples.len() == self.samples.capacity() {
+            // One at a time: an idle series needs two or three, and the
+            // doubling growth would give it four.
+            self.samples.reserve_exact(1);
+        }
+        let mut sample = Sample {
+            at: since.min(now),
+            held_us: 0,
+            counters,
+        };
+        sample.hold_until(now);
+        self.samples.push_back(sample);
+        self.forget_old(now);
+    }
+
+    /// Drops the samples no later base needs: one whose successor started
+    /// a window or more before `now` is no closer to the window's start
+    /// than that successor, now and from then on. (When the one ended at
+    /// the very instant the successor started, the two tie, and the
+    /// successor's counters, the later ones at that instant, are used.)
+    fn forget_old(&mut self, now: Instant) {
+        let Some(start) = now.checked_sub(self.window) else {
+            return;
+        };
+        while self.samples.len() >= 2 && self.samples[1].at <= start {
+            self.samples.pop_front();
+        }
+        if self.samples.capacity() > 4 * self.samples.len().max(2) {
+            self.samples.shrink_to(2 * self.samples.len());
+        }
+    }
+
     /// The live statistics at `now`, where `stats` are the counters as of
-    /// `now`: gauges from `stats`, rates against the kept sample whose age is
-    /// closest to the window (samples not older than `now` are skipped).
+    /// `now`: gauges from `stats`, rates against the recorded counters whose
+    /// age is closest to the window (samples not older than `now` are
+    /// skipped).
     pub fn live(&self, now: Instant, stats: &Stats) -> LiveStats {
+        self.live_held(now, stats, None)
+    }
+
+    /// As [`live`](Self::live), knowing that `stats`'s counters have held
+    /// since `held_since`.
+    pub(crate) fn live_held(
+        &self,
+        now: Instant,
+        stats: &Stats,
+        held_since: Option<Instant>,
+    ) -> LiveStats {
         let mut live = LiveStats {
             rtt_ms: stats.latency_ms,
             rtt_var_ms: stats.latency_variation_ms,
@@ -191,33 +270,60 @@ impl StatsWindow {
             channels: stats.channels.clone(),
             ..LiveStats::default()
         };
-        let Some(base) = self.base(now) else {
+        let current = Counters::of(stats);
+        let Some((at, base)) = self.base(now, current, held_since) else {
             return live;
         };
-        let span = now.saturating_duration_since(base.at);
+        let span = now.saturating_duration_since(at);
         let secs = span.as_secs_f64();
         let per_s = |new: u64, old: u64| new.saturating_sub(old) as f64 / secs;
-        live.in_bytes_per_s = per_s(stats.in_bytes, base.in_bytes);
-        live.out_bytes_per_s = per_s(stats.out_bytes, base.out_bytes);
-        live.in_packets_per_s = per_s(stats.in_packets, base.in_packets);
-        live.out_packets_per_s = per_s(stats.out_packets, base.out_packets);
-        live.in_messages_per_s = per_s(stats.in_messages, base.in_messages);
-        live.out_messages_per_s = per_s(stats.out_messages, base.out_messages);
-        live.resends_per_s = per_s(stats.resends, base.resends);
+        live.in_bytes_per_s = per_s(current.in_bytes, base.in_bytes);
+        live.out_bytes_per_s = per_s(current.out_bytes, base.out_bytes);
+        live.in_packets_per_s = per_s(current.in_packets, base.in_packets);
+        live.out_packets_per_s = per_s(current.out_packets, base.out_packets);
+        live.in_messages_per_s = per_s(current.in_messages, base.in_messages);
+        live.out_messages_per_s = per_s(current.out_messages, base.out_messages);
+        live.resends_per_s = per_s(current.resends, base.resends);
         live.span = span;
         live
     }
 
-    /// The sample older than `now` whose age is closest to the window (the
-    /// older one on a tie).
-    fn base(&self, now: Instant) -> Option<Sample> {
-        let distance = |s: &Sample| now.saturating_duration_since(s.at).abs_diff(self.window);
-        self.ring
-            .iter()
-            .flatten()
-            .filter(|s| s.at < now)
-            .min_by(|a, b| distance(a).cmp(&distance(b)).then(a.at.cmp(&b.at)))
-            .copied()
+    /// The instant before `now` whose age is closest to the window (the
+    /// older one on a tie) among those whose counters are known, with
+    /// them: within each sample's stretch, within the newest one stretched
+    /// to `now` when the counters are still its, and since `held_since`.
+    fn base(
+        &self,
+        now: Instant,
+        current: Counters,
+        held_since: Option<Instant>,
+    ) -> Option<(Instant, Counters)> {
+        let ideal = now.checked_sub(self.window);
+        let newest = self.samples.len().checked_sub(1);
+        let stretches = self.samples.iter().enumerate().map(|(i, s)| {
+            let until = if Some(i) == newest && s.counters == current {
+                now
+            } else {
+                s.until()
+            };
+            (s.at, until, s.counters)
+        });
+        let held = held_since.map(|since| (since.min(now), now, current));
+        let distance = |t: Instant| now.saturating_duration_since(t).abs_diff(self.window);
+        stretches
+            .chain(held)
+            .filter_map(|(from, until, counters)| {
+                let t = ideal.map_or(from, |ideal| ideal.clamp(from, until.max(from)));
+                (t < now).then_some((t, counters))
+            })
+            .min_by(|a, b| distance(a.0).cmp(&distance(b.0)).then(a.0.cmp(&b.0)))
+    }
+
+    /// Samples held and allocated (for the tests of what an idle
+    /// connection holds).
+    #[cfg(test)]
+    pub(crate) fn footprint(&self) -> (usize, usize) {
+        (self.samples.len(), self.samples.capacity())
     }
 }
 
@@ -362,6 +468,55 @@ mod tests {
         let live = w.live(t0 + ms(199 * 50), &s);
         assert_eq!(live.span, ms(500));
         assert_eq!(live.in_bytes_per_s, 200.0);
+    }
+
+    #[test]
+    fn unchanged_counters_stretch_one_sample() {
+        let t0 = Instant::now();
+        let mut w = StatsWindow::new(Duration::from_secs(1));
+        let mut s = Stats::default();
+        w.record(t0, &s);
+        s.in_bytes = 4000;
+        w.record(t0 + ms(500), &s);
+        // An hour of the same counters, recorded now and then: one sample.
+        for i in 1..=3600u64 {
+            assert!(w.record(t0 + ms(500 + i * 1000), &s));
+        }
+        assert_eq!(w.footprint().0, 1);
+        let now = t0 + ms(500 + 3600 * 1000);
+        let live = w.live(now, &s);
+        assert_eq!(
+            (live.span, live.in_bytes_per_s),
+            (Duration::from_secs(1), 0.0)
+        );
+        // Unrecorded idling: the counters as the newest sample left them
+        // held until now, so the base is exactly a window old.
+        let later = now + ms(12_345);
+        let live = w.live(later, &s);
+        assert_eq!(
+            (live.span, live.in_bytes_per_s),
+            (Duration::from_secs(1), 0.0)
+        );
+    }
+
+    #[test]
+    fn counters_known_to_hold_since_an_instant_give_an_exact_base() {
+        let t0 = Instant::now();
+        let mut w = StatsWindow::new(Duration::from_secs(1));
+        let mut s = Stats::default();
+        w.record(t0, &s);
+        // 1000 bytes arrived at 5 s; nothing was recorded since t0.
+        s.in_bytes = 1000;
+        let at = |n: u64| t0 + ms(n);
+        let unknown = w.live_held(at(5_500), &s, None);
+        assert_eq!(unknown.span, ms(5_500));
+        // Held since 5 s, 2 s before now: the base is exactly 1 s back.
+        let held = w.live_held(at(7_000), &s, Some(at(5_000)));
+        assert_eq!((held.span, held.in_bytes_per_s), (ms(1_000), 0.0));
+        // A sample of the counters before the change, held until it.
+        w.record_held(t0, at(5_000), &Stats::default());
+        let held = w.live_held(at(5_500), &s, Some(at(5_000)));
+        assert_eq!((held.span, held.in_bytes_per_s), (ms(1_000), 1000.0));
     }
 
     #[test]

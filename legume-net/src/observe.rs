@@ -179,6 +179,13 @@ pub(crate) struct Observer {
     started: Instant,
     next_tick: Instant,
     window: StatsWindow,
+    /// Since when the counters have been what they are now: the time of the
+    /// latest input or output that may have changed them.
+    held_since: Instant,
+    /// Messages queued by `send` (which has no time) since the latest
+    /// timed call: counted in `Stats::out_messages` already, but not yet
+    /// placed in time.
+    untimed_sends: u64,
     /// `send` calls refused with `QueueFull`.
     pub(crate) queue_full: u64,
     invalid: Tally,
@@ -201,6 +208,8 @@ impl Observer {
             started: now,
             next_tick: now + window.sample_interval(),
             window,
+            held_since: now,
+            untimed_sends: 0,
             queue_full: 0,
             invalid: Tally::default(),
             frames: Tally::default(),
@@ -211,6 +220,12 @@ impl Observer {
             storm_base: (0, 0),
             storms: Gate::default(),
         }
+    }
+
+    /// Stats samples held and allocated (for the idle-footprint test).
+    #[cfg(test)]
+    pub(crate) fn samples(&self) -> (usize, usize) {
+        self.window.footprint()
     }
 
     /// The peer's address, for log fields.
@@ -231,14 +246,42 @@ impl Observer {
 
     /// The live statistics at `now` for the counters `stats`.
     pub(crate) fn live(&self, now: Instant, stats: &Stats) -> LiveStats {
-        self.window.live(now, stats)
+        // After an untimed send the counters changed at some unknown time.
+        let held = (self.untimed_sends == 0).then_some(self.held_since);
+        self.window.live_held(now, stats, held)
+    }
+
+    /// A message was queued (by `send`, which has no time).
+    pub(crate) fn on_untimed_send(&mut self) {
+        self.untimed_sends += 1;
+    }
+
+    /// Before a timed call at `now`: sends since the previous one are
+    /// placed at `now`.
+    pub(crate) fn on_timed_call(&mut self, now: Instant) {
+        if self.untimed_sends > 0 {
+            self.untimed_sends = 0;
+            self.on_change(now);
+        }
+    }
+
+    /// The counters may have changed at `now`.
+    #[inline]
+    pub(crate) fn on_change(&mut self, now: Instant) {
+        self.held_since = self.held_since.max(now);
     }
 
     /// Records a stats sample and logs what is due: summaries of invalid
     /// datagrams, refused sends and dropped messages, and resend storms.
+    ///
+    /// Called before an input or output changes the counters, so `stats`
+    /// have held since the latest change (minus the sends not yet placed in
+    /// time, which came after it).
     pub(crate) fn tick(&mut self, now: Instant, stats: &Stats, counters: &EngineCounters) {
         self.next_tick = now + self.window.sample_interval();
-        self.window.record(now, stats);
+        let mut held = stats.clone();
+        held.out_messages = held.out_messages.saturating_sub(self.untimed_sends);
+        self.window.record_held(self.held_since, now, &held);
         let peer = PeerLabel(self.peer);
         let since = self.started;
         if let Some((n, secs)) = self.invalid.due(now, since, stats.dropped_invalid) {

@@ -31,6 +31,9 @@ const PTO_PROBES: usize = 2;
 const SEND_SPAN: u16 = SEQ_WINDOW / 2;
 /// Spare refs vectors kept for reuse, at most.
 const MAX_SPARE_REFS: usize = 64;
+/// Capacity of the in-flight queue kept once nothing is in flight; a
+/// larger one (from a burst) is given back.
+const MAX_IDLE_IN_FLIGHT_CAPACITY: usize = 64;
 /// The probe timeout doubles at most this many times.
 const MAX_PTO_BACKOFF: u32 = 6;
 /// The probe timeout never grows past this, so that a lossy but live link
@@ -112,6 +115,12 @@ impl Recovery {
         }
     }
 
+    /// Slots of the sent-packet ring allocated (for the idle-footprint test).
+    #[cfg(test)]
+    pub(crate) fn sent_slots(&self) -> usize {
+        self.sent.allocated_slots()
+    }
+
     /// The sequence number the next packet will carry.
     pub(crate) fn next_seq(&self) -> u16 {
         self.next_seq
@@ -169,9 +178,8 @@ impl Recovery {
             // The slot may still hold the packet that had this very number
             // one lap (65,536 packets) ago; an ack of this one must not
             // pass for an ack of that one.
-            let slot = self.sent.slot_mut(seq);
-            if slot.as_ref().is_some_and(|(s, _)| *s == seq) {
-                if let Some((_, old)) = slot.take() {
+            if self.sent.get(seq).is_some() {
+                if let Some((_, old)) = self.sent.take_slot(seq) {
                     self.recycle_refs(old.refs);
                 }
             }
@@ -179,7 +187,7 @@ impl Recovery {
         }
         // The slot's previous packet is 1024 sequence numbers old: if it is
         // still in flight, it is long lost.
-        if let Some((old_seq, old)) = self.sent.slot_mut(seq).take() {
+        if let Some((old_seq, old)) = self.sent.take_slot(seq) {
             if old.in_flight {
                 self.count_loss(old.size, old.sent_at, now);
                 report(old_seq, &old.refs, outcome);
@@ -342,9 +350,22 @@ impl Recovery {
     fn drop_settled_front(&mut self) {
         while let Some(&seq) = self.in_flight.front() {
             if self.sent.get(seq).is_some_and(|p| p.in_flight) {
-                break;
+                return;
             }
             self.in_flight.pop_front();
+        }
+        self.release_settled();
+    }
+
+    /// Storage only, once nothing is in flight: forgets the packets whose
+    /// fate is settled (acked, or lost and then acked), which every lookup
+    /// treats as it treats a packet never recorded, and gives back the
+    /// storage of the last burst (see `SeqRing::compact`). Packets declared
+    /// lost stay, for a late ack to prove the loss spurious.
+    fn release_settled(&mut self) {
+        self.sent.compact(|p| p.in_flight || p.lost);
+        if self.in_flight.capacity() > MAX_IDLE_IN_FLIGHT_CAPACITY {
+            self.in_flight = VecDeque::new();
         }
     }
 
@@ -554,6 +575,35 @@ mod tests {
             "the ack of the new 0 acked the old one: {log:?}"
         );
         assert_eq!(rec.spurious_losses, 0);
+    }
+
+    #[test]
+    fn settled_packets_give_their_storage_back() {
+        let t = Instant::now();
+        let mut rec = recovery();
+        let mut log = Vec::new();
+        assert_eq!(rec.sent.allocated_slots(), 0);
+        // An idle connection: one keep-alive in flight at a time.
+        for seq in 0..10u16 {
+            rec.on_sent(t, 30, Vec::new(), true, &mut |o| log.push(o));
+            assert!(rec.sent.allocated_slots() <= 4);
+            rec.on_ack(t, seq, 0, Duration::ZERO, &mut |o| log.push(o));
+            assert_eq!(rec.sent.allocated_slots(), 0, "idle after {seq}");
+        }
+        // A burst keeps its storage until the traffic is smaller.
+        for _ in 0..300 {
+            rec.on_sent(t, 30, vec![r(1)], true, &mut |o| log.push(o));
+        }
+        assert_eq!(rec.sent.allocated_slots(), 512);
+        for ack in (41..310u16).step_by(33).chain([309]) {
+            rec.on_ack(t, ack, u32::MAX, Duration::ZERO, &mut |o| log.push(o));
+        }
+        assert_eq!(rec.cc.in_flight(), 0, "{log:?}");
+        assert_eq!(rec.sent.allocated_slots(), 512);
+        rec.on_sent(t, 30, Vec::new(), true, &mut |o| log.push(o));
+        rec.on_ack(t, 310, 0, Duration::ZERO, &mut |o| log.push(o));
+        assert_eq!(rec.sent.allocated_slots(), 0);
+        assert!(log.iter().all(|o| matches!(o, Outcome::Acked(_))));
     }
 
     #[test]

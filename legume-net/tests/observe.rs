@@ -217,7 +217,8 @@ fn invalid_datagrams_are_summarised_per_peer_and_interval() {
             w.server.handle_datagram(now, stranger, b"nor this");
         }
         w.run_for(SEC);
-        // What the UDP driver does every 100 ms: the flood's tail is reported.
+        // Bring the log summaries forward (a connection writes them itself
+        // at its next input or output): the flood's tail is reported.
         let now = w.now;
         w.server.sample_stats(now);
     });

@@ -188,17 +188,6 @@ pub enum ChannelConfigError {
     /// default settings and without feedback.
     #[error("legume v4 supports only the default channels (channel {0} differs)")]
     NotInLegumeV4(u8),
-    /// `Limits::max_reassembly_bytes` cannot hold a largest message on
-    /// every reliable channel at once.
-    #[error(
-        "max_reassembly_bytes {max} is below max_message_size times the reliable channels ({needed})"
-    )]
-    ReassemblyTooSmall {
-        /// `max_message_size` times the reliable channels.
-        needed: usize,
-        /// `max_reassembly_bytes`.
-        max: usize,
-    },
 }
 
 /// Checks a channel list for a connection speaking `protocol`.

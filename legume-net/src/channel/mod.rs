@@ -17,4 +17,4 @@ pub use config::{
 pub(crate) use config::validate;
 pub(crate) use recv::{Arrival, Received};
 pub(crate) use send::MsgRef;
-pub(crate) use set::{Channels, Sizes};
+pub(crate) use set::{channel_for, frame_fits, max_unreliable_size, Channels, Sizes};

@@ -15,7 +15,7 @@ use super::unreliable::{Fate, UnreliableQueue};
 use crate::config::Config;
 use crate::delivery::Delivery;
 use crate::event::{ChannelStats, Event, SendError};
-use crate::packet::{self, Channel, Frame};
+use crate::packet::{self, Channel, Frame, FrameKind};
 use crate::recovery::Outcome;
 
 /// Virtual time per byte sent at weight 1 (`docs/PROTOCOL.md` 4, "Scheduling").
@@ -60,8 +60,6 @@ pub(crate) struct Channels {
     list: Vec<ChannelState>,
     /// The virtual time of the frame chosen last.
     vnow: u64,
-    /// The channel each [`Delivery`] sends on: the first of its kind.
-    by_delivery: [Option<u8>; 3],
     /// Reassembly limits, shared by every reliable channel.
     pub(crate) reassembly: Reassembly,
     max_message_size: usize,
@@ -91,20 +89,9 @@ impl Channels {
             // Invariant: validated lists have at most 32 channels.
             .map(|(i, c)| ChannelState::new(i as u8, c, sizes.room, byte_window, reorder_limit))
             .collect::<Vec<_>>();
-        let first_of = |kind| {
-            list.iter()
-                .position(|c: &ChannelState| c.config.kind == kind)
-                .map(|i| i as u8)
-        };
-        let by_delivery = [
-            first_of(ChannelKind::Unreliable),
-            first_of(ChannelKind::Reliable),
-            first_of(ChannelKind::ReliableOrdered),
-        ];
         Channels {
             list,
             vnow: 0,
-            by_delivery,
             reassembly: Reassembly {
                 max_message_size: limits.max_message_size,
                 max_bytes: limits.max_reassembly_bytes,
@@ -113,18 +100,6 @@ impl Channels {
             max_message_size: limits.max_message_size,
             room: sizes.room,
         }
-    }
-
-    /// The channel a [`Delivery`] sends on.
-    pub(crate) fn channel_for(&self, delivery: Delivery) -> Result<ChannelId, SendError> {
-        let slot = match delivery {
-            Delivery::Unreliable => 0,
-            Delivery::Reliable => 1,
-            Delivery::ReliableOrdered => 2,
-        };
-        self.by_delivery[slot]
-            .map(ChannelId)
-            .ok_or(SendError::NoChannel(delivery))
     }
 
     /// The largest message `channel` takes: one packet's room for the
@@ -274,28 +249,7 @@ impl Channels {
         }
     }
 
-    /// Whether a frame names a channel of the connection with the frame's
-    /// kind; a packet with a frame that does not is invalid (section 3).
-    pub(crate) fn frame_fits(&self, frame: &Frame<'_>) -> bool {
-        let (id, wanted): (u8, &[ChannelKind]) = match *frame {
-            Frame::Ping => return true,
-            Frame::Unreliable { channel, .. } => (channel.id, &[ChannelKind::Unreliable]),
-            Frame::Sequenced { channel, .. } => (channel, &[ChannelKind::UnreliableSequenced]),
-            Frame::Message { channel, .. } | Frame::Fragment { channel, .. } => {
-                let kinds: &[ChannelKind] = match (channel.short, channel.id) {
-                    (true, 1) => &[ChannelKind::Reliable],
-                    (true, _) => &[ChannelKind::ReliableOrdered],
-                    (false, _) => &[ChannelKind::Reliable, ChannelKind::ReliableOrdered],
-                };
-                (channel.id, kinds)
-            }
-        };
-        self.list
-            .get(usize::from(id))
-            .is_some_and(|c| wanted.contains(&c.config.kind))
-    }
-
-    /// Delivers a frame that passed [`frame_fits`](Self::frame_fits) into
+    /// Delivers a frame that passed [`frame_fits`] into
     /// `out`, counting what its channel delivered.
     pub(crate) fn on_frame(
         &mut self,
@@ -360,6 +314,21 @@ impl Channels {
     /// Each channel's counters, in id order.
     pub(crate) fn stats(&self) -> Vec<ChannelStats> {
         self.list.iter().map(ChannelState::stats).collect()
+    }
+
+    /// The counters of channels never used: all zero.
+    pub(crate) fn unused_stats(list: &[ChannelConfig]) -> Vec<ChannelStats> {
+        list.iter()
+            .map(|c| ChannelStats {
+                kind: c.kind,
+                queued_messages: 0,
+                queued_bytes: 0,
+                sent: 0,
+                delivered: 0,
+                dropped_lifetime: 0,
+                dropped_stale: 0,
+            })
+            .collect()
     }
 
     /// Totals over the reliable channels: resends, first sends of parts,
@@ -473,4 +442,62 @@ fn frag_overhead(channel: Channel) -> usize {
     } else {
         packet::CHANNEL_FRAGMENT_OVERHEAD
     }
+}
+
+/// The channel a [`Delivery`] sends on: the first of its kind in `list`.
+pub(crate) fn channel_for(
+    list: &[ChannelConfig],
+    delivery: Delivery,
+) -> Result<ChannelId, SendError> {
+    let kind = match delivery {
+        Delivery::Unreliable => ChannelKind::Unreliable,
+        Delivery::Reliable => ChannelKind::Reliable,
+        Delivery::ReliableOrdered => ChannelKind::ReliableOrdered,
+    };
+    list.iter()
+        .position(|c| c.kind == kind)
+        // Invariant: validated lists have at most 32 channels.
+        .map(|i| ChannelId(i as u8))
+        .ok_or(SendError::NoChannel(delivery))
+}
+
+/// The largest message an unreliable `channel` of `list` takes in packets
+/// with `room` bytes for frames (0 for a reliable or unknown channel).
+pub(crate) fn max_unreliable_size(
+    list: &[ChannelConfig],
+    channel: ChannelId,
+    room: usize,
+) -> usize {
+    let Some(c) = list.get(usize::from(channel.0)) else {
+        return 0;
+    };
+    let frame = frame_channel(channel.0, c.kind);
+    let overhead = match c.kind {
+        ChannelKind::Unreliable => packet::frame_overhead(FrameKind::Unreliable, room, frame.short),
+        ChannelKind::UnreliableSequenced => {
+            packet::frame_overhead(FrameKind::Sequenced, room, false)
+        }
+        _ => return 0,
+    };
+    room - overhead
+}
+
+/// Whether a frame names a channel of `list` with the frame's kind; a
+/// packet with a frame that does not is invalid (`docs/PROTOCOL.md` 3).
+pub(crate) fn frame_fits(list: &[ChannelConfig], frame: &Frame<'_>) -> bool {
+    let (id, wanted): (u8, &[ChannelKind]) = match *frame {
+        Frame::Ping => return true,
+        Frame::Unreliable { channel, .. } => (channel.id, &[ChannelKind::Unreliable]),
+        Frame::Sequenced { channel, .. } => (channel, &[ChannelKind::UnreliableSequenced]),
+        Frame::Message { channel, .. } | Frame::Fragment { channel, .. } => {
+            let kinds: &[ChannelKind] = match (channel.short, channel.id) {
+                (true, 1) => &[ChannelKind::Reliable],
+                (true, _) => &[ChannelKind::ReliableOrdered],
+                (false, _) => &[ChannelKind::Reliable, ChannelKind::ReliableOrdered],
+            };
+            (channel.id, kinds)
+        }
+    };
+    list.get(usize::from(id))
+        .is_some_and(|c| wanted.contains(&c.kind))
 }

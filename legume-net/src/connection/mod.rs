@@ -142,7 +142,7 @@ impl Connection {
     /// The server side of a native connection the endpoint has just
     /// accepted from `peer`.
     pub(crate) fn accepted(
-        config: Config,
+        config: Arc<Config>,
         factory: Arc<MessageFactory>,
         now: Instant,
         peer: SocketAddr,
@@ -246,22 +246,35 @@ impl Connection {
     /// [`Config::stats_window`].
     ///
     /// The rates compare the current counters with samples the connection
-    /// keeps at most every tenth of the window, whenever it handles a
-    /// datagram or a timeout, or when [`sample_stats`](Self::sample_stats)
-    /// is called; call that every frame for rates that stay exact while the
-    /// connection is idle. `now` should be the time of the latest input.
+    /// keeps by itself, at most every tenth of the window: before an input
+    /// or output changes the counters, it notes how long they had held, so
+    /// the rates stay exact (to a tenth of the window) however long the
+    /// connection idles, with no periodic call. `now` should be the time of
+    /// the latest input.
     pub fn live_stats(&self, now: Instant) -> LiveStats {
         self.obs.live(now, &self.stats())
     }
 
     /// Keeps a sample of the counters for [`live_stats`](Self::live_stats)
     /// if a tenth of the stats window has passed since the last one, and
-    /// writes the periodic log summaries that are due. Cheap: call it every
-    /// frame (the UDP driver does, in `update`).
+    /// writes the periodic log summaries that are due. The rates do not
+    /// need it (see `live_stats`); it only makes the log summaries of a
+    /// connection that has no input come out sooner than its next
+    /// keep-alive.
     pub fn sample_stats(&mut self, now: Instant) {
+        self.before_timed_call(now);
+    }
+
+    /// At the start of every call that has a time and may change the
+    /// counters: samples them (when due) as they held until now, and
+    /// places the sends since the previous timed call at `now`. One
+    /// comparison when nothing is due: this is on the per-datagram path.
+    #[inline]
+    fn before_timed_call(&mut self, now: Instant) {
         if self.obs.is_due(now) {
             self.observe(now);
         }
+        self.obs.on_timed_call(now);
     }
 
     fn observe(&mut self, now: Instant) {
@@ -286,9 +299,11 @@ impl Connection {
     /// handshake completes.
     pub fn send(&mut self, msg: &dyn AnyMessage, delivery: Delivery) -> Result<(), SendError> {
         let result = self.engine.get_mut().send(msg, delivery);
-        if let Err(SendError::QueueFull { .. }) = result {
+        match result {
+            Ok(()) => self.obs.on_untimed_send(),
             // Counted here, summarised at the next sample (debug).
-            self.obs.queue_full += 1;
+            Err(SendError::QueueFull { .. }) => self.obs.queue_full += 1,
+            Err(_) => {}
         }
         result
     }
@@ -352,22 +367,58 @@ impl Connection {
     /// Runs the timers that are due at `now`: handshake retry and timeout,
     /// idle timeout, loss detection and resends, keep-alives.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.before_timed_call(now);
         self.engine.get_mut().handle_timeout(now);
-        self.sample_stats(now);
+        self.obs.on_change(now);
     }
 
     /// Processes one datagram from the peer. Invalid datagrams are dropped
     /// and counted; nothing the peer sends can make this panic.
     pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
+        self.before_timed_call(now);
         self.engine.get_mut().handle_datagram(now, datagram);
-        self.sample_stats(now);
+        self.obs.on_change(now);
     }
 
     /// Writes the next datagram to send into `buf` (at least the MTU long)
     /// and returns its length, or `None` when nothing is left to send now.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
-        self.engine.get_mut().poll_transmit(now, buf)
+        self.before_timed_call(now);
+        let sent = self.engine.get_mut().poll_transmit(now, buf);
+        if sent.is_some() {
+            self.obs.on_change(now);
+        }
+        sent
+    }
+}
+
+/// What the lazily allocated parts of a native connection hold, for the
+/// tests that pin an idle connection's size.
+#[cfg(test)]
+#[derive(Debug)]
+pub(crate) struct LazyStorage {
+    /// Slots of the sent-packet ring.
+    pub(crate) sent_slots: usize,
+    /// Stats samples held and allocated.
+    pub(crate) samples: (usize, usize),
+    /// Whether the send and the receive channels exist.
+    pub(crate) channels: (bool, bool),
+    /// Capacity of the event, received-message and scratch buffers.
+    pub(crate) buffers: usize,
+}
+
+#[cfg(test)]
+impl Connection {
+    /// What a native connection's lazily allocated parts hold.
+    pub(crate) fn lazy_storage(&self) -> Option<LazyStorage> {
+        match &self.engine {
+            AnyEngine::Native(c) => Some(LazyStorage {
+                samples: self.obs.samples(),
+                ..c.lazy_storage()
+            }),
+            AnyEngine::LegumeV4(_) => None,
+        }
     }
 }
 

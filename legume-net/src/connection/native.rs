@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use legume_core::{AnyMessage, MessageFactory};
 
 use crate::ack::AckTracker;
-use crate::channel::{ChannelId, Channels, MessageHandle, Received, Sizes};
+use crate::channel::{
+    channel_for, max_unreliable_size, ChannelId, Channels, MessageHandle, Received, Sizes,
+};
 use crate::config::{Config, Protocol};
 use crate::congestion::Congestion;
 use crate::delivery::Delivery;
@@ -37,7 +39,8 @@ const DISCONNECT_COPIES: u8 = 10;
 
 /// The native protocol's connection state machine (see `docs/PROTOCOL.md`).
 pub(crate) struct NativeConnection {
-    config: Config,
+    /// Shared with the endpoint's other peers on a server.
+    config: Arc<Config>,
     factory: Arc<MessageFactory>,
     state: Phase,
     nonce: u64,
@@ -45,8 +48,9 @@ pub(crate) struct NativeConnection {
     frag_size: usize,
     recovery: Recovery,
     acks: AckTracker,
-    /// Every channel's send and receive side, and the scheduler.
-    channels: Channels,
+    /// Every channel's send and receive side, and the scheduler; allocated
+    /// on the first send or message frame (an idle connection holds none).
+    channels: Option<Box<Channels>>,
     events: VecDeque<Event>,
     received: Vec<Received>,
     scratch: Vec<u8>,
@@ -97,11 +101,11 @@ enum Phase {
 
 impl NativeConnection {
     /// Whether a message of `len` encoded bytes may be queued on `channel` now.
-    fn check_send(&self, len: usize, channel: ChannelId) -> Result<(), SendError> {
+    fn check_send(&mut self, len: usize, channel: ChannelId) -> Result<(), SendError> {
         if self.is_closed() {
             return Err(SendError::NotConnected);
         }
-        self.channels.check_send(channel, len)?;
+        self.channels().check_send(channel, len)?;
         let queued = self.queued_bytes();
         if queued + len > self.config.limits.max_send_queue_bytes {
             return Err(SendError::QueueFull {
@@ -114,9 +118,12 @@ impl NativeConnection {
 
     /// Queues an encoded message that passed [`check_send`](Self::check_send).
     fn push_message(&mut self, message: &[u8], channel: ChannelId) -> MessageHandle {
-        let handle = self.channels.push(channel, message, self.clock);
+        let clock = self.clock;
+        let handle = self.channels().push(channel, message, clock);
         // Queueing drops the channel's expired messages: report them.
-        self.channels.take_feedback(&mut self.events);
+        if let Some(channels) = self.channels.as_deref_mut() {
+            channels.take_feedback(&mut self.events);
+        }
         self.stats.out_messages += 1;
         debug_assert!(self.queued_bytes() <= self.config.limits.max_send_queue_bytes);
         handle
@@ -184,12 +191,12 @@ impl NativeConnection {
             only_request_sent: None,
             requests_sent: 0,
         };
-        Self::new(config, factory, now, nonce, 0, phase, protection)
+        Self::new(Arc::new(config), factory, now, nonce, 0, phase, protection)
     }
 
     /// The server side of a connection the endpoint has just accepted.
     pub(crate) fn accepted(
-        config: Config,
+        config: Arc<Config>,
         factory: Arc<MessageFactory>,
         now: Instant,
         nonce: u64,
@@ -213,7 +220,7 @@ impl NativeConnection {
     }
 
     fn new(
-        config: Config,
+        config: Arc<Config>,
         factory: Arc<MessageFactory>,
         now: Instant,
         nonce: u64,
@@ -224,13 +231,6 @@ impl NativeConnection {
         let mtu = config.effective_mtu();
         let frag_size = mtu - DATA_HEADER_LEN - FRAGMENT_OVERHEAD - protection.overhead();
         let invalid = config.validate().err();
-        let channels = if invalid.is_some() {
-            // Closed below; the default list keeps the channels' invariants.
-            let defaults = Config::default();
-            Channels::new(&defaults, Self::sizes(&defaults, &protection))
-        } else {
-            Channels::new(&config, Self::sizes(&config, &protection))
-        };
         // The sent-packet ring must outlast every packet in flight, or
         // packets still in flight would be overwritten and counted lost.
         let ring_limit = (crate::recovery::SENT_WINDOW - 64) * mtu;
@@ -242,7 +242,7 @@ impl NativeConnection {
         let mut conn = NativeConnection {
             recovery: Recovery::new(config.initial_rtt, config.max_ack_delay, cc),
             acks: AckTracker::new(),
-            channels,
+            channels: None,
             events: VecDeque::new(),
             received: Vec::new(),
             scratch: Vec::new(),
@@ -274,15 +274,27 @@ impl NativeConnection {
         conn
     }
 
-    /// The room for frames in a DATA packet.
-    fn sizes(config: &Config, protection: &Protection) -> Sizes {
-        Sizes {
-            room: config.effective_mtu() - DATA_HEADER_LEN - protection.overhead(),
+    /// The channels, created on first use. A connection whose config
+    /// failed validation is closed at once and never sends or receives.
+    fn channels(&mut self) -> &mut Channels {
+        self.channels
+            .get_or_insert_with(|| Channels::boxed(&self.config, &self.protection))
+    }
+
+    /// What the lazily allocated parts hold (for the idle-footprint test).
+    #[cfg(test)]
+    pub(crate) fn lazy_storage(&self) -> super::LazyStorage {
+        let channels = self.channels.is_some();
+        super::LazyStorage {
+            sent_slots: self.recovery.sent_slots(),
+            samples: (0, 0),
+            channels: (channels, channels),
+            buffers: self.events.capacity() + self.received.capacity() + self.scratch.capacity(),
         }
     }
 
     fn queued_bytes(&self) -> usize {
-        self.channels.queued_bytes()
+        self.channels.as_ref().map_or(0, |c| c.queued_bytes())
     }
 
     fn close(&mut self, reason: DisconnectReason, copies: u8) {
@@ -344,13 +356,18 @@ impl Engine for NativeConnection {
         s.latency_ms = self.recovery.rtt.srtt().as_secs_f64() * 1000.0;
         s.latency_variation_ms = self.recovery.rtt.rttvar().as_secs_f64() * 1000.0;
         s.packet_loss = self.recovery.loss_rate;
-        let (resends, _, pending_acks, reorder_queue) = self.channels.reliable_totals();
-        s.resends = resends;
-        s.pending_acks = pending_acks;
         s.out_buffer_bytes = self.queued_bytes();
-        s.reorder_queue = reorder_queue;
-        s.reassembly_bytes = self.channels.reassembly.in_use;
-        s.channels = self.channels.stats();
+        match &self.channels {
+            Some(channels) => {
+                let (resends, _, pending_acks, reorder_queue) = channels.reliable_totals();
+                s.resends = resends;
+                s.pending_acks = pending_acks;
+                s.reorder_queue = reorder_queue;
+                s.reassembly_bytes = channels.reassembly.in_use;
+                s.channels = channels.stats();
+            }
+            None => s.channels = Channels::unused_stats(&self.config.channels),
+        }
         s.lost_packets = self.recovery.lost_packets;
         s.spurious_losses = self.recovery.spurious_losses;
         s.congestion_window = self.recovery.cc.window();
@@ -361,7 +378,7 @@ impl Engine for NativeConnection {
     /// Counters for the observer beyond the stats.
     fn counters(&self) -> EngineCounters {
         EngineCounters {
-            first_sends: self.channels.reliable_totals().1,
+            first_sends: self.channels.as_ref().map_or(0, |c| c.reliable_totals().1),
             faults: self.faults,
         }
     }
@@ -373,8 +390,9 @@ impl Engine for NativeConnection {
 
     /// The largest unreliable message, which must fit in one packet.
     fn max_unreliable_size(&self) -> usize {
-        let channel = self.channels.channel_for(Delivery::Unreliable);
-        channel.and_then(|c| self.channels.max_size(c)).unwrap_or(0)
+        let room = self.config.effective_mtu() - DATA_HEADER_LEN - self.protection.overhead();
+        let list = &self.config.channels;
+        channel_for(list, Delivery::Unreliable).map_or(0, |c| max_unreliable_size(list, c, room))
     }
 
     /// Queues a message on the channel `delivery` sends on. Nothing is
@@ -383,7 +401,10 @@ impl Engine for NativeConnection {
     /// Messages may be queued while connecting; they are sent once the
     /// handshake completes.
     fn send(&mut self, msg: &dyn AnyMessage, delivery: Delivery) -> Result<(), SendError> {
-        let channel = self.channels.channel_for(delivery)?;
+        if self.is_closed() {
+            return Err(SendError::NotConnected);
+        }
+        let channel = channel_for(&self.config.channels, delivery)?;
         self.send_message(msg, channel).map(drop)
     }
 
@@ -396,7 +417,10 @@ impl Engine for NativeConnection {
     }
 
     fn send_encoded(&mut self, message: &[u8], delivery: Delivery) -> Result<(), SendError> {
-        let channel = self.channels.channel_for(delivery)?;
+        if self.is_closed() {
+            return Err(SendError::NotConnected);
+        }
+        let channel = channel_for(&self.config.channels, delivery)?;
         self.check_send(message.len(), channel)?;
         self.push_message(message, channel);
         Ok(())
@@ -497,11 +521,16 @@ impl Engine for NativeConnection {
                     self.close(DisconnectReason::TimedOut, 0);
                     return;
                 }
-                let channels = &mut self.channels;
-                self.recovery
-                    .on_timeout(now, &mut |o| channels.on_outcome(o));
-                self.channels.drop_expired(now);
-                self.channels.take_feedback(&mut self.events);
+                match self.channels.as_deref_mut() {
+                    Some(channels) => {
+                        self.recovery
+                            .on_timeout(now, &mut |o| channels.on_outcome(o));
+                        channels.drop_expired(now);
+                        channels.take_feedback(&mut self.events);
+                    }
+                    // Nothing was ever sent: no message part can be lost.
+                    None => self.recovery.on_timeout(now, &mut |_| {}),
+                }
                 if now >= self.last_eliciting_sent + self.config.keepalive_interval() {
                     self.ping_due = true;
                 }
@@ -567,6 +596,16 @@ impl Engine for NativeConnection {
             }
             Phase::Closed { .. } => None,
         }
+    }
+}
+
+impl Channels {
+    /// A connection's channels, sized for its packets.
+    fn boxed(config: &Config, protection: &Protection) -> Box<Channels> {
+        let sizes = Sizes {
+            room: config.effective_mtu() - DATA_HEADER_LEN - protection.overhead(),
+        };
+        Box::new(Channels::new(config, sizes))
     }
 }
 

@@ -79,8 +79,6 @@ pub struct Client {
     server: Option<SocketAddr>,
     impairment: Option<Impairment>,
     events: VecDeque<Event>,
-    rx: RecvBatch,
-    tx: SendBatch,
     /// The time of the last update, for `live_stats`.
     last_update: Option<Instant>,
     /// The address to bind at the next connect; `None` binds an ephemeral
@@ -113,8 +111,6 @@ impl Client {
             server: None,
             impairment: None,
             events: VecDeque::new(),
-            rx: RecvBatch::empty(),
-            tx: SendBatch::new(config.effective_mtu()),
             last_update: None,
             local: None,
             untried: VecDeque::new(),
@@ -295,7 +291,6 @@ impl Client {
                 DriverSocket::connect_to(self.local, server, self.config.driver.udp_offload)?
             }
         };
-        self.rx = RecvBatch::new(socket.gro);
         let (config, factory, now) = (
             self.config.clone(),
             Arc::clone(&self.factory),
@@ -389,7 +384,7 @@ impl Client {
         let may_fail_over = is_handshaking(conn) && !self.untried.is_empty();
         let fail_over = &mut self.fail_over;
         socket.receive(
-            &mut self.rx,
+            &mut RecvBatch::lend(socket.gro),
             self.config.driver.recv_budget,
             |bytes, _| match impairment {
                 Some(imp) => imp.receive(now, server, bytes),
@@ -425,18 +420,19 @@ impl Client {
         // Datagrams go out in batches of up to `BATCH` per system call. A
         // full socket buffer drops them: the protocol sees a loss and resends
         // reliable data; nothing more is written until the next update.
-        while let Some(n) = conn.poll_transmit(now, self.tx.free_slot()) {
+        let mut tx = SendBatch::lend(self.config.effective_mtu());
+        while let Some(n) = conn.poll_transmit(now, tx.free_slot()) {
             if let Some(imp) = &mut self.impairment {
-                imp.send(now, server, &self.tx.free_slot()[..n]);
+                imp.send(now, server, &tx.free_slot()[..n]);
                 continue;
             }
-            self.tx.commit(n, None);
-            if self.tx.is_full() && socket.send_batch(&mut self.tx, &mut report) {
+            tx.commit(n, None);
+            if tx.is_full() && socket.send_batch(&mut tx, &mut report) {
                 break;
             }
         }
-        if !self.tx.is_empty() {
-            socket.send_batch(&mut self.tx, &mut report);
+        if !tx.is_empty() {
+            socket.send_batch(&mut tx, &mut report);
         }
         if let Some(imp) = &mut self.impairment {
             while let Some(d) = imp.due_outgoing(now) {

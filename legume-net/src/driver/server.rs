@@ -87,11 +87,9 @@ pub struct Server {
     last_io_error: Option<IoError>,
     socket_stats: SocketStats,
     io_error_log: Tally,
-    rx: RecvBatch,
-    tx: SendBatch,
     /// The time of the last update, for the live stats.
     last_update: Option<Instant>,
-    /// When the peers' stats are next sampled.
+    /// When the endpoint's log summaries are next checked.
     next_sample: Option<Instant>,
 }
 
@@ -112,8 +110,6 @@ impl Server {
             last_io_error: None,
             socket_stats: SocketStats::default(),
             io_error_log: Tally::default(),
-            rx: RecvBatch::empty(),
-            tx: SendBatch::new(config.effective_mtu()),
             last_update: None,
             next_sample: None,
             config,
@@ -152,7 +148,6 @@ impl Server {
     /// Serves on `socket`: the endpoint, its settings so far, the
     /// conditioner.
     fn serve(&mut self, socket: DriverSocket) -> Result<(), ListenError> {
-        self.rx = RecvBatch::new(socket.gro);
         let mut endpoint = ServerEndpoint::new(
             self.config.clone(),
             Arc::clone(&self.factory),
@@ -253,7 +248,11 @@ impl Server {
         self.last_update = Some(now);
     }
 
-    /// Samples every peer's stats at most every tenth of the stats window.
+    /// Writes the endpoint's log summaries that are due, at most every
+    /// tenth of the stats window. Never a pass over the peers: each
+    /// connection samples its own stats as its counters change (see
+    /// `Connection::live_stats`), so an update costs work for the peers
+    /// that had traffic or a timer, not for every peer.
     fn sample(&mut self, now: Instant) {
         let Some(e) = &mut self.endpoint else {
             return;
@@ -261,7 +260,7 @@ impl Server {
         if self.next_sample.is_some_and(|t| now < t) {
             return;
         }
-        e.sample_stats(now);
+        e.write_due_logs(now);
         let interval = (self.config.stats_window / 10).max(Duration::from_millis(1));
         self.next_sample = Some(now + interval);
     }
@@ -311,7 +310,7 @@ impl Server {
         let mut errors = Vec::new();
         let (impairment, stats) = (&mut self.impairment, &mut self.socket_stats);
         socket.receive(
-            &mut self.rx,
+            &mut RecvBatch::lend(socket.gro),
             self.config.driver.recv_budget,
             |bytes, from| {
                 stats.datagrams_received += 1;
@@ -357,18 +356,19 @@ impl Server {
         // Up to `BATCH` datagrams per system call. A full socket buffer drops
         // the rest of a batch; the protocol resends. Other peers' datagrams
         // still get their turn in the next batches.
-        while let Some((to, n)) = endpoint.poll_transmit(now, self.tx.free_slot()) {
+        let mut tx = SendBatch::lend(self.config.effective_mtu());
+        while let Some((to, n)) = endpoint.poll_transmit(now, tx.free_slot()) {
             if let Some(imp) = &mut self.impairment {
-                imp.send(now, to, &self.tx.free_slot()[..n]);
+                imp.send(now, to, &tx.free_slot()[..n]);
                 continue;
             }
-            self.tx.commit(n, Some(to));
-            if self.tx.is_full() {
-                socket.send_batch(&mut self.tx, &mut report);
+            tx.commit(n, Some(to));
+            if tx.is_full() {
+                socket.send_batch(&mut tx, &mut report);
             }
         }
-        if !self.tx.is_empty() {
-            socket.send_batch(&mut self.tx, &mut report);
+        if !tx.is_empty() {
+            socket.send_batch(&mut tx, &mut report);
         }
         if let Some(imp) = &mut self.impairment {
             while let Some(d) = imp.due_outgoing(now) {

@@ -159,10 +159,11 @@ impl ServerEndpoint {
             // Session 0 is the secure handshake's nonce prefix.
             session = self.rng.next_u32();
         }
-        let mut config = self.config.clone();
+        let mut config = Arc::clone(&self.config);
         let identity = token.as_ref().map(|t| (t.client_id(), *t.user_data()));
         let secure = token.map(|t| {
-            config.timeout = t.timeout();
+            // The token's timeout: a configuration of this peer's own.
+            Arc::make_mut(&mut config).timeout = t.timeout();
             self.open_session(from, &t)
         });
         info!(target: LOG_TARGET, peer = %from, session, peers = self.peers.len() + 1,

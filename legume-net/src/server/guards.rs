@@ -30,6 +30,17 @@ impl CompletedHandshakes {
     /// Whether the handshake of `nonce` from `addr` opened a connection
     /// already; forgets those whose cookie has expired at `now_ms` first.
     pub(super) fn contains(&mut self, now_ms: u64, addr: SocketAddr, nonce: u64) -> bool {
+        self.forget_expired(now_ms);
+        self.set.contains(&(addr, nonce))
+    }
+
+    /// Forgets the handshakes whose cookie has expired at `now_ms`, and
+    /// gives back the storage of a connect wave once most of it is unused.
+    /// Costs the expired entries, not the remembered ones: the endpoint
+    /// calls it with its timers, so that an idle server does not keep a
+    /// connect wave's handshakes until the next one.
+    pub(super) fn forget_expired(&mut self, now_ms: u64) {
+        let before = self.order.len();
         while let Some(&(expiry, a, n)) = self.order.front() {
             // A cookie is valid up to and including its expiry instant.
             if expiry >= now_ms && self.order.len() <= MAX_REMEMBERED_HANDSHAKES {
@@ -38,7 +49,10 @@ impl CompletedHandshakes {
             self.order.pop_front();
             self.set.remove(&(a, n));
         }
-        self.set.contains(&(addr, nonce))
+        if self.order.len() < before && self.order.capacity() > 4 * self.order.len().max(16) {
+            self.order.shrink_to(2 * self.order.len());
+            self.set.shrink_to(2 * self.set.len());
+        }
     }
 
     /// Remembers a handshake that opened a connection, until `expiry_ms`.

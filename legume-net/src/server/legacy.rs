@@ -45,7 +45,7 @@ impl ServerEndpoint {
                 info!(target: LOG_TARGET, peer = %from, peers = self.peers.len() + 1, protocol = "legume v4",
                     "accepted the connection from {from}");
                 let mut conn = Connection::accepted_v4(
-                    self.config.clone(),
+                    crate::Config::clone(&self.config),
                     Arc::clone(&self.factory),
                     now,
                     from,

@@ -66,7 +66,8 @@ const LOG_TARGET: &str = module_path!();
 /// [`poll_timeout`](Self::poll_timeout). Timers live in a heap, so an update
 /// costs work for the peers whose timers are due, not for every peer.
 pub struct ServerEndpoint {
-    config: Config,
+    /// Shared with every plain-mode peer's connection.
+    config: Arc<Config>,
     factory: Arc<MessageFactory>,
     key: CookieKey,
     epoch: Instant,
@@ -128,7 +129,7 @@ impl ServerEndpoint {
         let mut key = [0u8; 16];
         rng.fill(&mut key);
         ServerEndpoint {
-            config,
+            config: Arc::new(config),
             factory,
             key: CookieKey::new(key),
             epoch: now,
@@ -286,12 +287,22 @@ impl ServerEndpoint {
     }
 
     /// Keeps a stats sample for every peer that is due one (see
-    /// [`Connection::sample_stats`]), so that idle peers' rates stay exact,
-    /// and writes the log summaries that are due. It costs a pass over the
-    /// peers: call it every tenth of [`Config::stats_window`] or so, not
-    /// every datagram (the UDP driver does, in `update`).
+    /// [`Connection::sample_stats`]) and writes the log summaries that are
+    /// due. Peers' rates stay exact without it (each connection samples
+    /// itself as its counters change); it only brings forward the log
+    /// summaries of peers with no input since, which otherwise come with
+    /// their next keep-alive. It costs a pass over the peers: the UDP
+    /// driver does not call it, and a server with many peers should not
+    /// call it every frame.
     pub fn sample_stats(&mut self, now: Instant) {
         self.peers.sample_stats(now);
+        self.flush_logs(now);
+    }
+
+    /// Writes the endpoint's own log summaries that are due (its handshake
+    /// counters); no pass over the peers. For the UDP driver's update.
+    #[cfg(feature = "udp")]
+    pub(crate) fn write_due_logs(&mut self, now: Instant) {
         self.flush_logs(now);
     }
 
@@ -382,6 +393,8 @@ impl ServerEndpoint {
     /// afterwards (an ack waiting for `poll_transmit`) waits for the next call.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.flush_logs(now);
+        let now_ms = self.now_ms(now);
+        self.completed.forget_expired(now_ms);
         self.peers.handle_timeout(now);
     }
 
@@ -453,6 +466,63 @@ fn is_handshake(packet: &Result<Packet<'_>, PacketError>) -> bool {
 mod tests {
     use super::test_util::endpoint;
     use super::*;
+
+    /// What an idle peer holds (`docs/PERFORMANCE.md`, "What an idle
+    /// connection holds"): after a handshake and a minute of keep-alives
+    /// on the simulated clock, the server's connection has allocated no
+    /// channels, at most the smallest sent-packet ring, at most three stats
+    /// samples and an event queue of four, and its fixed parts stay small.
+    #[test]
+    fn an_idle_peer_holds_no_more_than_its_fixed_parts() {
+        use std::time::Duration;
+        let mut now = Instant::now();
+        let mut s = endpoint(now);
+        let addr: SocketAddr = "192.0.2.1:5000".parse().unwrap();
+        let mut c = Connection::connect(Config::default(), Arc::new(MessageFactory::new()), now, 7);
+        c.set_peer_addr(addr);
+        super::test_util::handshake(&mut s, &mut c, addr, now);
+        assert!(c.is_connected() && s.peer_count() == 1);
+        let mut buf = [0u8; 1500];
+        let mut datagrams = 0;
+        let end = now + Duration::from_secs(60);
+        while now < end {
+            now += Duration::from_millis(10);
+            if c.poll_timeout().is_some_and(|t| t <= now) {
+                c.handle_timeout(now);
+            }
+            if s.poll_timeout().is_some_and(|t| t <= now) {
+                s.handle_timeout(now);
+            }
+            while let Some(n) = c.poll_transmit(now, &mut buf) {
+                s.handle_datagram(now, addr, &buf[..n]);
+                datagrams += 1;
+            }
+            while let Some((_, n)) = s.poll_transmit(now, &mut buf) {
+                c.handle_datagram(now, &buf[..n]);
+                datagrams += 1;
+            }
+            while s.poll_event().is_some() {}
+            while c.poll_event().is_some() {}
+        }
+        // Keep-alives every 2 s and their acks, nothing else (89).
+        assert!((60..200).contains(&datagrams), "{datagrams}");
+        for conn in [s.peer(addr).expect("still a peer"), &c] {
+            assert!(conn.is_connected());
+            let lazy = conn.lazy_storage().expect("native");
+            assert!(lazy.sent_slots <= 4, "{lazy:?}");
+            assert!(lazy.samples.1 <= 3, "{lazy:?}");
+            assert_eq!(lazy.channels, (false, false), "{lazy:?}");
+            // The event queue keeps its first allocation (4 events).
+            assert!(lazy.buffers <= 4, "{lazy:?}");
+            // Rates stay exact with no periodic sampling: nothing but
+            // keep-alives in the last second.
+            let live = conn.live_stats(now);
+            assert_eq!(live.in_messages_per_s, 0.0);
+            assert!(live.span >= Duration::from_millis(900), "{live:?}");
+        }
+        assert!(std::mem::size_of::<crate::connection::NativeConnection>() <= 1100);
+        assert!(std::mem::size_of::<crate::observe::Observer>() <= 400);
+    }
 
     #[test]
     fn secrets_come_from_chacha20_never_from_the_simulator_rng() {

@@ -54,8 +54,8 @@ pub struct EndpointStats {
     /// most 8,192; the table is cleared when the next window starts).
     pub rate_tracked_sources: usize,
     /// Gauge: completed handshakes remembered to refuse replays, one per
-    /// accepted connection, dropped once its cookie has expired (when the
-    /// next valid challenge response arrives); at most 65,536.
+    /// accepted connection, dropped once its cookie has expired (at the
+    /// endpoint's next timer or valid challenge response); at most 65,536.
     pub remembered_handshakes: usize,
 }
 

@@ -132,18 +132,6 @@ fn an_invalid_list_closes_the_connection_at_once() {
         ..Config::default()
     };
     assert_eq!(bad.validate(), Err(ChannelConfigError::Empty));
-    // Five reliable channels could each hold a 1 MiB message at once.
-    let tight = Config {
-        channels: channels_with(&[ch(ChannelKind::Reliable); 3]),
-        ..Config::default()
-    };
-    assert_eq!(
-        tight.validate(),
-        Err(ChannelConfigError::ReassemblyTooSmall {
-            needed: 5 << 20,
-            max: 4 << 20
-        })
-    );
     let mut c = Connection::connect(bad, factory(), now, 1);
     assert!(matches!(
         c.poll_event(),

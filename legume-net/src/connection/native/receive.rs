@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::{NativeConnection, Phase, DISCONNECT_COPIES};
 use crate::ack::SeqCheck;
-use crate::channel::Arrival;
+use crate::channel::{frame_fits, Arrival, Channels};
 use crate::connection::Engine;
 use crate::event::{DisconnectReason, Event};
 use crate::observe::{self, PeerLabel, CONNECTION};
@@ -120,8 +120,8 @@ impl NativeConnection {
         // Validate every frame before acting on any, so a malformed packet
         // (or one naming a channel we lack, or of another kind) is dropped
         // whole and never acked.
-        let channels = &self.channels;
-        if Frames::new(frames).any(|f| f.map_or(true, |f| !channels.frame_fits(&f))) {
+        let list = &self.config.channels;
+        if Frames::new(frames).any(|f| f.map_or(true, |f| !frame_fits(list, &f))) {
             self.stats.dropped_invalid += 1;
             return;
         }
@@ -131,12 +131,19 @@ impl NativeConnection {
         self.last_recv = now;
         self.stats.in_packets += 1;
         let ack_delay = Duration::from_micros(u64::from(header.ack_delay) * 10);
-        let channels = &mut self.channels;
-        self.recovery
-            .on_ack(now, header.ack, header.ack_bits, ack_delay, &mut |o| {
-                channels.on_outcome(o)
-            });
-        self.channels.take_feedback(&mut self.events);
+        match self.channels.as_deref_mut() {
+            Some(channels) => {
+                self.recovery
+                    .on_ack(now, header.ack, header.ack_bits, ack_delay, &mut |o| {
+                        channels.on_outcome(o)
+                    });
+                channels.take_feedback(&mut self.events);
+            }
+            // Nothing was ever sent: acks can name no message part.
+            None => self
+                .recovery
+                .on_ack(now, header.ack, header.ack_bits, ack_delay, &mut |_| {}),
+        }
         for frame in Frames::new(frames).flatten() {
             self.handle_frame(frame);
             if !self.is_connected() {
@@ -149,10 +156,12 @@ impl NativeConnection {
     fn handle_frame(&mut self, frame: Frame<'_>) {
         if frame == Frame::Ping {
             self.stats.keepalive_count += 1;
+            return;
         }
-        let arrival = self
+        let channels = self
             .channels
-            .on_frame(frame, &self.factory, &mut self.received);
+            .get_or_insert_with(|| Channels::boxed(&self.config, &self.protection));
+        let arrival = channels.on_frame(frame, &self.factory, &mut self.received);
         match arrival {
             Arrival::OutOfWindow => self.stats.dropped_frames += 1,
             Arrival::OverLimit if self.is_connected() => {

@@ -71,7 +71,7 @@ impl NativeConnection {
 
     /// Whether anything waits for a DATA packet: a ping or messages.
     fn has_data(&self) -> bool {
-        self.ping_due || self.channels.has_data()
+        self.ping_due || self.channels.as_ref().is_some_and(|c| c.has_data())
     }
 
     /// Connected: the next DATA packet, sealed, if there is data the
@@ -79,8 +79,10 @@ impl NativeConnection {
     pub(super) fn transmit_data(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         let mtu = self.config.effective_mtu().min(buf.len());
         // Stale unreliable messages go before they can count as data.
-        self.channels.drop_expired(now);
-        self.channels.take_feedback(&mut self.events);
+        if let Some(channels) = self.channels.as_deref_mut() {
+            channels.drop_expired(now);
+            channels.take_feedback(&mut self.events);
+        }
         let overhead = self.protection.overhead();
         if mtu < DATA_HEADER_LEN + overhead + self.frag_size.min(64) {
             return None;
@@ -131,12 +133,18 @@ impl NativeConnection {
         if owed.is_none() {
             self.acks.on_ack_sent();
         }
-        let channels = &mut self.channels;
-        self.recovery
-            .on_sent(now, len, refs, ack_eliciting, &mut |o| {
-                channels.on_outcome(o)
-            });
-        self.channels.take_feedback(&mut self.events);
+        match self.channels.as_deref_mut() {
+            Some(channels) => {
+                self.recovery
+                    .on_sent(now, len, refs, ack_eliciting, &mut |o| {
+                        channels.on_outcome(o)
+                    });
+                channels.take_feedback(&mut self.events);
+            }
+            None => self
+                .recovery
+                .on_sent(now, len, refs, ack_eliciting, &mut |_| {}),
+        }
         if ack_eliciting {
             self.last_eliciting_sent = now;
         }
@@ -159,6 +167,9 @@ impl NativeConnection {
             self.ping_due = false;
             self.stats.keepalive_count += 1;
         }
-        self.channels.write_frames(w, seq, now, refs)
+        match self.channels.as_deref_mut() {
+            Some(channels) => channels.write_frames(w, seq, now, refs),
+            None => Ok(()),
+        }
     }
 }
