@@ -74,18 +74,19 @@ pub(super) struct PeerTable {
     /// Peers gone from `map` whose `Disconnected` event the app has not
     /// polled yet: what was attached to them stays readable until then, and
     /// is handed back with that event. At most one per queued event.
-    departed: HashMap<ClientId, Attached>,
+    departed: HashMap<ClientId, Box<Attached>>,
     queues: Queues,
     /// Scratch list of peers whose timers are due.
     due: Vec<SocketAddr>,
 }
 
-/// What the app and the connect token attached to a peer.
+/// What the app and the connect token attached to a peer, boxed in
+/// [`Peer`] only when there is any: most peers of most servers have
+/// neither, and the user data is 256 bytes.
 #[derive(Default)]
 struct Attached {
-    /// The connect token's user data (secure mode), boxed: most servers
-    /// have none, and it is 256 bytes.
-    user_data: Option<Box<[u8; USER_DATA_LEN]>>,
+    /// The connect token's user data (secure mode).
+    user_data: Option<[u8; USER_DATA_LEN]>,
     data: Option<PeerData>,
 }
 
@@ -93,7 +94,7 @@ struct Attached {
 struct Peer {
     conn: Connection,
     id: ClientId,
-    attached: Attached,
+    attached: Option<Box<Attached>>,
     /// Whether its `Disconnected` event has been polled (and `attached.data`
     /// handed back with it).
     farewell_polled: bool,
@@ -161,17 +162,17 @@ impl PeerTable {
     /// `Disconnected` event not yet polled.
     fn attached(&self, peer: PeerRef) -> Option<&Attached> {
         if let Some(addr) = self.resolve(peer) {
-            return self.map.get(&addr).map(|p| &p.attached);
+            return self.map.get(&addr)?.attached.as_deref();
         }
         match peer {
-            PeerRef::Client(id) => self.departed.get(&id),
+            PeerRef::Client(id) => self.departed.get(&id).map(|a| &**a),
             PeerRef::Addr(_) => None,
         }
     }
 
     /// The connect token's user data of a peer (secure mode).
     pub(super) fn user_data(&self, peer: PeerRef) -> Option<&[u8; USER_DATA_LEN]> {
-        self.attached(peer)?.user_data.as_deref()
+        self.attached(peer)?.user_data.as_ref()
     }
 
     /// The app's value attached to a peer, if it is a `T`.
@@ -182,9 +183,9 @@ impl PeerTable {
     /// The app's value attached to a peer, mutably, if it is a `T`.
     pub(super) fn peer_data_mut<T: Any>(&mut self, peer: PeerRef) -> Option<&mut T> {
         let attached = match self.resolve(peer) {
-            Some(addr) => self.map.get_mut(&addr).map(|p| &mut p.attached),
+            Some(addr) => self.map.get_mut(&addr)?.attached.as_deref_mut(),
             None => match peer {
-                PeerRef::Client(id) => self.departed.get_mut(&id),
+                PeerRef::Client(id) => self.departed.get_mut(&id).map(|a| &mut **a),
                 PeerRef::Addr(_) => None,
             },
         }?;
@@ -199,7 +200,7 @@ impl PeerTable {
         };
         match self.map.get_mut(&addr) {
             Some(p) => {
-                p.attached.data = Some(data);
+                p.attached.get_or_insert_with(Box::default).data = Some(data);
                 true
             }
             None => false,
@@ -216,7 +217,7 @@ impl PeerTable {
         token: Option<(u64, [u8; USER_DATA_LEN])>,
     ) -> ClientId {
         let (id, user_data) = match token {
-            Some((id, user_data)) => (ClientId::new(id), Some(Box::new(user_data))),
+            Some((id, user_data)) => (ClientId::new(id), Some(user_data)),
             None => (self.assign_id(), None),
         };
         if let Some(old) = self.map.remove(&addr) {
@@ -229,10 +230,12 @@ impl PeerTable {
             Peer {
                 conn,
                 id,
-                attached: Attached {
-                    user_data,
-                    data: None,
-                },
+                attached: user_data.map(|user_data| {
+                    Box::new(Attached {
+                        user_data: Some(user_data),
+                        data: None,
+                    })
+                }),
                 farewell_polled: false,
                 scheduled: None,
                 dirty: false,
@@ -419,7 +422,9 @@ impl PeerTable {
         };
         self.ids.remove(&p.id);
         if !p.farewell_polled {
-            self.departed.insert(p.id, p.attached);
+            if let Some(attached) = p.attached {
+                self.departed.insert(p.id, attached);
+            }
         }
     }
 
@@ -436,7 +441,7 @@ impl PeerTable {
                     .and_then(|a| self.map.get_mut(a))
                     .and_then(|p| {
                         p.farewell_polled = true;
-                        p.attached.data.take()
+                        p.attached.as_mut()?.data.take()
                     }),
             };
         }
