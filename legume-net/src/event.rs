@@ -254,7 +254,8 @@ pub struct Stats {
     /// the message is still among the ids it remembers), so it delivers at
     /// most this many duplicates. Always 0 in native mode.
     pub lost_ack_resends: u64,
-    /// Each channel's counters, in id order (`Config::channels`).
+    /// Each channel's counters, in id order (`Config::channels`); empty
+    /// in legume v4 mode.
     pub channels: Vec<ChannelStats>,
 }
 

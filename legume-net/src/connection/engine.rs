@@ -81,6 +81,12 @@ pub(crate) trait Engine: fmt::Debug {
     /// The connection's metrics.
     fn stats(&self) -> Stats;
 
+    /// The metrics without [`Stats::channels`], which the periodic samples
+    /// do not use: building that list allocates.
+    fn sampled_stats(&self) -> Stats {
+        self.stats()
+    }
+
     /// Counters for the observer beyond the stats.
     fn counters(&self) -> EngineCounters;
 

@@ -278,7 +278,7 @@ impl Connection {
     }
 
     fn observe(&mut self, now: Instant) {
-        let stats = self.stats();
+        let stats = self.engine.get().sampled_stats();
         let counters = self.engine.get().counters();
         self.obs.tick(now, &stats, &counters);
     }

@@ -352,21 +352,26 @@ impl Engine for NativeConnection {
 
     /// The connection's metrics.
     fn stats(&self) -> Stats {
+        let mut s = self.sampled_stats();
+        s.channels = match &self.channels {
+            Some(channels) => channels.stats(),
+            None => Channels::unused_stats(&self.config.channels),
+        };
+        s
+    }
+
+    fn sampled_stats(&self) -> Stats {
         let mut s = self.stats.clone();
         s.latency_ms = self.recovery.rtt.srtt().as_secs_f64() * 1000.0;
         s.latency_variation_ms = self.recovery.rtt.rttvar().as_secs_f64() * 1000.0;
         s.packet_loss = self.recovery.loss_rate;
         s.out_buffer_bytes = self.queued_bytes();
-        match &self.channels {
-            Some(channels) => {
-                let (resends, _, pending_acks, reorder_queue) = channels.reliable_totals();
-                s.resends = resends;
-                s.pending_acks = pending_acks;
-                s.reorder_queue = reorder_queue;
-                s.reassembly_bytes = channels.reassembly.in_use;
-                s.channels = channels.stats();
-            }
-            None => s.channels = Channels::unused_stats(&self.config.channels),
+        if let Some(channels) = &self.channels {
+            let (resends, _, pending_acks, reorder_queue) = channels.reliable_totals();
+            s.resends = resends;
+            s.pending_acks = pending_acks;
+            s.reorder_queue = reorder_queue;
+            s.reassembly_bytes = channels.reassembly.in_use;
         }
         s.lost_packets = self.recovery.lost_packets;
         s.spurious_losses = self.recovery.spurious_losses;
