@@ -21,6 +21,10 @@ use crate::recovery::Outcome;
 /// Virtual time per byte sent at weight 1 (`docs/PROTOCOL.md` 4, "Scheduling").
 const VTIME_PER_BYTE: u64 = 1 << 16;
 
+/// A ready channel's place in the scheduler's order: virtual time, then
+/// priority, then id.
+type Key = (u64, u8, usize);
+
 /// The send side of one channel.
 #[derive(Debug)]
 enum SendSide {
@@ -172,7 +176,9 @@ impl Channels {
         // Channels whose next frame did not fit in this packet.
         let mut full: u64 = 0;
         loop {
-            let mut best: Option<(u64, u8, usize)> = None;
+            // The least key goes next; it keeps going while its key stays
+            // below the runner-up's (the others' keys do not move meanwhile).
+            let (mut best, mut second): (Option<Key>, Option<Key>) = (None, None);
             for (i, c) in self.list.iter_mut().enumerate() {
                 if full & (1 << i) != 0 || !c.is_ready() {
                     continue;
@@ -181,23 +187,32 @@ impl Channels {
                 c.vtime = c.vtime.max(self.vnow);
                 let key = (c.vtime, c.config.priority, i);
                 if best.is_none_or(|b| key < b) {
+                    second = best;
                     best = Some(key);
+                } else if second.is_none_or(|s| key < s) {
+                    second = Some(key);
                 }
             }
-            let Some((vtime, _, i)) = best else {
+            let Some((mut vtime, priority, i)) = best else {
                 return Ok(());
             };
             let c = &mut self.list[i];
-            let written = match &mut c.send {
-                SendSide::Unreliable(q) => q.write_next(w, now, refs)?,
-                SendSide::Reliable(s) => s.write_next(w, seq, refs)?,
-            };
-            match written {
-                Some(n) => {
-                    self.vnow = vtime;
-                    c.vtime = vtime + n as u64 * VTIME_PER_BYTE / u64::from(c.config.weight.max(1));
+            let weight = u64::from(c.config.weight.max(1));
+            loop {
+                let written = match &mut c.send {
+                    SendSide::Unreliable(q) => q.write_next(w, now, refs)?,
+                    SendSide::Reliable(s) => s.write_next(w, seq, refs)?,
+                };
+                let Some(n) = written else {
+                    full |= 1 << i;
+                    break;
+                };
+                self.vnow = vtime;
+                vtime += n as u64 * VTIME_PER_BYTE / weight;
+                c.vtime = vtime;
+                if second.is_some_and(|s| (vtime, priority, i) > s) || !c.is_ready() {
+                    break;
                 }
-                None => full |= 1 << i,
             }
         }
     }
