@@ -77,8 +77,18 @@ impl NativeConnection {
             || self.ordered.has_sendable()
     }
 
+    /// When the pacer will let waiting data out, if it alone holds it back
+    /// (the window has room): a deadline for `poll_timeout`, so the driver
+    /// wakes to send it.
+    pub(super) fn paced_send_time(&self) -> Option<Instant> {
+        // Cheapest test first: this runs on every poll_timeout.
+        let mtu = self.config.effective_mtu();
+        let at = self.recovery.cc.next_paced_send(mtu)?;
+        (self.has_data() && self.recovery.can_send(mtu)).then_some(at)
+    }
+
     /// Connected: the next DATA packet, sealed, if there is data the
-    /// congestion window lets out or an ack is due.
+    /// congestion window and the pacer let out, or an ack is due.
     pub(super) fn transmit_data(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         let mtu = self.config.effective_mtu().min(buf.len());
         let overhead = self.protection.overhead();
@@ -88,7 +98,14 @@ impl NativeConnection {
         // Acks owed for packets a burst pushed out of the current ack's
         // reach go first, each alone in an ack-only packet.
         let owed = self.acks.take_pending(now);
-        let send_data = owed.is_none() && self.has_data() && self.recovery.can_send(mtu);
+        let has_data = self.has_data();
+        if !has_data {
+            self.recovery.cc.on_app_limited();
+        }
+        let send_data = owed.is_none()
+            && has_data
+            && self.recovery.can_send(mtu)
+            && self.recovery.pacing_allows(now, mtu);
         if owed.is_none() && !send_data && !self.acks.ack_due(now) {
             return None;
         }
