@@ -258,6 +258,7 @@ impl Recovery {
             if n == 0 {
                 let measured = now.saturating_duration_since(p.sent_at);
                 self.rtt.update(measured, ack_delay);
+                self.cc.on_rtt_sample(measured);
                 rtt_sample = Some(measured);
             }
             let (size, sent_at) = (p.size, p.sent_at);

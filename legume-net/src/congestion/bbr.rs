@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::sampler::RoundSample;
 use super::{AckEvent, Controller};
 
-/// Startup's pacing and window gain, 2/ln 2: the rate doubles each round.
+/// Startup's pacing gain, 2/ln 2: the rate doubles each round.
 const STARTUP_GAIN: f64 = 2.77;
 /// The window gain after Startup: two bandwidth-delay products.
 const CWND_GAIN: f64 = 2.0;
@@ -21,13 +21,16 @@ const BW_FILTER_ROUNDS: usize = 10;
 const MIN_RTT_LIFETIME: Duration = Duration::from_secs(10);
 /// ProbeRTT holds the window down this long (and at least a round).
 const PROBE_RTT_TIME: Duration = Duration::from_millis(200);
+/// ProbeRTT's pacing gain: the window floor (`min_window`) may exceed a
+/// flow's share of the path, so the queue is drained by pacing slower too.
+const PROBE_RTT_GAIN: f64 = 0.5;
 /// The smallest window, in datagrams, and ProbeRTT's window.
 const MIN_WINDOW_DATAGRAMS: usize = 4;
 /// Startup ends after this many rounds without 25% more bandwidth.
 const FULL_BW_ROUNDS: u32 = 3;
 const FULL_BW_GROWTH: f64 = 1.25;
-/// A round with a queue and more than this fraction of its bytes lost is
-/// congested (BBRv2's loss threshold).
+/// A round that lost more than this fraction of its bytes while the RTT
+/// showed a queue is congested (BBRv2's loss threshold).
 const LOSS_THRESHOLD: f64 = 0.02;
 /// A round that lost more than this fraction is congested whatever the
 /// RTT says (a policer drops without queueing)...
@@ -38,9 +41,14 @@ const HEAVY_LOSS_MIN_DATAGRAMS: u64 = 16;
 /// A congested round sets the bandwidth estimate to this share of what it
 /// delivered: a multiplicative decrease that drains the queue.
 const BETA: f64 = 0.85;
-/// A round's smallest RTT shows a queue when above the min RTT by a
-/// quarter of it, and by at least this.
+/// Rounds in a row whose every RTT sample showed a queue, after which the
+/// queue is standing (ProbeBW's probe makes one for a round at most) and
+/// is drained as after a congested round.
+const STANDING_QUEUE_ROUNDS: u32 = 2;
+/// A round's smallest RTT shows a queue above the min RTT by a quarter of
+/// it, within these bounds.
 const MIN_QUEUE_DELAY: Duration = Duration::from_millis(2);
+const MAX_QUEUE_DELAY: Duration = Duration::from_millis(16);
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Mode {
@@ -69,6 +77,8 @@ pub(crate) struct Bbr {
     full_bw: u64,
     full_bw_rounds: u32,
     filled_pipe: bool,
+    /// Rounds in a row whose smallest RTT showed a queue.
+    queued_rounds: u32,
     cycle_index: usize,
     cycle_start: Option<Instant>,
     /// The window before the first bandwidth sample.
@@ -96,6 +106,7 @@ impl Bbr {
             full_bw: 0,
             full_bw_rounds: 0,
             filled_pipe: false,
+            queued_rounds: 0,
             cycle_index: 0,
             cycle_start: None,
             initial_window: (10 * mtu).max(floor),
@@ -120,7 +131,7 @@ impl Bbr {
             Mode::Startup => STARTUP_GAIN,
             Mode::Drain => 1.0 / STARTUP_GAIN,
             Mode::ProbeBw => PROBE_BW_GAINS[self.cycle_index],
-            Mode::ProbeRtt { .. } => 1.0,
+            Mode::ProbeRtt { .. } => PROBE_RTT_GAIN,
         }
     }
 
@@ -132,13 +143,15 @@ impl Bbr {
     /// A round closed: update the bandwidth estimate, and react to congestion.
     fn on_round(&mut self, sample: &RoundSample) {
         self.rounds += 1;
-        let queued = match (sample.min_rtt, self.min_rtt) {
-            (Some(round), Some(min)) => round > min + (min / 4).max(MIN_QUEUE_DELAY),
-            _ => false,
-        };
-        let loss = sample.loss_fraction();
         let big = sample.acked + sample.lost >= HEAVY_LOSS_MIN_DATAGRAMS * self.mtu as u64;
-        if (loss > LOSS_THRESHOLD && queued) || (loss > HEAVY_LOSS && big) {
+        let heavy = sample.loss_fraction() > HEAVY_LOSS && big;
+        let standing = self.standing_queue(sample);
+        if self.mode == Mode::Startup && self.queued_rounds > 0 {
+            // HyStart's delay increase: the pipe is full once a whole round
+            // waited in a queue.
+            self.filled_pipe = true;
+        }
+        if sample.congestive_fraction() > LOSS_THRESHOLD || heavy || standing {
             // Congestion: only what was acked got through the bottleneck;
             // one round never cuts the estimate by more than half (a round
             // can be short of acks for other reasons).
@@ -149,8 +162,9 @@ impl Bbr {
             self.filled_pipe = true;
             return;
         }
-        // No congestion: what was lost still went through the path.
-        let bw = sample.rate(sample.acked + sample.lost);
+        // No congestion: what was lost at random still went through the
+        // path (a few bytes lost to a queue do not count).
+        let bw = sample.rate(sample.acked + sample.lost - sample.congestive);
         if sample.app_limited && bw < self.bw() {
             return;
         }
@@ -165,6 +179,24 @@ impl Bbr {
             self.full_bw_rounds += 1;
             self.filled_pipe = self.full_bw_rounds >= FULL_BW_ROUNDS;
         }
+    }
+
+    /// Counts the rounds in a row whose every RTT sample was above the min
+    /// RTT by a quarter of it (at least 2 ms, at most 16 ms, after
+    /// HyStart's bounds); returns whether the queue is standing.
+    fn standing_queue(&mut self, sample: &RoundSample) -> bool {
+        let queued = match (sample.min_rtt, self.min_rtt) {
+            (Some(round), Some(min)) => {
+                round > min + (min / 4).clamp(MIN_QUEUE_DELAY, MAX_QUEUE_DELAY)
+            }
+            _ => false,
+        };
+        self.queued_rounds = if queued { self.queued_rounds + 1 } else { 0 };
+        if self.queued_rounds >= STANDING_QUEUE_ROUNDS {
+            self.queued_rounds = 0;
+            return true;
+        }
+        false
     }
 
     /// Takes an RTT sample; returns whether the min RTT had expired.
@@ -237,11 +269,10 @@ impl Controller for Bbr {
         if matches!(self.mode, Mode::ProbeRtt { .. }) {
             return self.probe_rtt_window;
         }
-        let gain = match self.mode {
-            Mode::Startup => STARTUP_GAIN,
-            _ => CWND_GAIN,
-        };
-        let Some(target) = self.bdp(gain) else {
+        // Two BDPs in every phase, Startup included (as BBRv3 does): the
+        // estimate never exceeds the bottleneck's rate, so Startup's queue
+        // stays under one BDP while its pacing gain finds the rate.
+        let Some(target) = self.bdp(CWND_GAIN) else {
             return self.initial_window;
         };
         let floor = MIN_WINDOW_DATAGRAMS * self.mtu;
@@ -263,9 +294,9 @@ impl Controller for Bbr {
             let rate = self.initial_window as f64 / rtt.as_secs_f64() * STARTUP_GAIN;
             return Some(rate as u64);
         }
-        // Never below the smallest window per smoothed RTT, so that acks
-        // keep flowing whatever one bad round did to the estimate.
-        let floor = (MIN_WINDOW_DATAGRAMS * self.mtu) as f64 / self.srtt.as_secs_f64().max(1e-6);
+        // Never below a datagram per smoothed RTT, so that acks keep
+        // flowing whatever one bad round did to the estimate.
+        let floor = self.mtu as f64 / self.srtt.as_secs_f64().max(1e-6);
         Some((bw as f64 * self.pacing_gain()).max(floor) as u64)
     }
 
@@ -299,10 +330,12 @@ mod tests {
 
     const MS: Duration = Duration::from_millis(1);
 
+    /// A round whose losses were congestive when `rtt` is over 45 ms.
     fn round(acked: u64, lost: u64, rtt: Duration) -> RoundSample {
         RoundSample {
             acked,
             lost,
+            congestive: if rtt > 45 * MS { lost } else { 0 },
             interval: 40 * MS,
             app_limited: false,
             min_rtt: Some(rtt),

@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 use crate::config::{CongestionConfig, CongestionController};
 use crate::pacing::Pacer;
 
+/// A loss meets a queue when the RTT is above its minimum by a quarter of
+/// it, and by at least this.
+const MIN_QUEUE_DELAY: Duration = Duration::from_millis(2);
+
 mod bbr;
 mod new_reno;
 mod sampler;
@@ -79,6 +83,8 @@ pub(crate) struct Congestion {
     /// The smallest RTT sample seen, for the stats of a controller that
     /// keeps no min RTT of its own.
     min_rtt: Option<Duration>,
+    /// The newest RTT sample: whether a loss found now met a queue.
+    latest_rtt: Option<Duration>,
 }
 
 impl Congestion {
@@ -112,6 +118,7 @@ impl Congestion {
             max_rate: config.max_rate,
             srtt: initial_rtt,
             min_rtt: None,
+            latest_rtt: None,
         };
         cc.update(now);
         cc
@@ -171,10 +178,29 @@ impl Congestion {
         self.window = self.bounded_window();
     }
 
+    /// An RTT sample (ack delay included) from the newest packet an ack
+    /// acked, before the losses that ack reveals are declared.
+    pub(crate) fn on_rtt_sample(&mut self, rtt: Duration) {
+        self.latest_rtt = Some(rtt);
+        self.min_rtt = Some(self.min_rtt.map_or(rtt, |m| m.min(rtt)));
+    }
+
+    /// Whether the newest RTT sample shows a queue: above the min RTT by a
+    /// quarter of it, and by at least 2 ms. The packets acked just after a
+    /// lost one went through the same queue it met (Veno's and Biaz and
+    /// Vaidya's loss differentiation by delay).
+    fn queue_visible(&self) -> bool {
+        match (self.latest_rtt, self.min_rtt()) {
+            (Some(latest), Some(min)) => latest > min + (min / 4).max(MIN_QUEUE_DELAY),
+            _ => false,
+        }
+    }
+
     /// A packet of `size` bytes sent at `sent_at` was declared lost at `now`.
     pub(crate) fn on_lost(&mut self, now: Instant, size: usize, sent_at: Instant) {
         self.in_flight = self.in_flight.saturating_sub(size);
-        self.sampler.on_lost(size);
+        let congestive = self.queue_visible();
+        self.sampler.on_lost(size, congestive);
         self.controller.on_lost(now, size, sent_at);
         self.window = self.bounded_window();
     }
@@ -190,9 +216,6 @@ impl Congestion {
     /// acked packet (if it acked one) and the smoothed RTT.
     pub(crate) fn on_ack_event(&mut self, now: Instant, rtt: Option<Duration>, srtt: Duration) {
         self.srtt = srtt;
-        if let Some(rtt) = rtt {
-            self.min_rtt = Some(self.min_rtt.map_or(rtt, |m| m.min(rtt)));
-        }
         let event = AckEvent {
             in_flight: self.in_flight,
             rtt,
@@ -327,6 +350,7 @@ mod tests {
             now = sent + 40 * MS;
             for _ in 0..10 {
                 cc.on_acked(now, 1000, sent);
+                cc.on_rtt_sample(40 * MS);
                 cc.on_ack_event(now, Some(40 * MS), 40 * MS);
             }
             assert_eq!(cc.in_flight(), 0, "round {round}");
