@@ -528,10 +528,13 @@ impl Engine for NativeConnection {
                     t = t.min(self.last_eliciting_sent + self.config.keepalive_interval());
                 }
                 let paced = self.paced_send_time();
-                for other in [self.acks.deadline(), self.recovery.timer(), paced]
-                    .into_iter()
-                    .flatten()
-                {
+                // A due ack that rides on the next paced packet wakes with it.
+                let ack = if self.ack_rides_paced_data() {
+                    paced
+                } else {
+                    self.acks.deadline()
+                };
+                for other in [ack, self.recovery.timer(), paced].into_iter().flatten() {
                     t = t.min(other);
                 }
                 Some(t)

@@ -87,6 +87,16 @@ impl NativeConnection {
         (self.has_data() && self.recovery.can_send(mtu)).then_some(at)
     }
 
+    /// Whether the due ack waits for the DATA packet the pacer lets out
+    /// within `max_ack_delay` of the ack's deadline, instead of going alone:
+    /// pacing must not double the packets a two-way exchange sends.
+    pub(super) fn ack_rides_paced_data(&self) -> bool {
+        let (Some(paced), Some(due)) = (self.paced_send_time(), self.acks.deadline()) else {
+            return false;
+        };
+        paced <= due + self.config.max_ack_delay
+    }
+
     /// Connected: the next DATA packet, sealed, if there is data the
     /// congestion window and the pacer let out, or an ack is due.
     pub(super) fn transmit_data(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
@@ -106,7 +116,8 @@ impl NativeConnection {
             && has_data
             && self.recovery.can_send(mtu)
             && self.recovery.pacing_allows(now, mtu);
-        if owed.is_none() && !send_data && !self.acks.ack_due(now) {
+        if owed.is_none() && !send_data && (!self.acks.ack_due(now) || self.ack_rides_paced_data())
+        {
             return None;
         }
         let (ack, ack_bits, ack_delay) = owed.unwrap_or_else(|| self.acks.fields(now));
