@@ -205,6 +205,14 @@ impl Recovery {
             },
         );
         self.in_flight.push_back(seq);
+        // The window lets every ack-eliciting packet out but the probes
+        // and a packet into an empty flight (`can_send`); the packet was
+        // at most the MTU the caller checked room for.
+        debug_assert!(
+            self.probe_credit > 0
+                || self.cc.in_flight() == 0
+                || self.cc.in_flight() + size <= self.cc.window()
+        );
         self.probe_credit = self.probe_credit.saturating_sub(1);
         self.cc.on_sent(now, size);
         self.last_eliciting_sent = Some(now);
