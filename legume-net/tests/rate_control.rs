@@ -244,7 +244,8 @@ fn two_flows_share_a_bottleneck_fairly() {
 /// not reached. Flows that start together measure their min RTT through
 /// each other's Startup queues, each a little differently (41 to 47 ms
 /// here), and the standing-queue rule then cuts the flows with the lowest
-/// min RTT first. No flow starves; the spread is what is asserted.
+/// min RTT first. No flow starves; the spread is what is asserted (0.60
+/// to 1.50 of the fair share with this seed).
 #[test]
 fn eight_flows_share_a_bottleneck_without_starving() {
     let shares = fair_shares(6, 8, 3 * SEC, 6 * SEC);

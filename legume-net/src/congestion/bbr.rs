@@ -123,7 +123,7 @@ impl Bbr {
     /// `gain` bandwidth-delay products, in bytes.
     fn bdp(&self, gain: f64) -> Option<usize> {
         let (bw, rtt) = (self.bw(), self.min_rtt?);
-        (bw > 0).then(|| (bw as f64 * rtt.as_secs_f64() * gain) as usize)
+        (bw > 0).then_some((bw as f64 * rtt.as_secs_f64() * gain) as usize)
     }
 
     fn pacing_gain(&self) -> f64 {
