@@ -205,14 +205,6 @@ impl Recovery {
             },
         );
         self.in_flight.push_back(seq);
-        // The window lets every ack-eliciting packet out but the probes
-        // and a packet into an empty flight (`can_send`); the packet was
-        // at most the MTU the caller checked room for.
-        debug_assert!(
-            self.probe_credit > 0
-                || self.cc.in_flight() == 0
-                || self.cc.in_flight() + size <= self.cc.window()
-        );
         self.probe_credit = self.probe_credit.saturating_sub(1);
         self.cc.on_sent(now, size);
         self.last_eliciting_sent = Some(now);
@@ -266,7 +258,7 @@ impl Recovery {
             if n == 0 {
                 let measured = now.saturating_duration_since(p.sent_at);
                 self.rtt.update(measured, ack_delay);
-                self.cc.on_rtt_sample(measured);
+                self.cc.on_rtt_sample(measured, self.rtt.rttvar());
                 rtt_sample = Some(measured);
             }
             let (size, sent_at) = (p.size, p.sent_at);

@@ -4,9 +4,6 @@
 //! than its window lets out (bar the two probes a probe timeout allows),
 //! the BBR controller's pacing rate never drops to zero, a rate cap is
 //! kept, and every reliable message arrives exactly once.
-//!
-//! `Recovery` also checks the window at each send (a `debug_assert`), so
-//! every simulated test checks it too.
 
 mod util;
 

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use super::sampler::RoundSample;
-use super::{AckEvent, Controller};
+use super::{queue_threshold, AckEvent, Controller};
 
 /// Startup's pacing gain, 2/ln 2: the rate doubles each round.
 const STARTUP_GAIN: f64 = 2.77;
@@ -45,10 +45,6 @@ const BETA: f64 = 0.85;
 /// queue is standing (ProbeBW's probe makes one for a round at most) and
 /// is drained as after a congested round.
 const STANDING_QUEUE_ROUNDS: u32 = 2;
-/// A round's smallest RTT shows a queue above the min RTT by a quarter of
-/// it, within these bounds.
-const MIN_QUEUE_DELAY: Duration = Duration::from_millis(2);
-const MAX_QUEUE_DELAY: Duration = Duration::from_millis(16);
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Mode {
@@ -73,6 +69,7 @@ pub(crate) struct Bbr {
     min_rtt: Option<Duration>,
     min_rtt_at: Option<Instant>,
     srtt: Duration,
+    rttvar: Duration,
     rounds: u64,
     full_bw: u64,
     full_bw_rounds: u32,
@@ -102,6 +99,7 @@ impl Bbr {
             min_rtt: None,
             min_rtt_at: None,
             srtt: initial_rtt,
+            rttvar: Duration::ZERO,
             rounds: 0,
             full_bw: 0,
             full_bw_rounds: 0,
@@ -145,13 +143,17 @@ impl Bbr {
         self.rounds += 1;
         let big = sample.acked + sample.lost >= HEAVY_LOSS_MIN_DATAGRAMS * self.mtu as u64;
         let heavy = sample.loss_fraction() > HEAVY_LOSS && big;
-        let standing = self.standing_queue(sample);
-        if self.mode == Mode::Startup && self.queued_rounds > 0 {
+        let (queued, standing) = self.standing_queue(sample);
+        if self.mode == Mode::Startup && queued {
             // HyStart's delay increase: the pipe is full once a whole round
             // waited in a queue.
             self.filled_pipe = true;
         }
-        if sample.congestive_fraction() > LOSS_THRESHOLD || heavy || standing {
+        // Losses that met a queue in a round that queued throughout: a
+        // queue overflowed (jitter alone makes single samples look queued,
+        // but not a whole round's).
+        let overflow = queued && sample.congestive_fraction() > LOSS_THRESHOLD;
+        if overflow || heavy || standing {
             // Congestion: only what was acked got through the bottleneck;
             // one round never cuts the estimate by more than half (a round
             // can be short of acks for other reasons).
@@ -181,22 +183,20 @@ impl Bbr {
         }
     }
 
-    /// Counts the rounds in a row whose every RTT sample was above the min
-    /// RTT by a quarter of it (at least 2 ms, at most 16 ms, after
-    /// HyStart's bounds); returns whether the queue is standing.
-    fn standing_queue(&mut self, sample: &RoundSample) -> bool {
+    /// Whether every RTT sample of the round showed a queue (above the min
+    /// RTT by `queue_threshold`), and whether that makes the queue
+    /// standing: `STANDING_QUEUE_ROUNDS` such rounds in a row.
+    fn standing_queue(&mut self, sample: &RoundSample) -> (bool, bool) {
         let queued = match (sample.min_rtt, self.min_rtt) {
-            (Some(round), Some(min)) => {
-                round > min + (min / 4).clamp(MIN_QUEUE_DELAY, MAX_QUEUE_DELAY)
-            }
+            (Some(round), Some(min)) => round > min + queue_threshold(min, self.rttvar),
             _ => false,
         };
         self.queued_rounds = if queued { self.queued_rounds + 1 } else { 0 };
         if self.queued_rounds >= STANDING_QUEUE_ROUNDS {
             self.queued_rounds = 0;
-            return true;
+            return (queued, true);
         }
-        false
+        (queued, false)
     }
 
     /// Takes an RTT sample; returns whether the min RTT had expired.
@@ -316,6 +316,7 @@ impl Controller for Bbr {
 
     fn on_ack_event(&mut self, now: Instant, event: &AckEvent) {
         self.srtt = event.srtt;
+        self.rttvar = event.rttvar;
         let expired = self.update_min_rtt(now, event.rtt);
         if let Some(sample) = &event.round {
             self.on_round(sample);
@@ -347,6 +348,7 @@ mod tests {
             in_flight,
             rtt: Some(rtt),
             srtt: rtt,
+            rttvar: Duration::ZERO,
             round,
         }
     }

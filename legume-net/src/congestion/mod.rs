@@ -13,9 +13,17 @@ use std::time::{Duration, Instant};
 use crate::config::{CongestionConfig, CongestionController};
 use crate::pacing::Pacer;
 
-/// A loss meets a queue when the RTT is above its minimum by a quarter of
-/// it, and by at least this.
+/// An RTT shows a queue when above the min RTT by a quarter of it (at
+/// least `MIN_QUEUE_DELAY`, at most `MAX_QUEUE_DELAY`, after HyStart's
+/// bounds) and by twice the RTT variation.
 const MIN_QUEUE_DELAY: Duration = Duration::from_millis(2);
+const MAX_QUEUE_DELAY: Duration = Duration::from_millis(16);
+
+/// How far above `min_rtt` an RTT must be to show a queue rather than
+/// jitter.
+pub(crate) fn queue_threshold(min_rtt: Duration, rttvar: Duration) -> Duration {
+    (min_rtt / 4).clamp(MIN_QUEUE_DELAY, MAX_QUEUE_DELAY) + rttvar * 2
+}
 
 mod bbr;
 mod new_reno;
@@ -35,6 +43,9 @@ pub(crate) struct AckEvent {
     pub(crate) rtt: Option<Duration>,
     /// The smoothed RTT.
     pub(crate) srtt: Duration,
+    /// The RTT variation (RFC 6298 `rttvar`): how much of an RTT rise
+    /// jitter alone explains.
+    pub(crate) rttvar: Duration,
     /// The round trip this ack closed, if it closed one.
     pub(crate) round: Option<RoundSample>,
 }
@@ -85,6 +96,7 @@ pub(crate) struct Congestion {
     min_rtt: Option<Duration>,
     /// The newest RTT sample: whether a loss found now met a queue.
     latest_rtt: Option<Duration>,
+    rttvar: Duration,
 }
 
 impl Congestion {
@@ -119,6 +131,7 @@ impl Congestion {
             srtt: initial_rtt,
             min_rtt: None,
             latest_rtt: None,
+            rttvar: initial_rtt / 2,
         };
         cc.update(now);
         cc
@@ -179,19 +192,22 @@ impl Congestion {
     }
 
     /// An RTT sample (ack delay included) from the newest packet an ack
-    /// acked, before the losses that ack reveals are declared.
-    pub(crate) fn on_rtt_sample(&mut self, rtt: Duration) {
+    /// acked, before the losses that ack reveals are declared, with the
+    /// RTT variation after it.
+    pub(crate) fn on_rtt_sample(&mut self, rtt: Duration, rttvar: Duration) {
         self.latest_rtt = Some(rtt);
+        self.rttvar = rttvar;
         self.min_rtt = Some(self.min_rtt.map_or(rtt, |m| m.min(rtt)));
     }
 
-    /// Whether the newest RTT sample shows a queue: above the min RTT by a
-    /// quarter of it, and by at least 2 ms. The packets acked just after a
-    /// lost one went through the same queue it met (Veno's and Biaz and
-    /// Vaidya's loss differentiation by delay).
+    /// Whether the newest RTT sample may show a queue: above the min RTT by
+    /// more than a quarter of it (at least 2 ms) and twice the RTT
+    /// variation, which jitter alone explains. The packets acked just after
+    /// a lost one went through the queue it met (loss differentiation by
+    /// delay, as in Veno).
     fn queue_visible(&self) -> bool {
         match (self.latest_rtt, self.min_rtt()) {
-            (Some(latest), Some(min)) => latest > min + (min / 4).max(MIN_QUEUE_DELAY),
+            (Some(latest), Some(min)) => latest > min + queue_threshold(min, self.rttvar),
             _ => false,
         }
     }
@@ -220,6 +236,7 @@ impl Congestion {
             in_flight: self.in_flight,
             rtt,
             srtt,
+            rttvar: self.rttvar,
             round: self.sampler.on_ack_event(now, rtt),
         };
         self.controller.on_ack_event(now, &event);
@@ -350,7 +367,7 @@ mod tests {
             now = sent + 40 * MS;
             for _ in 0..10 {
                 cc.on_acked(now, 1000, sent);
-                cc.on_rtt_sample(40 * MS);
+                cc.on_rtt_sample(40 * MS, MS);
                 cc.on_ack_event(now, Some(40 * MS), 40 * MS);
             }
             assert_eq!(cc.in_flight(), 0, "round {round}");
