@@ -244,14 +244,13 @@ fn two_flows_share_a_bottleneck_fairly() {
 /// not reached. Flows that start together measure their min RTT through
 /// each other's Startup queues, each a little differently (41 to 47 ms
 /// here), and the standing-queue rule then cuts the flows with the lowest
-/// min RTT first (their RTT variation, which the rule allows for, differs
-/// too). No flow starves; the spread is what is asserted (0.20 to 2.13 of
-/// the fair share with this seed).
+/// min RTT first. No flow starves; the spread is what is asserted (0.67
+/// to 1.47 of the fair share with this seed).
 #[test]
 fn eight_flows_share_a_bottleneck_without_starving() {
     let shares = fair_shares(6, 8, 3 * SEC, 6 * SEC);
     println!("8 flows, each flow's rate over the fair share: {shares:.2?}");
-    assert_shares(8, &shares, 0.15, 2.5);
+    assert_shares(8, &shares, 0.6, 1.5);
 }
 
 #[test]

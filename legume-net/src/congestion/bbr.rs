@@ -144,11 +144,6 @@ impl Bbr {
         let big = sample.acked + sample.lost >= HEAVY_LOSS_MIN_DATAGRAMS * self.mtu as u64;
         let heavy = sample.loss_fraction() > HEAVY_LOSS && big;
         let (queued, standing) = self.standing_queue(sample);
-        if self.mode == Mode::Startup && queued {
-            // HyStart's delay increase: the pipe is full once a whole round
-            // waited in a queue.
-            self.filled_pipe = true;
-        }
         // Losses that met a queue in a round that queued throughout: a
         // queue overflowed (jitter alone makes single samples look queued,
         // but not a whole round's).
