@@ -124,6 +124,13 @@ impl Bbr {
         (bw > 0).then_some((bw as f64 * rtt.as_secs_f64() * gain) as usize)
     }
 
+    /// The pacer's burst at the estimated rate: 1 ms of it, at least 2
+    /// datagrams and at most 64 KiB (`pacing.rs`).
+    fn burst(&self) -> usize {
+        let per_ms = usize::try_from(self.bw() / 1000).unwrap_or(usize::MAX);
+        per_ms.clamp(2 * self.mtu, 64 << 10)
+    }
+
     fn pacing_gain(&self) -> f64 {
         match self.mode {
             Mode::Startup => STARTUP_GAIN,
@@ -270,6 +277,10 @@ impl Controller for Bbr {
         let Some(target) = self.bdp(CWND_GAIN) else {
             return self.initial_window;
         };
+        // Plus three pacing bursts, as BBR allows for offload batches:
+        // where the RTT is mostly the hosts' own processing (loopback, a
+        // LAN), two BDPs alone would starve a fast link.
+        let target = target + 3 * self.burst();
         let floor = MIN_WINDOW_DATAGRAMS * self.mtu;
         if self.mode == Mode::Startup {
             target.max(self.initial_window)
@@ -377,8 +388,8 @@ mod tests {
         assert_eq!(bbr.bandwidth(), 1_000_000);
         assert_eq!(bbr.mode, Mode::ProbeBw, "drained with nothing in flight");
         assert_ne!(bbr.cycle_index, 1);
-        // Two BDPs of 40 kB.
-        assert_eq!(bbr.window(), 80_000);
+        // Two BDPs of 40 kB, and three bursts of 2 datagrams.
+        assert_eq!(bbr.window(), 86_000);
         let gain = PROBE_BW_GAINS[bbr.cycle_index];
         assert_eq!(bbr.pacing_rate(), Some((1e6 * gain) as u64));
         // The cycle moves one phase per min RTT.
