@@ -326,6 +326,7 @@ mod tests {
         let t = Instant::now();
         let floor = CongestionConfig {
             min_rate: 10_000_000,
+            controller: CongestionController::Bbr,
             ..CongestionConfig::default()
         };
         let cc = Congestion::new(t, 1000, &floor, usize::MAX, 100 * MS, 0);
@@ -334,6 +335,7 @@ mod tests {
         assert_eq!(cc.window(), 1_000_000);
         let cap = CongestionConfig {
             max_rate: Some(1000),
+            controller: CongestionController::Bbr,
             ..CongestionConfig::default()
         };
         let mut cc = Congestion::new(t, 1000, &cap, usize::MAX, 100 * MS, 0);
@@ -351,7 +353,10 @@ mod tests {
         let mut cc = Congestion::new(
             t,
             1000,
-            &CongestionConfig::default(),
+            &CongestionConfig {
+                controller: CongestionController::Bbr,
+                ..CongestionConfig::default()
+            },
             usize::MAX,
             100 * MS,
             0,
