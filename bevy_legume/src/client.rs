@@ -83,6 +83,7 @@ impl Plugin for LegumeClientPlugin {
 ///     let live = client.live_stats();
 ///     println!("rtt {:.0} ms, loss {:.1}%", live.rtt_ms, live.packet_loss * 100.0);
 /// }
+/// # bevy_app::App::new().add_systems(bevy_app::Update, show_rtt);
 /// ```
 ///
 /// Leave `update` and `poll_event` to the plugin: an event taken with

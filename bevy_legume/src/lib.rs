@@ -1,47 +1,4 @@
-//! Bevy plugins for [legume-rs](https://crates.io/crates/legume-rs):
-//! reliable UDP messaging for games, driven by Bevy's schedules.
-//!
-//! [`LegumeServerPlugin`] and [`LegumeClientPlugin`] put a legume-rs
-//! [`Server`](legume::net::Server) or [`Client`](legume::net::Client) in the
-//! world as a resource ([`LegumeServer`], [`LegumeClient`]), run its
-//! `update` in `PreUpdate` (read what arrived, turn it into Bevy messages)
-//! and again in `PostUpdate` (send what the frame's systems queued).
-//! Connection changes arrive as Bevy messages ([`ConnectedToServer`],
-//! [`ClientConnected`], ...), and each legume message type the app registers
-//! with [`add_legume_message`](LegumeAppExt::add_legume_message) arrives as
-//! its own Bevy message, [`FromServer<T>`] on a client and [`FromClient<T>`]
-//! on a server. Run conditions ([`client_connected`], [`server_running`],
-//! ...) gate systems on the connection. Statistics and the network
-//! conditioner's settings are read through the resources.
-//!
-//! The crate depends on `bevy_app` and `bevy_ecs` only: it draws nothing,
-//! plays nothing and keeps no clock of its own. It does not replicate
-//! components; it moves typed messages.
-//!
-//! ```no_run
-//! use bevy_app::prelude::*;
-//! use bevy_ecs::prelude::*;
-//! use bevy_legume::prelude::*;
-//!
-//! #[derive(Debug, legume::Message)]
-//! #[message(id = 30)]
-//! struct Chat {
-//!     text: String,
-//! }
-//!
-//! let mut factory = MessageFactory::new();
-//! factory.register::<Chat>()?;
-//!
-//! App::new()
-//!     .add_plugins(LegumeClientPlugin::new(factory, Config::default()))
-//!     .add_legume_message::<Chat>()
-//!     .add_systems(Startup, |mut c: ResMut<LegumeClient>| c.connect("127.0.0.1:9000").map(drop))
-//!     .add_systems(Update, |mut chats: MessageReader<FromServer<Chat>>| {
-//!         chats.read().for_each(|chat| println!("{}", chat.message.text))
-//!     })
-//!     .update();
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs, unreachable_pub)]
 #![doc(test(attr(deny(warnings))))]
 

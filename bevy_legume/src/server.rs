@@ -89,6 +89,7 @@ impl Plugin for LegumeServerPlugin {
 ///         println!("{peer}: rtt {:.0} ms, {:.0} B/s out", live.rtt_ms, live.out_bytes_per_s);
 ///     }
 /// }
+/// # bevy_app::App::new().add_systems(bevy_app::Update, show_peers);
 /// ```
 ///
 /// Leave `update` and `poll_event` to the plugin: an event taken with
