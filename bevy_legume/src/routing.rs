@@ -26,6 +26,10 @@ pub struct FromServer<T> {
 
 /// Server: a `T` a peer sent. Read with `MessageReader<FromClient<T>>`
 /// after [`add_legume_message::<T>`](LegumeAppExt::add_legume_message).
+///
+/// The peer may have left in the frame its message arrived in (a
+/// [`ClientDisconnected`](crate::ClientDisconnected) for it is among the
+/// same frame's messages): a reply to it then fails with `NotConnected`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FromClient<T> {
     /// The peer that sent it.
