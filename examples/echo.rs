@@ -23,6 +23,10 @@
 //! answer within the connect timeout, or not connected by `--timeout`)
 //! says why on stderr and exits 1 at once, printing no result line.
 //!
+//! `--bbr` on either side makes that side's connections use the BBR-style
+//! rate control, `--newreno` NewReno (the library's default), for
+//! comparisons.
+//!
 //! `--no-offload` on either side turns off that side's UDP segmentation and
 //! receive offload (Linux GSO/GRO; `DriverConfig::udp_offload`), for comparisons.
 //!
@@ -86,6 +90,16 @@ fn config(args: &Args) -> Config {
             udp_offload: !args.flag("--no-offload"),
             ..legume::net::DriverConfig::default()
         },
+        congestion: legume::net::CongestionConfig {
+            controller: if args.flag("--bbr") {
+                legume::net::CongestionController::Bbr
+            } else if args.flag("--newreno") {
+                legume::net::CongestionController::NewReno
+            } else {
+                legume::net::CongestionConfig::default().controller
+            },
+            ..legume::net::CongestionConfig::default()
+        },
         ..Config::default()
     };
     if loss > 0.0 || dup > 0.0 || latency > 0 || jitter > 0 {
@@ -113,7 +127,7 @@ fn usage() -> Box<dyn std::error::Error> {
     "usage: echo server --listen ADDR --seconds S [--stats]\n       \
      echo client --connect ADDR --messages N --size B --delivery reliable|ordered|unreliable \
      --timeout S [--clients C] [--window W]\n       \
-     either side: [--loss P] [--dup P] [--latency-ms MS] [--jitter-ms MS] [--secure-key KEY] [--no-offload]"
+     either side: [--loss P] [--dup P] [--latency-ms MS] [--jitter-ms MS] [--secure-key KEY] [--no-offload] [--bbr] [--newreno]"
         .into()
 }
 

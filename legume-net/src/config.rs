@@ -76,7 +76,7 @@ pub struct Config {
     pub channels: Vec<ChannelConfig>,
     /// What one peer may make a connection hold.
     pub limits: Limits,
-    /// The bounds of the congestion window.
+    /// The rate controller and the bounds of the window and rate.
     pub congestion: CongestionConfig,
     /// The server endpoint's handshake; a client ignores it.
     pub server: ServerConfig,
@@ -117,27 +117,74 @@ impl Default for Limits {
     }
 }
 
-/// The bounds of a connection's congestion window (a field of [`Config`]).
+/// How fast a connection sends: its rate controller, the bounds of its
+/// congestion window and of its rate (a field of [`Config`];
+/// `docs/PROTOCOL.md` section 5).
+///
+/// ```
+/// use legume_net::{Config, CongestionConfig, CongestionController};
+///
+/// // At most 256 KiB/s per connection, whatever the link could carry.
+/// let config = Config {
+///     congestion: CongestionConfig { max_rate: Some(256 << 10), ..CongestionConfig::default() },
+///     ..Config::default()
+/// };
+/// assert_eq!(config.congestion.controller, CongestionController::NewReno);
+/// ```
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub struct CongestionConfig {
+    /// The rate controller. Default [`CongestionController::NewReno`] for
+    /// now: [`CongestionController::Bbr`] keeps its throughput under random
+    /// loss (Wi-Fi, mobile) where NewReno collapses to its floor, but still
+    /// costs up to half the echo rate of many connections on a clean link
+    /// (`docs/PERFORMANCE.md`); it becomes the default once that is fixed.
+    pub controller: CongestionController,
     /// Upper bound of the congestion window, in bytes. Default 4 MiB; in
     /// effect never above 960 datagrams, what the 1024-packet sent ring can
     /// track in flight.
     pub max_window: usize,
-    /// Lower bound of the congestion window, in bytes (at least 2 × MTU).
-    /// Loss on game networks is often random rather than congestion, so the
-    /// window never shrinks below this: about 16 datagrams per round trip.
-    /// Default 22,400 (16 × 1400).
+    /// Lower bound of the congestion window, in bytes (at least 2 × MTU),
+    /// for either controller. Loss on game networks is often random rather
+    /// than congestion, so NewReno's window never shrinks below this: about
+    /// 16 datagrams per round trip. Default 22,400 (16 × 1400).
     pub min_window: usize,
+    /// Most bytes per second the connection sends (UDP payload), like
+    /// renet's bandwidth budget: it caps the pacing rate of either
+    /// controller. Default `None` (no cap).
+    pub max_rate: Option<u64>,
+    /// Bytes per second the BBR controller's pacing rate never falls below,
+    /// and its window never below this rate times the smoothed RTT: for a
+    /// stream the game needs whatever the estimate says. A floor above the
+    /// bottleneck's rate defeats congestion control. Default 0 (none).
+    pub min_rate: u64,
 }
 
 impl Default for CongestionConfig {
     fn default() -> Self {
         CongestionConfig {
+            controller: CongestionController::NewReno,
             max_window: 4 << 20,
             min_window: 16 * MTU,
+            max_rate: None,
+            min_rate: 0,
         }
     }
+}
+
+/// Which rate controller a connection uses (`docs/PROTOCOL.md` section 5).
+#[derive(Clone, Copy, Debug, Default, Eq, Hash, PartialEq)]
+#[non_exhaustive]
+pub enum CongestionController {
+    /// Model-based, after BBR: paces at the measured bottleneck bandwidth
+    /// and keeps about two bandwidth-delay products in flight. Random loss
+    /// does not slow it; loss with a standing queue does. Choose it for
+    /// lossy links.
+    Bbr,
+    /// NewReno (RFC 9002 section 7): halves the window on every loss
+    /// event, down to `min_window`; unpaced unless `max_rate` is set. The
+    /// default.
+    #[default]
+    NewReno,
 }
 
 /// What a server endpoint checks and allows during handshakes (a field of

@@ -241,6 +241,16 @@ pub struct Stats {
     pub congestion_window: usize,
     /// Bytes in flight (sent, neither acked nor lost).
     pub bytes_in_flight: usize,
+    /// The rate controller's estimate of the path's bottleneck bandwidth,
+    /// in bytes per second (0 before the first round trip, and always 0
+    /// with NewReno, which keeps none).
+    pub bandwidth_estimate: u64,
+    /// The rate DATA packets are paced at, in bytes per second (0 when
+    /// unpaced: NewReno without `max_rate`).
+    pub pacing_rate: u64,
+    /// The smallest round-trip time measured recently (BBR: within 10 s),
+    /// in milliseconds; 0 before the first sample.
+    pub min_rtt_ms: f64,
     /// legume v4 mode: reliable messages whose ack the peer is proved to
     /// have lost (a Pong to a Ping sent after the message's last copy came
     /// back first). legume 0.5 acks a message once and never again, so the

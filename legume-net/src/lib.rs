@@ -31,7 +31,8 @@
 //! | `seq` | 16-bit sequence arithmetic across wraparound, sequence rings |
 //! | `ack` | received packets: duplicates, ack fields, ack scheduling |
 //! | `rtt` | round-trip time estimation (RFC 6298 / RFC 9002) |
-//! | `congestion` | the congestion window (NewReno, RFC 9002) |
+//! | `congestion` | rate control: the controller interface, BBR-style and NewReno |
+//! | `pacing` | spacing DATA packets at the pacing rate |
 //! | `recovery` | sent packets: loss detection, probe timeout, spurious-loss undo |
 //! | `channel` | unreliable queue; reliable and ordered send and receive sides, fragmentation |
 //! | `connection` | one peer's state machine: the native engine, the `Engine` seam, packet protection |
@@ -119,6 +120,7 @@ mod handshake;
 mod legacy;
 mod live;
 mod observe;
+mod pacing;
 mod packet;
 mod recovery;
 mod rtt;
@@ -133,7 +135,10 @@ pub use channel::{
     ChannelConfig, ChannelConfigError, ChannelId, ChannelKind, MessageHandle, MAX_CHANNELS,
 };
 pub use client_id::{ClientId, PeerRef};
-pub use config::{Config, CongestionConfig, DriverConfig, Limits, Protocol, ServerConfig, MTU};
+pub use config::{
+    Config, CongestionConfig, CongestionController, DriverConfig, Limits, Protocol, ServerConfig,
+    MTU,
+};
 pub use connection::Connection;
 pub use delivery::Delivery;
 #[cfg(feature = "udp")]

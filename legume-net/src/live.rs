@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::event::{ChannelStats, Stats};
 
 /// A connection's metrics as of one instant: the current round-trip time,
-/// loss, congestion window and queue lengths, and per-second rates over the
+/// loss, congestion window, rate estimates and queue lengths, and per-second rates over the
 /// last [window](crate::Config::stats_window) (one second by default).
 ///
 /// Get one from [`Client::live_stats`](crate::Client::live_stats),
@@ -50,6 +50,12 @@ pub struct LiveStats {
     pub congestion_window: usize,
     /// Bytes in flight (sent, neither acked nor lost).
     pub bytes_in_flight: usize,
+    /// The estimated bottleneck bandwidth, bytes per second (0 if none).
+    pub bandwidth_estimate: u64,
+    /// The pacing rate, bytes per second (0 when unpaced).
+    pub pacing_rate: u64,
+    /// The smallest recent round-trip time in milliseconds.
+    pub min_rtt_ms: f64,
     /// Bytes queued to send or sent and awaiting an ack.
     pub out_buffer_bytes: usize,
     /// Reliable messages sent and not yet acked.
@@ -264,6 +270,9 @@ impl StatsWindow {
             packet_loss: stats.packet_loss,
             congestion_window: stats.congestion_window,
             bytes_in_flight: stats.bytes_in_flight,
+            bandwidth_estimate: stats.bandwidth_estimate,
+            pacing_rate: stats.pacing_rate,
+            min_rtt_ms: stats.min_rtt_ms,
             out_buffer_bytes: stats.out_buffer_bytes,
             pending_acks: stats.pending_acks,
             reorder_queue: stats.reorder_queue,

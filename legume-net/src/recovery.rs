@@ -1,5 +1,7 @@
 //! The sending side of packet acks: the ring of sent packets, loss detection
-//! (packet threshold, time threshold, probe timeout), RTT and congestion.
+//! (packet threshold, time threshold, probe timeout), RTT, and the events
+//! that feed rate control (`congestion`): each packet sent, acked or lost,
+//! and the end of each ack with its RTT sample.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -150,6 +152,12 @@ impl Recovery {
             || (self.cc.can_send(size) && self.span() < SEND_SPAN)
     }
 
+    /// Whether the pacer lets a packet of `size` bytes leave at `now`;
+    /// probes owed after a probe timeout are not held back.
+    pub(crate) fn pacing_allows(&mut self, now: Instant, size: usize) -> bool {
+        self.probe_credit > 0 || self.cc.pacing_ready(now, size)
+    }
+
     /// Sequence numbers sent since the newest one the peer acknowledged.
     fn span(&self) -> u16 {
         self.next_seq.wrapping_sub(self.peer_newest).wrapping_sub(1)
@@ -206,7 +214,7 @@ impl Recovery {
         );
         self.in_flight.push_back(seq);
         self.probe_credit = self.probe_credit.saturating_sub(1);
-        self.cc.on_sent(size);
+        self.cc.on_sent(now, size);
         self.last_eliciting_sent = Some(now);
     }
 
@@ -230,6 +238,7 @@ impl Recovery {
             return;
         }
         let mut newly_acked = false;
+        let mut rtt_sample = None;
         for n in 0..=32u16 {
             if n > 0 && ack_bits & (1 << (n - 1)) == 0 {
                 continue;
@@ -245,8 +254,9 @@ impl Recovery {
                 for r in &refs {
                     outcome(Outcome::Acked(*r));
                 }
+                let size = p.size;
                 self.recycle_refs(refs);
-                self.on_spurious_loss(seq);
+                self.on_spurious_loss(seq, size);
                 continue;
             }
             if !p.in_flight {
@@ -254,11 +264,13 @@ impl Recovery {
             }
             p.in_flight = false;
             if n == 0 {
-                self.rtt
-                    .update(now.saturating_duration_since(p.sent_at), ack_delay);
+                let measured = now.saturating_duration_since(p.sent_at);
+                self.rtt.update(measured, ack_delay);
+                self.cc.on_rtt_sample(measured, self.rtt.rttvar());
+                rtt_sample = Some(measured);
             }
             let (size, sent_at) = (p.size, p.sent_at);
-            self.cc.on_acked(size, sent_at);
+            self.cc.on_acked(now, size, sent_at);
             self.loss_rate -= self.loss_rate / 64.0;
             let refs = std::mem::take(&mut p.refs);
             for r in &refs {
@@ -275,6 +287,7 @@ impl Recovery {
         }
         self.pto_count = 0;
         self.detect_lost(now, outcome);
+        self.cc.on_ack_event(now, rtt_sample, self.rtt.srtt());
     }
 
     /// Declares lost the in-flight packets that the packet or time threshold condemns.
@@ -326,14 +339,14 @@ impl Recovery {
     }
 
     fn count_loss(&mut self, size: usize, sent_at: Instant, now: Instant) {
-        self.cc.on_lost(size, sent_at, now);
+        self.cc.on_lost(now, size, sent_at);
         self.lost_packets += 1;
         self.loss_rate += (1.0 - self.loss_rate) / 64.0;
     }
 
     /// A packet declared lost was acked: the link reorders more than the
     /// thresholds allowed. Widen them (as RACK does) and undo the window cut.
-    fn on_spurious_loss(&mut self, seq: u16) {
+    fn on_spurious_loss(&mut self, seq: u16, size: usize) {
         self.spurious_losses += 1;
         self.lost_packets = self.lost_packets.saturating_sub(1);
         self.loss_rate -= self.loss_rate / 64.0;
@@ -344,7 +357,7 @@ impl Recovery {
                 .max(distance.min(MAX_PACKET_THRESHOLD));
         }
         self.time_threshold = (self.time_threshold + 2).min(MAX_TIME_THRESHOLD_EIGHTHS);
-        self.cc.on_spurious_loss();
+        self.cc.on_spurious_loss(size);
     }
 
     fn drop_settled_front(&mut self) {
@@ -421,6 +434,7 @@ fn report(seq: u16, refs: &[MsgRef], outcome: &mut impl FnMut(Outcome)) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{CongestionConfig, CongestionController};
     use crate::packet::Channel;
 
     fn r(id: u16) -> MsgRef {
@@ -435,7 +449,19 @@ mod tests {
         Recovery::new(
             Duration::from_millis(100),
             Duration::from_millis(5),
-            Congestion::new(1000, 0, 1 << 20),
+            Congestion::new(
+                Instant::now(),
+                1000,
+                &CongestionConfig {
+                    controller: CongestionController::NewReno,
+                    min_window: 0,
+                    max_window: 1 << 20,
+                    ..CongestionConfig::default()
+                },
+                usize::MAX,
+                Duration::from_millis(100),
+                0,
+            ),
         )
     }
 
@@ -723,7 +749,7 @@ mod tests {
         rec.on_ack(deadline, 1, 1, Duration::ZERO, &mut cb);
         assert_eq!(rec.time_threshold, TIME_THRESHOLD_EIGHTHS + 4);
         for _ in 0..10 {
-            rec.on_spurious_loss(0);
+            rec.on_spurious_loss(0, 100);
         }
         assert_eq!(rec.time_threshold, MAX_TIME_THRESHOLD_EIGHTHS);
     }

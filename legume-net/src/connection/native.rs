@@ -235,9 +235,12 @@ impl NativeConnection {
         // packets still in flight would be overwritten and counted lost.
         let ring_limit = (crate::recovery::SENT_WINDOW - 64) * mtu;
         let cc = Congestion::new(
+            now,
             mtu,
-            config.congestion.min_window,
-            config.congestion.max_window.min(ring_limit),
+            &config.congestion,
+            ring_limit,
+            config.initial_rtt,
+            nonce,
         );
         let mut conn = NativeConnection {
             recovery: Recovery::new(config.initial_rtt, config.max_ack_delay, cc),
@@ -377,6 +380,13 @@ impl Engine for NativeConnection {
         s.spurious_losses = self.recovery.spurious_losses;
         s.congestion_window = self.recovery.cc.window();
         s.bytes_in_flight = self.recovery.cc.in_flight();
+        s.bandwidth_estimate = self.recovery.cc.bandwidth();
+        s.pacing_rate = self.recovery.cc.pacing_rate();
+        s.min_rtt_ms = self
+            .recovery
+            .cc
+            .min_rtt()
+            .map_or(0.0, |rtt| rtt.as_secs_f64() * 1000.0);
         s
     }
 
@@ -591,10 +601,14 @@ impl Engine for NativeConnection {
                 if !self.ping_due {
                     t = t.min(self.last_eliciting_sent + self.config.keepalive_interval());
                 }
-                for other in [self.acks.deadline(), self.recovery.timer()]
-                    .into_iter()
-                    .flatten()
-                {
+                let paced = self.paced_send_time();
+                // A due ack that rides on the next paced packet wakes with it.
+                let ack = if self.ack_rides_paced_data() {
+                    paced
+                } else {
+                    self.acks.deadline()
+                };
+                for other in [ack, self.recovery.timer(), paced].into_iter().flatten() {
                     t = t.min(other);
                 }
                 Some(t)

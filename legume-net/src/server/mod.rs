@@ -520,7 +520,10 @@ mod tests {
             assert_eq!(live.in_messages_per_s, 0.0);
             assert!(live.span >= Duration::from_millis(900), "{live:?}");
         }
-        assert!(std::mem::size_of::<crate::connection::NativeConnection>() <= 1100);
+        // The rate controller's pacer, delivery sampler and bounds are
+        // inline (about 160 bytes); its own state is boxed.
+        let size = std::mem::size_of::<crate::connection::NativeConnection>();
+        assert!(size <= 1300, "{size}");
         assert!(std::mem::size_of::<crate::observe::Observer>() <= 400);
     }
 

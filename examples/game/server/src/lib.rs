@@ -445,7 +445,7 @@ impl GameServer {
         );
         let _ = writeln!(
             out,
-            "{:<21} {:>3} {:<12} {:>7} {:>6} {:>6} {:>10} {:>10} {:>9} {:>8} {:>8} {:>8} {:>7}",
+            "{:<21} {:>3} {:<12} {:>7} {:>6} {:>6} {:>10} {:>10} {:>9} {:>8} {:>8} {:>10} {:>10} {:>6} {:>8} {:>7}",
             "peer",
             "id",
             "name",
@@ -457,6 +457,9 @@ impl GameServer {
             "msg/s i/o",
             "resend/s",
             "cwnd kB",
+            "bw est",
+            "pacing",
+            "min ms",
             "flight B",
             "unacked"
         );
@@ -468,7 +471,7 @@ impl GameServer {
                 .map_or("-", |p| p.name.as_str());
             let _ = writeln!(
                 out,
-                "{:<21} {:>3} {:<12} {:>7.1} {:>6.1} {:>6.1} {:>10} {:>10} {:>9} {:>8.1} {:>8.1} {:>8} {:>7}",
+                "{:<21} {:>3} {:<12} {:>7.1} {:>6.1} {:>6.1} {:>10} {:>10} {:>9} {:>8.1} {:>8.1} {:>10} {:>10} {:>6.1} {:>8} {:>7}",
                 addr.to_string(),
                 id.map_or("-".into(), |i| i.to_string()),
                 name.chars().take(12).collect::<String>(),
@@ -480,11 +483,25 @@ impl GameServer {
                 format!("{:.0}/{:.0}", s.in_messages_per_s, s.out_messages_per_s),
                 s.resends_per_s,
                 s.congestion_window as f64 / 1000.0,
+                // Bytes per second; 0 (shown "-") when the controller keeps
+                // no estimate or does not pace (NewReno).
+                rate_or_dash(s.bandwidth_estimate),
+                rate_or_dash(s.pacing_rate),
+                s.min_rtt_ms,
                 s.bytes_in_flight,
                 s.pending_acks
             );
         }
         out
+    }
+}
+
+/// A rate in bytes per second for the stats table, or `-` for none.
+fn rate_or_dash(bytes_per_s: u64) -> String {
+    if bytes_per_s == 0 {
+        "-".into()
+    } else {
+        human_rate(bytes_per_s as f64)
     }
 }
 

@@ -74,8 +74,28 @@ impl NativeConnection {
         self.ping_due || self.channels.as_ref().is_some_and(|c| c.has_data())
     }
 
+    /// When the pacer will let waiting data out, if it alone holds it back
+    /// (the window has room): a deadline for `poll_timeout`, so the driver
+    /// wakes to send it.
+    pub(super) fn paced_send_time(&self) -> Option<Instant> {
+        // Cheapest test first: this runs on every poll_timeout.
+        let mtu = self.config.effective_mtu();
+        let at = self.recovery.cc.next_paced_send(mtu)?;
+        (self.has_data() && self.recovery.can_send(mtu)).then_some(at)
+    }
+
+    /// Whether the due ack waits for the DATA packet the pacer lets out
+    /// within `max_ack_delay` of the ack's deadline, instead of going alone:
+    /// pacing must not double the packets a two-way exchange sends.
+    pub(super) fn ack_rides_paced_data(&self) -> bool {
+        let (Some(paced), Some(due)) = (self.paced_send_time(), self.acks.deadline()) else {
+            return false;
+        };
+        paced <= due + self.config.max_ack_delay
+    }
+
     /// Connected: the next DATA packet, sealed, if there is data the
-    /// congestion window lets out or an ack is due.
+    /// congestion window and the pacer let out, or an ack is due.
     pub(super) fn transmit_data(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         let mtu = self.config.effective_mtu().min(buf.len());
         // Stale unreliable messages go before they can count as data.
@@ -90,8 +110,16 @@ impl NativeConnection {
         // Acks owed for packets a burst pushed out of the current ack's
         // reach go first, each alone in an ack-only packet.
         let owed = self.acks.take_pending(now);
-        let send_data = owed.is_none() && self.has_data() && self.recovery.can_send(mtu);
-        if owed.is_none() && !send_data && !self.acks.ack_due(now) {
+        let has_data = self.has_data();
+        if !has_data {
+            self.recovery.cc.on_app_limited();
+        }
+        let send_data = owed.is_none()
+            && has_data
+            && self.recovery.can_send(mtu)
+            && self.recovery.pacing_allows(now, mtu);
+        if owed.is_none() && !send_data && (!self.acks.ack_due(now) || self.ack_rides_paced_data())
+        {
             return None;
         }
         let (ack, ack_bits, ack_delay) = owed.unwrap_or_else(|| self.acks.fields(now));

@@ -1,13 +1,15 @@
-//! NewReno congestion control (RFC 9002 §7), counted in bytes.
+//! NewReno (RFC 9002 §7), counted in bytes: the window halves on each loss
+//! event. Kept beside the BBR-style controller for comparison.
 
 use std::time::Instant;
 
-/// The congestion window and the bytes in flight it limits.
+use super::{AckEvent, Controller};
+
+/// NewReno's window and slow-start threshold.
 #[derive(Clone, Debug)]
-pub(crate) struct Congestion {
+pub(crate) struct NewReno {
     cwnd: usize,
     ssthresh: usize,
-    in_flight: usize,
     min_window: usize,
     max_window: usize,
     mtu: usize,
@@ -17,16 +19,13 @@ pub(crate) struct Congestion {
     before_reduction: Option<(usize, usize)>,
 }
 
-impl Congestion {
-    /// A window of 10 datagrams (or `min_window` if larger), never below
-    /// `min_window` (at least 2 datagrams) nor above `max_window` bytes.
+impl NewReno {
+    /// A window of 10 datagrams (or `min_window` if larger), within
+    /// `min_window..=max_window` (already bounded by the caller).
     pub(crate) fn new(mtu: usize, min_window: usize, max_window: usize) -> Self {
-        let min_window = min_window.max(2 * mtu);
-        let max_window = max_window.max(min_window);
-        Congestion {
+        NewReno {
             cwnd: (10 * mtu).max(min_window).min(max_window),
             ssthresh: usize::MAX,
-            in_flight: 0,
             min_window,
             max_window,
             mtu,
@@ -34,30 +33,18 @@ impl Congestion {
             before_reduction: None,
         }
     }
+}
 
-    /// The congestion window in bytes.
-    pub(crate) fn window(&self) -> usize {
+impl Controller for NewReno {
+    fn window(&self) -> usize {
         self.cwnd
     }
 
-    /// Bytes sent in ack-eliciting packets, neither acked nor lost.
-    pub(crate) fn in_flight(&self) -> usize {
-        self.in_flight
+    fn pacing_rate(&self) -> Option<u64> {
+        None
     }
 
-    /// Whether a packet of `size` bytes may be sent now.
-    pub(crate) fn can_send(&self, size: usize) -> bool {
-        self.in_flight + size <= self.cwnd
-    }
-
-    pub(crate) fn on_sent(&mut self, size: usize) {
-        debug_assert!(self.cwnd >= self.min_window && self.cwnd <= self.max_window);
-        self.in_flight += size;
-    }
-
-    /// A packet of `size` bytes sent at `sent_at` was acked.
-    pub(crate) fn on_acked(&mut self, size: usize, sent_at: Instant) {
-        self.in_flight = self.in_flight.saturating_sub(size);
+    fn on_acked(&mut self, _now: Instant, size: usize, sent_at: Instant) {
         if self.recovery_start.is_some_and(|start| sent_at <= start) {
             return;
         }
@@ -69,18 +56,7 @@ impl Congestion {
         self.cwnd = self.cwnd.min(self.max_window);
     }
 
-    /// A packet of `size` bytes sent at `sent_at` was declared lost at `now`.
-    /// A packet declared lost was acked after all: the last reduction was
-    /// a reaction to reordering, not congestion, and is undone.
-    pub(crate) fn on_spurious_loss(&mut self) {
-        if let Some((cwnd, ssthresh)) = self.before_reduction.take() {
-            self.cwnd = self.cwnd.max(cwnd);
-            self.ssthresh = ssthresh;
-        }
-    }
-
-    pub(crate) fn on_lost(&mut self, size: usize, sent_at: Instant, now: Instant) {
-        self.in_flight = self.in_flight.saturating_sub(size);
+    fn on_lost(&mut self, now: Instant, _size: usize, sent_at: Instant) {
         if self.recovery_start.is_some_and(|start| sent_at <= start) {
             // Part of a loss event already reacted to.
             return;
@@ -90,6 +66,17 @@ impl Congestion {
         self.cwnd = (self.cwnd / 2).max(self.min_window);
         self.ssthresh = self.cwnd;
     }
+
+    /// The last reduction was a reaction to reordering, not congestion: it
+    /// is undone, once.
+    fn on_spurious_loss(&mut self) {
+        if let Some((cwnd, ssthresh)) = self.before_reduction.take() {
+            self.cwnd = self.cwnd.max(cwnd);
+            self.ssthresh = ssthresh;
+        }
+    }
+
+    fn on_ack_event(&mut self, _now: Instant, _event: &AckEvent) {}
 }
 
 #[cfg(test)]
@@ -100,17 +87,14 @@ mod tests {
     #[test]
     fn slow_start_then_halving() {
         let t0 = Instant::now();
-        let mut cc = Congestion::new(1000, 0, 1_000_000);
+        let mut cc = NewReno::new(1000, 2000, 1_000_000);
         assert_eq!(cc.window(), 10_000);
-        assert!(cc.can_send(10_000) && !cc.can_send(10_001));
-        cc.on_sent(1000);
-        cc.on_acked(1000, t0);
+        cc.on_acked(t0, 1000, t0);
         assert_eq!(cc.window(), 11_000);
-        cc.on_sent(2000);
-        cc.on_lost(1000, t0, t0 + Duration::from_millis(1));
+        cc.on_lost(t0 + Duration::from_millis(1), 1000, t0);
         assert_eq!(cc.window(), 5_500);
         // A second loss from the same flight does not halve again.
-        cc.on_lost(1000, t0, t0 + Duration::from_millis(2));
+        cc.on_lost(t0 + Duration::from_millis(2), 1000, t0);
         assert_eq!(cc.window(), 5_500);
         // A spurious loss restores the window once.
         cc.on_spurious_loss();
@@ -118,17 +102,15 @@ mod tests {
         cc.on_spurious_loss();
         assert_eq!(cc.window(), 11_000);
         cc.on_lost(
+            t0 + Duration::from_millis(4),
             1000,
             t0 + Duration::from_millis(3),
-            t0 + Duration::from_millis(4),
         );
         assert_eq!(cc.window(), 5_500);
-        assert_eq!(cc.in_flight(), 0);
         // Congestion avoidance: about one MTU per window of acks.
         let later = t0 + Duration::from_millis(10);
         for _ in 0..5 {
-            cc.on_sent(1100);
-            cc.on_acked(1100, later);
+            cc.on_acked(later, 1100, later);
         }
         assert!(
             cc.window() > 5_500 && cc.window() < 7_000,
@@ -140,18 +122,21 @@ mod tests {
     #[test]
     fn window_stays_within_bounds() {
         let t0 = Instant::now();
-        let mut cc = Congestion::new(1000, 0, 12_000);
+        let mut cc = NewReno::new(1000, 2000, 12_000);
         for i in 0..20u64 {
             cc.on_lost(
+                t0 + Duration::from_millis(i + 1),
                 1000,
                 t0 + Duration::from_millis(i),
-                t0 + Duration::from_millis(i + 1),
             );
         }
         assert_eq!(cc.window(), 2000);
         for _ in 0..100 {
-            cc.on_sent(1000);
-            cc.on_acked(1000, t0 + Duration::from_secs(1));
+            cc.on_acked(
+                t0 + Duration::from_secs(1),
+                1000,
+                t0 + Duration::from_secs(1),
+            );
         }
         assert_eq!(cc.window(), 12_000);
     }

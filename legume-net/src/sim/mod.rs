@@ -6,7 +6,8 @@
 //! duplication, latency, jitter, reordering), drawn from a seeded [`Rng`], so
 //! the same seed and the same sequence of calls always give the same
 //! deliveries, at the same instants, in the same order. Datagrams due at the
-//! same instant are delivered in the order they were scheduled.
+//! same instant are delivered in the order they were scheduled. Directions
+//! may share a [`Bottleneck`]: a rate-limited link with a drop-tail queue.
 //!
 //! # Example
 //!
@@ -45,6 +46,10 @@ use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::time::{Duration, Instant};
+
+mod bottleneck;
+
+pub use bottleneck::{Bottleneck, BottleneckId, BottleneckStats};
 
 /// A small seeded pseudo-random number generator: xoshiro256\*\* seeded
 /// through SplitMix64.
@@ -233,6 +238,8 @@ pub struct SimStats {
     pub bytes_delivered: u64,
     /// Datagrams dropped for exceeding [`SimNetwork::set_max_datagram`].
     pub oversize: u64,
+    /// Datagrams (copies included) dropped by a full bottleneck queue.
+    pub dropped_by_bottleneck: u64,
     /// The largest payload passed to [`SimNetwork::send`], in bytes.
     pub max_datagram_seen: usize,
 }
@@ -268,6 +275,8 @@ pub struct SimNetwork {
     free: Vec<Vec<u8>>,
     max_datagram: usize,
     stats: SimStats,
+    bottlenecks: Vec<bottleneck::Queue>,
+    routes: HashMap<(SocketAddr, SocketAddr), BottleneckId>,
 }
 
 impl SimNetwork {
@@ -283,7 +292,51 @@ impl SimNetwork {
             free: Vec::new(),
             max_datagram: usize::MAX,
             stats: SimStats::default(),
+            bottlenecks: Vec::new(),
+            routes: HashMap::new(),
         }
+    }
+
+    /// Adds a rate-limited link with a drop-tail queue; route directions
+    /// through it with [`route_through`](Self::route_through). A datagram
+    /// first meets the direction's random loss, then the bottleneck's
+    /// queue, then the direction's latency and jitter after it leaves the
+    /// bottleneck. It draws no randomness, so adding one changes no other
+    /// draw.
+    pub fn add_bottleneck(&mut self, bottleneck: Bottleneck) -> BottleneckId {
+        self.bottlenecks.push(bottleneck::Queue::new(bottleneck));
+        BottleneckId(self.bottlenecks.len() - 1)
+    }
+
+    /// Sends the direction `from → to` through `bottleneck` from now on,
+    /// sharing it with every other direction routed there.
+    ///
+    /// # Panics
+    ///
+    /// If `bottleneck` is not one of this network's.
+    pub fn route_through(&mut self, from: SocketAddr, to: SocketAddr, bottleneck: BottleneckId) {
+        assert!(bottleneck.0 < self.bottlenecks.len(), "no such bottleneck");
+        self.routes.insert((from, to), bottleneck);
+    }
+
+    /// What `bottleneck` forwarded and dropped since it was added or since
+    /// [`reset_bottleneck_stats`](Self::reset_bottleneck_stats).
+    ///
+    /// # Panics
+    ///
+    /// If `bottleneck` is not one of this network's.
+    pub fn bottleneck_stats(&self, bottleneck: BottleneckId) -> &BottleneckStats {
+        &self.bottlenecks[bottleneck.0].stats
+    }
+
+    /// Zeroes `bottleneck`'s counters, to measure from now on (after a
+    /// warm-up, say); its queue is unaffected.
+    ///
+    /// # Panics
+    ///
+    /// If `bottleneck` is not one of this network's.
+    pub fn reset_bottleneck_stats(&mut self, bottleneck: BottleneckId) {
+        self.bottlenecks[bottleneck.0].reset_stats();
     }
 
     /// Sets the conditions of every direction without its own conditions.
@@ -331,13 +384,35 @@ impl SimNetwork {
             self.stats.dropped += 1;
             return;
         }
-        let at = now + self.delay(&c);
-        self.schedule(at, from, to, bytes);
+        self.forward(now, from, to, &c, bytes);
         if self.rng.chance(c.duplicate) {
             self.stats.duplicated += 1;
-            let at = now + self.delay(&c);
-            self.schedule(at, from, to, bytes);
+            self.forward(now, from, to, &c, bytes);
         }
+    }
+
+    /// Schedules one copy: through the direction's bottleneck, if any, then
+    /// its delay.
+    fn forward(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        to: SocketAddr,
+        c: &LinkConditions,
+        bytes: &[u8],
+    ) {
+        let mut leaves = now;
+        if let Some(&id) = self.routes.get(&(from, to)) {
+            match self.bottlenecks[id.0].enqueue(now, bytes.len()) {
+                Some(at) => leaves = at,
+                None => {
+                    self.stats.dropped_by_bottleneck += 1;
+                    return;
+                }
+            }
+        }
+        let at = leaves + self.delay(c);
+        self.schedule(at, from, to, bytes);
     }
 
     /// Draws one datagram's delay: latency, jitter and perhaps reordering.
