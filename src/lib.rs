@@ -17,8 +17,8 @@ pub mod prelude {
     pub use legume_derive::{Codec, Message, MessageSet};
     pub use legume_net::sim::Conditioner;
     pub use legume_net::{
-        Client, ClientId, Config, ConnectError, Decision, Delivery, DisconnectReason, Event,
-        ListenError, LiveStats, MessageError, Protocol, SendError, Server, ServerEvent, State,
-        Stats,
+        ChannelConfig, ChannelId, ChannelKind, Client, ClientId, Config, ConnectError, Decision,
+        Delivery, DisconnectReason, Event, ListenError, LiveStats, MessageError, MessageHandle,
+        Protocol, SendError, Server, ServerEvent, State, Stats,
     };
 }

@@ -533,7 +533,7 @@ fn datagrams_over_the_largest_mtu_are_counted_as_invalid() {
     let sizes = [Config::MAX_MTU + 1, Config::MAX_MTU + 2, 20_000, 65_000];
     for len in sizes {
         let mut bytes = vec![0x01; len];
-        bytes[..4].copy_from_slice(b"LG\x01\x06");
+        bytes[..4].copy_from_slice(b"LG\x02\x06");
         big.send_to(&bytes, net.addr()).unwrap();
     }
     for i in 0..20 {

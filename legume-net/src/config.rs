@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::channel::{self, ChannelConfig, ChannelConfigError};
 use crate::sim::Conditioner;
 
 /// Settings shared by a client and a server; `Config::default()` gives
@@ -66,6 +67,13 @@ pub struct Config {
     /// (bytes, packets and messages per second). A connection samples its
     /// counters at most every tenth of it, as they change. Default 1 s.
     pub stats_window: Duration,
+    /// The connection's channels, in id order (`docs/PROTOCOL.md` section
+    /// 4): each its own stream, with its kind, share of the bandwidth, queue
+    /// limit, lifetime and feedback. Both ends must have the same kinds in
+    /// the same order (the handshake refuses a mismatch). Default
+    /// [`ChannelConfig::defaults`]: 0 unreliable, 1 reliable, 2
+    /// reliable-ordered, which the [`Delivery`](crate::Delivery) sends use.
+    pub channels: Vec<ChannelConfig>,
     /// What one peer may make a connection hold.
     pub limits: Limits,
     /// The rate controller and the bounds of the window and rate.
@@ -86,9 +94,11 @@ pub struct Limits {
     /// past it returns `QueueFull`. Default 16 MiB.
     pub max_send_queue_bytes: usize,
     /// Bytes a connection may hold in partly received fragmented messages.
-    /// Default 4 MiB. Keep it at least `max_message_size`: a sender keeps at
-    /// most half of min(this, `max_reorder_bytes`) of messages in flight past
-    /// its oldest unacked one, assuming the peer is configured alike.
+    /// Default 4 MiB. Keep it at least `max_message_size` times the number
+    /// of reliable channels: each reliable channel keeps at most its share
+    /// of this in flight past its oldest unacked message
+    /// (`docs/PROTOCOL.md` 5, "Byte window"), assuming the peer is
+    /// configured alike, but that oldest message may always go.
     pub max_reassembly_bytes: usize,
     /// Bytes of complete ordered messages a connection may hold while they
     /// wait for an earlier one; a peer that makes it overflow is
@@ -277,6 +287,7 @@ impl Default for Config {
             max_ack_delay: Duration::from_millis(5),
             initial_rtt: Duration::from_millis(100),
             stats_window: Duration::from_secs(1),
+            channels: ChannelConfig::defaults(),
             limits: Limits::default(),
             congestion: CongestionConfig::default(),
             server: ServerConfig::default(),
@@ -292,6 +303,14 @@ impl Config {
     /// The largest MTU used, whatever is configured: frame lengths fit in
     /// two varint bytes. A datagram longer than this is invalid.
     pub const MAX_MTU: usize = 16_384;
+
+    /// Checks what a connection cannot run with: the channel list (empty,
+    /// too long, a weight or queue limit of 0, a lifetime on a reliable
+    /// channel, or, in legume v4 mode, anything but the default list). A connection made with a config that fails closes at once
+    /// with [`DisconnectReason::InvalidConfig`](crate::DisconnectReason::InvalidConfig).
+    pub fn validate(&self) -> Result<(), ChannelConfigError> {
+        channel::validate(&self.channels, self.protocol)
+    }
 
     /// The MTU actually used: the configured one, at least [`Config::MIN_MTU`]
     /// and at most [`Config::MAX_MTU`].

@@ -3,6 +3,9 @@
 use legume_core::{AnyMessage, DecodeError, EncodeError};
 use thiserror::Error;
 
+use crate::channel::{ChannelConfigError, ChannelKind, MessageHandle};
+use crate::delivery::Delivery;
+
 /// Something that happened on a connection, drained with `poll_event`.
 ///
 /// One variant per legume event: `Connected` is `OnConnectRequestAccepted`,
@@ -25,6 +28,16 @@ pub enum Event {
     Disconnected(DisconnectReason),
     /// A received message was dropped; the connection goes on.
     Error(MessageError),
+    /// A message sent on a channel with feedback arrived: every fragment of
+    /// a reliable message, or the packet of an unreliable one, was
+    /// acknowledged (`docs/PROTOCOL.md` 4, "Delivery feedback"). At most one
+    /// `Acked` or `Lost` per handle.
+    Acked(MessageHandle),
+    /// An unreliable message sent on a channel with feedback will not be
+    /// acknowledged: its packet was declared lost, or it was dropped for its
+    /// lifetime before being sent. It may still have arrived (a loss can be
+    /// spurious), but it is never reported `Acked` after this.
+    Lost(MessageHandle),
     /// The socket reported an error (UDP driver only), such as an ICMP
     /// "port unreachable" surfacing as connection refused. The connection
     /// goes on; if the peer is really gone it times out.
@@ -81,6 +94,10 @@ pub enum DisconnectReason {
     /// a correct peer does not do; the connection was closed.
     #[error("closed: the peer passed a memory limit ({0})")]
     LimitExceeded(String),
+    /// The connection's config failed [`Config::validate`](crate::Config::validate):
+    /// it was closed as soon as it was made.
+    #[error("invalid config: {0}")]
+    InvalidConfig(ChannelConfigError),
 }
 
 impl DisconnectReason {
@@ -138,6 +155,17 @@ pub enum SendError {
     /// The message could not be encoded.
     #[error("message does not encode: {0}")]
     Encode(#[from] EncodeError),
+    /// No channel has this id.
+    #[error("no channel {channel} (the connection has {count})")]
+    UnknownChannel {
+        /// The id asked for.
+        channel: u8,
+        /// The connection's channels.
+        count: usize,
+    },
+    /// The channel list has no channel of the kind this delivery sends on.
+    #[error("no channel of the kind {0:?} sends on")]
+    NoChannel(Delivery),
 }
 
 /// A connection's state (legume's endpoint states).
@@ -236,6 +264,32 @@ pub struct Stats {
     /// the message is still among the ids it remembers), so it delivers at
     /// most this many duplicates. Always 0 in native mode.
     pub lost_ack_resends: u64,
+    /// Each channel's counters, in id order (`Config::channels`); empty
+    /// in legume v4 mode.
+    pub channels: Vec<ChannelStats>,
+}
+
+/// One channel's counters (an entry of [`Stats::channels`]).
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct ChannelStats {
+    /// The channel's kind.
+    pub kind: ChannelKind,
+    /// Messages queued that have not been sent in full once.
+    pub queued_messages: usize,
+    /// Bytes the channel holds queued or (reliable kinds) sent and not yet
+    /// acked, as charged to its `max_queued_bytes`.
+    pub queued_bytes: usize,
+    /// Messages sent (in full, the first time).
+    pub sent: u64,
+    /// Messages received on the channel and delivered to the app.
+    pub delivered: u64,
+    /// Unreliable kinds: messages dropped before sending for their lifetime.
+    pub dropped_lifetime: u64,
+    /// Unreliable-sequenced: messages received older than one delivered,
+    /// and dropped.
+    pub dropped_stale: u64,
 }
 
 #[cfg(test)]

@@ -131,24 +131,37 @@ mod tests {
 pub(crate) mod extension {
     use legume_core::{Decode, Encode, MessageFactory, Reader, SchemaSummary, Writer};
 
+    use crate::channel::{ChannelConfig, ChannelKind, MAX_CHANNELS};
     use crate::packet::CHALLENGE_EXTENSION_LEN;
 
-    /// No extension: all padding.
+    /// No extension: all padding; the default channel list.
     pub(crate) const NONE: u8 = 0;
-    /// The client's schema summary (`SchemaSummary` encoding).
+    /// A schema summary alone (`SchemaSummary` encoding); the default
+    /// channel list.
     pub(crate) const SCHEMA: u8 = 1;
+    /// The channel list, then the schema summary.
+    pub(crate) const CHANNELS_AND_SCHEMA: u8 = 2;
     /// The longest reason a REJECT carries.
     const MAX_REASON: usize = 255;
 
-    /// The client's extension: its factory's schema summary, with the
-    /// per-message list when it fits.
-    pub(crate) fn schema_of(factory: &MessageFactory) -> Vec<u8> {
-        let summary = factory.schema_summary().within(CHALLENGE_EXTENSION_LEN - 1);
+    /// The client's extension: its channel list and its factory's schema
+    /// summary, with the per-message list when it fits.
+    pub(crate) fn of(factory: &MessageFactory, channels: &[ChannelConfig]) -> Vec<u8> {
+        let kinds = channels.len().min(MAX_CHANNELS);
+        let budget = CHALLENGE_EXTENSION_LEN - 2 - kinds;
+        let summary = factory.schema_summary().within(budget);
         let mut buf = vec![0u8; CHALLENGE_EXTENSION_LEN];
         let mut w = Writer::new(&mut buf);
-        // The fingerprint alone (9 bytes) always fits; `within` dropped the
-        // list if it did not.
-        if w.put_u8(SCHEMA).is_ok() && summary.encode(&mut w).is_ok() {
+        // Invariant: at most 32 channels; the fingerprint alone (9 bytes)
+        // always fits after them, and `within` dropped the list if it did
+        // not.
+        let written = w.put_u8(CHANNELS_AND_SCHEMA).is_ok()
+            && w.put_u8(kinds as u8).is_ok()
+            && channels[..kinds]
+                .iter()
+                .all(|c| w.put_u8(c.kind.wire_byte()).is_ok())
+            && summary.encode(&mut w).is_ok();
+        if written {
             let n = w.position();
             buf.truncate(n);
             return buf;
@@ -156,26 +169,89 @@ pub(crate) mod extension {
         vec![NONE]
     }
 
-    /// The server's verdict on a client's extension: `Ok` to go on, or the
-    /// rejection reason naming the messages that differ. A client that sent
-    /// no summary is not checked; a malformed one is refused.
-    pub(crate) fn check_schema(factory: &MessageFactory, ext: &[u8]) -> Result<(), String> {
+    /// What a client's extension says.
+    struct Claims {
+        channels: Vec<ChannelKind>,
+        summary: Option<SchemaSummary>,
+    }
+
+    fn parse(ext: &[u8]) -> Result<Claims, String> {
+        let defaults = || ChannelConfig::defaults().iter().map(|c| c.kind).collect();
+        let summary = |r: &mut Reader<'_>| {
+            // Zero padding follows the summary.
+            SchemaSummary::decode(r).map_err(|_| String::from("malformed schema summary"))
+        };
         match ext.first() {
-            None | Some(&NONE) => Ok(()),
-            Some(&SCHEMA) => {
-                // Zero padding follows the summary.
-                let Ok(summary) = SchemaSummary::decode(&mut Reader::new(&ext[1..])) else {
-                    return Err("malformed schema summary".into());
-                };
-                let diff = factory.schema_diff(&summary).with_sides("server", "client");
-                if diff.is_match() {
-                    Ok(())
-                } else {
-                    Err(truncate(diff.to_string()))
+            None | Some(&NONE) => Ok(Claims {
+                channels: defaults(),
+                summary: None,
+            }),
+            Some(&SCHEMA) => Ok(Claims {
+                channels: defaults(),
+                summary: Some(summary(&mut Reader::new(&ext[1..]))?),
+            }),
+            Some(&CHANNELS_AND_SCHEMA) => {
+                let mut r = Reader::new(&ext[1..]);
+                let bad = || String::from("malformed channel list");
+                let count = usize::from(r.read_u8().map_err(|_| bad())?);
+                if count == 0 || count > MAX_CHANNELS {
+                    return Err(bad());
                 }
+                let mut channels = Vec::with_capacity(count);
+                for _ in 0..count {
+                    let byte = r.read_u8().map_err(|_| bad())?;
+                    channels.push(ChannelKind::from_wire_byte(byte).ok_or_else(bad)?);
+                }
+                Ok(Claims {
+                    channels,
+                    summary: Some(summary(&mut r)?),
+                })
             }
             Some(other) => Err(format!("unknown handshake extension {other}")),
         }
+    }
+
+    /// The server's verdict on a client's extension: `Ok` to go on, or the
+    /// rejection reason naming what differs. The channel lists are always
+    /// compared (frames name channels by id); the schemas when
+    /// `check_schema`. A malformed extension is refused.
+    pub(crate) fn check(
+        factory: &MessageFactory,
+        channels: &[ChannelConfig],
+        ext: &[u8],
+        check_schema: bool,
+    ) -> Result<(), String> {
+        let claims = parse(ext)?;
+        let ours: Vec<ChannelKind> = channels.iter().map(|c| c.kind).collect();
+        if let Some(reason) = channel_diff(&ours, &claims.channels) {
+            return Err(truncate(reason));
+        }
+        let Some(summary) = claims.summary.filter(|_| check_schema) else {
+            return Ok(());
+        };
+        let diff = factory.schema_diff(&summary).with_sides("server", "client");
+        if diff.is_match() {
+            Ok(())
+        } else {
+            Err(truncate(diff.to_string()))
+        }
+    }
+
+    /// The differences between the server's and the client's channel
+    /// lists, as a reason, or `None` when they agree.
+    fn channel_diff(server: &[ChannelKind], client: &[ChannelKind]) -> Option<String> {
+        let mut parts = Vec::new();
+        for i in 0..server.len().max(client.len()) {
+            match (server.get(i), client.get(i)) {
+                (Some(s), Some(c)) if s != c => {
+                    parts.push(format!("channel {i} is {s} on server, {c} on client"));
+                }
+                (Some(_), None) => parts.push(format!("channel {i} missing on client")),
+                (None, Some(_)) => parts.push(format!("channel {i} missing on server")),
+                _ => {}
+            }
+        }
+        (!parts.is_empty()).then(|| format!("channel mismatch: {}", parts.join("; ")))
     }
 
     fn truncate(mut reason: String) -> String {
@@ -188,5 +264,54 @@ pub(crate) mod extension {
             reason.push_str("...");
         }
         reason
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::channel::ChannelKind::*;
+
+        fn list(kinds: &[ChannelKind]) -> Vec<ChannelConfig> {
+            kinds.iter().map(|&k| ChannelConfig::new(k)).collect()
+        }
+
+        #[test]
+        fn the_same_list_passes_and_a_different_one_is_named() {
+            let f = MessageFactory::new();
+            let client = list(&[Unreliable, UnreliableSequenced, ReliableOrdered, Reliable]);
+            let ext = of(&f, &client);
+            assert_eq!(&ext[..6], &[2, 4, 0, 1, 3, 2]);
+            assert_eq!(check(&f, &client, &ext, true), Ok(()));
+            let server = list(&[Unreliable, Reliable, ReliableOrdered]);
+            assert_eq!(
+                check(&f, &server, &ext, false),
+                Err("channel mismatch: channel 1 is reliable on server, \
+                     unreliable-sequenced on client; channel 3 missing on server"
+                    .into())
+            );
+        }
+
+        #[test]
+        fn no_list_means_the_default_list() {
+            let f = MessageFactory::new();
+            assert_eq!(
+                check(&f, &ChannelConfig::defaults(), &[0; 256], true),
+                Ok(())
+            );
+            let four = list(&[Unreliable, Reliable, ReliableOrdered, Reliable]);
+            assert_eq!(
+                check(&f, &four, &[0; 256], true),
+                Err("channel mismatch: channel 3 missing on client".into())
+            );
+        }
+
+        #[test]
+        fn malformed_lists_are_refused() {
+            let f = MessageFactory::new();
+            let d = ChannelConfig::defaults();
+            for ext in [&[2u8, 0][..], &[2, 33], &[2, 1, 9], &[2, 2, 0]] {
+                assert!(check(&f, &d, ext, false).is_err(), "{ext:?}");
+            }
+        }
     }
 }

@@ -131,6 +131,9 @@ mod server;
 pub mod sim;
 mod time;
 
+pub use channel::{
+    ChannelConfig, ChannelConfigError, ChannelId, ChannelKind, MessageHandle, MAX_CHANNELS,
+};
 pub use client_id::{ClientId, PeerRef};
 pub use config::{
     Config, CongestionConfig, CongestionController, DriverConfig, Limits, Protocol, ServerConfig,
@@ -140,7 +143,9 @@ pub use connection::Connection;
 pub use delivery::Delivery;
 #[cfg(feature = "udp")]
 pub use driver::{BufferSizes, Client, ConnectError, ListenError, Server, SocketStats};
-pub use event::{DisconnectReason, Event, IoError, MessageError, SendError, State, Stats};
+pub use event::{
+    ChannelStats, DisconnectReason, Event, IoError, MessageError, SendError, State, Stats,
+};
 pub use live::{LiveStats, StatsWindow};
 pub use secure::{ConnectToken, IssueError, PrivateKey, RandomError, TokenParams};
 pub use server::{

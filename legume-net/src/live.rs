@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::event::Stats;
+use crate::event::{ChannelStats, Stats};
 
 /// A connection's metrics as of one instant: the current round-trip time,
 /// loss, congestion window, rate estimates and queue lengths, and per-second rates over the
@@ -64,6 +64,10 @@ pub struct LiveStats {
     pub reorder_queue: usize,
     /// The time the rates cover (zero when there is no sample to compare with yet).
     pub span: Duration,
+    /// Each channel's counters as of now (queued, sent, delivered, dropped
+    /// for lifetime, dropped as stale), in id order: the same as
+    /// [`Stats::channels`], without rates.
+    pub channels: Vec<ChannelStats>,
 }
 
 /// The cumulative counters a rate is computed from, and the stretch of
@@ -272,6 +276,7 @@ impl StatsWindow {
             out_buffer_bytes: stats.out_buffer_bytes,
             pending_acks: stats.pending_acks,
             reorder_queue: stats.reorder_queue,
+            channels: stats.channels.clone(),
             ..LiveStats::default()
         };
         let current = Counters::of(stats);

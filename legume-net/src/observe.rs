@@ -74,6 +74,8 @@ pub(crate) fn log_closed(peer: Option<SocketAddr>, reason: &DisconnectReason, st
         DisconnectReason::LimitExceeded(limit) => warn!(target: CONNECTION, %peer,
             reason = "limit exceeded", limit = limit.as_str(), sent, received,
             "closing the connection to {peer}: it made this side pass {limit}"),
+        DisconnectReason::InvalidConfig(e) => warn!(target: CONNECTION, %peer,
+            reason = "invalid config", error = %e, "not connecting to {peer}: invalid config: {e}"),
     }
 }
 

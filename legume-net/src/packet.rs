@@ -22,10 +22,11 @@ use layout::*;
 
 pub(crate) use frame::{
     frame_overhead, write_fragment_header, write_message_header, write_ping,
-    write_unreliable_header, Channel, Frame, FrameKind, Frames,
+    write_sequenced_header, write_unreliable_header, Channel, Frame, FrameKind, Frames,
 };
 pub(crate) use layout::{
-    CHALLENGE_EXTENSION_LEN, DATA_HEADER_LEN, FRAGMENT_OVERHEAD, HANDSHAKE_LEN, MAX_REASON_LEN,
+    CHALLENGE_EXTENSION_LEN, CHANNEL_FRAGMENT_OVERHEAD, DATA_HEADER_LEN, FRAGMENT_OVERHEAD,
+    HANDSHAKE_LEN, MAX_REASON_LEN,
 };
 
 /// Why a datagram was not a valid packet.
@@ -478,7 +479,7 @@ mod tests {
             nonce: 0x0102_0304_0506_0708,
         });
         assert_eq!(req.len(), HANDSHAKE_LEN);
-        assert_eq!(&req[..4], b"LG\x01\x01");
+        assert_eq!(&req[..4], b"LG\x02\x01");
         let resp = roundtrip(Packet::ChallengeResponse {
             protocol_id: 7,
             nonce: 1,
@@ -522,7 +523,7 @@ mod tests {
         .emit(&mut buf)
         .unwrap();
         assert_eq!(n, SECURE_HANDSHAKE_LEN);
-        assert_eq!(&buf[..4], b"LG\x01\x08");
+        assert_eq!(&buf[..4], b"LG\x02\x08");
         assert_eq!(
             Packet::parse(&buf[..n]).unwrap(),
             Packet::SecureConnectRequest {
@@ -545,7 +546,7 @@ mod tests {
         .emit(&mut buf)
         .unwrap();
         assert_eq!(n, SECURE_DISCONNECT_HEADER_LEN);
-        assert_eq!(&buf[..n], b"LG\x01\x0B\0\0\0\x09");
+        assert_eq!(&buf[..n], b"LG\x02\x0B\0\0\0\x09");
     }
 
     #[test]
@@ -581,7 +582,7 @@ mod tests {
         assert_eq!(n, DATA_HEADER_LEN);
         assert_eq!(
             &buf[..n],
-            &[b'L', b'G', 1, 6, 0xAA, 0xBB, 0xCC, 0xDD, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+            &[b'L', b'G', 2, 6, 0xAA, 0xBB, 0xCC, 0xDD, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
         );
     }
 
@@ -615,23 +616,23 @@ mod tests {
     fn garbage_is_an_error() {
         assert_eq!(Packet::parse(b"XX\x01\x06"), Err(PacketError::BadMagic));
         assert_eq!(
-            Packet::parse(b"LG\x02\x06"),
-            Err(PacketError::BadVersion(2))
+            Packet::parse(b"LG\x03\x06"),
+            Err(PacketError::BadVersion(3))
         );
         assert_eq!(
-            Packet::parse(b"LG\x01\x0C"),
+            Packet::parse(b"LG\x02\x0C"),
             Err(PacketError::UnknownType(12))
         );
-        assert_eq!(Packet::parse(b"LG\x01\x08"), Err(PacketError::BadLength));
-        assert_eq!(Packet::parse(b"LG\x01\x09"), Err(PacketError::BadLength));
-        assert!(Packet::parse(b"LG\x01\x0A").is_err());
+        assert_eq!(Packet::parse(b"LG\x02\x08"), Err(PacketError::BadLength));
+        assert_eq!(Packet::parse(b"LG\x02\x09"), Err(PacketError::BadLength));
+        assert!(Packet::parse(b"LG\x02\x0A").is_err());
         assert_eq!(
-            Packet::parse(b"LG\x01\x0B\0\0\0\x01tagtagtagtagtagt"),
+            Packet::parse(b"LG\x02\x0B\0\0\0\x01tagtagtagtagtagt"),
             Err(PacketError::BadLength),
             "a sealed disconnect needs more than a tag"
         );
-        assert_eq!(Packet::parse(b"LG\x01\x01"), Err(PacketError::BadLength));
-        assert!(Packet::parse(b"LG\x01\x06\0\0").is_err());
+        assert_eq!(Packet::parse(b"LG\x02\x01"), Err(PacketError::BadLength));
+        assert!(Packet::parse(b"LG\x02\x06\0\0").is_err());
         assert!(Packet::parse(b"L").is_err());
     }
 }

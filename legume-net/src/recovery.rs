@@ -439,7 +439,7 @@ mod tests {
 
     fn r(id: u16) -> MsgRef {
         MsgRef {
-            channel: Channel::Reliable,
+            channel: Channel::short(1),
             id,
             frag: 0,
         }

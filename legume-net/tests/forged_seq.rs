@@ -38,7 +38,7 @@ fn link() -> LinkConditions {
 
 /// The sequence number of a DATA datagram.
 fn data_seq(d: &[u8]) -> Option<u16> {
-    (d.len() >= 18 && d[..4] == [0x4C, 0x47, 0x01, 0x06]).then(|| u16::from_be_bytes([d[8], d[9]]))
+    (d.len() >= 18 && d[..4] == [0x4C, 0x47, 0x02, 0x06]).then(|| u16::from_be_bytes([d[8], d[9]]))
 }
 
 fn newer(a: u16, b: u16) -> bool {
@@ -47,7 +47,7 @@ fn newer(a: u16, b: u16) -> bool {
 
 /// A plain-mode DATA packet: the 18-byte header, then `frames`.
 fn forged_data(session: u32, seq: u16, ack: u16, ack_bits: u32, frames: &[u8]) -> Vec<u8> {
-    let mut d = vec![0x4C, 0x47, 0x01, 0x06];
+    let mut d = vec![0x4C, 0x47, 0x02, 0x06];
     d.extend(session.to_be_bytes());
     d.extend(seq.to_be_bytes());
     d.extend(ack.to_be_bytes());

@@ -348,7 +348,7 @@ enum Mutation {
 #[derive(Clone, Debug)]
 enum Junk {
     Random(Vec<u8>),
-    /// The valid prefix `LG 01`, a packet type (0 to 8), then random bytes.
+    /// The valid prefix `LG 02`, a packet type (0 to 8), then random bytes.
     Prefixed(u8, Vec<u8>),
     /// A live-connection datagram of the right direction, whole.
     Replay(Index),
@@ -425,7 +425,7 @@ impl Pools {
         };
         match &g.junk {
             Junk::Random(b) => b.clone(),
-            Junk::Prefixed(t, b) => [&b"LG\x01"[..], &[*t], b].concat(),
+            Junk::Prefixed(t, b) => [&b"LG\x02"[..], &[*t], b].concat(),
             Junk::Replay(i) => i.get(own).clone(),
             Junk::Truncated(i, cut) => {
                 let mut b = i.get(own).clone();
@@ -479,7 +479,7 @@ fn endpoint_counted(s: &legume_net::EndpointStats) -> u64 {
 /// ACCEPT's retransmission) gets the ACCEPT again.
 fn is_response_for(b: &[u8], nonce: u64) -> bool {
     b.len() == 300
-        && b[..4] == [b'L', b'G', 1, CHALLENGE_RESPONSE]
+        && b[..4] == [b'L', b'G', 2, CHALLENGE_RESPONSE]
         && b[12..20] == nonce.to_be_bytes()
 }
 
@@ -740,7 +740,7 @@ fn random_datagram(rng: &mut Rng, challenges: &[Vec<u8>]) -> Vec<u8> {
     match kind {
         0 => {}
         1 => {
-            d.splice(..d.len().min(3), *b"LG\x01");
+            d.splice(..d.len().min(3), *b"LG\x02");
             d.truncate(d.len().min(3 + len % 400));
             let t = fill(1)[0] % 9;
             d.push(t);
@@ -752,7 +752,7 @@ fn random_datagram(rng: &mut Rng, challenges: &[Vec<u8>]) -> Vec<u8> {
             let t = if kind == 2 { 0x01 } else { CHALLENGE_RESPONSE };
             let size = 299 + (fill(1)[0] % 8).min(2) as usize;
             d = fill(size);
-            d[..4].copy_from_slice(&[b'L', b'G', 1, t]);
+            d[..4].copy_from_slice(&[b'L', b'G', 2, t]);
             if fill(1)[0] < 200 {
                 d[4..12].fill(0);
             }
@@ -761,12 +761,12 @@ fn random_datagram(rng: &mut Rng, challenges: &[Vec<u8>]) -> Vec<u8> {
             // A real CHALLENGE turned into a response, from another address.
             let ch = &challenges[len % challenges.len()];
             d = vec![0u8; 300];
-            d[..4].copy_from_slice(&[b'L', b'G', 1, CHALLENGE_RESPONSE]);
+            d[..4].copy_from_slice(&[b'L', b'G', 2, CHALLENGE_RESPONSE]);
             d[12..20].copy_from_slice(&ch[4..12]);
             d[20..44].copy_from_slice(&ch[12..36]);
         }
         _ => d
-            .splice(..d.len().min(4), [b'L', b'G', 1, 0x06])
+            .splice(..d.len().min(4), [b'L', b'G', 2, 0x06])
             .for_each(drop),
     }
     d

@@ -171,7 +171,7 @@ fn a_plain_client_is_told_to_bring_a_token() {
 
 /// A SECURE_CONNECT_REQUEST as `docs/PROTOCOL.md` 8.8 lays it out.
 fn request_bytes(nonce: u64, sealed: &[u8]) -> Vec<u8> {
-    let mut d = b"LG\x01\x08".to_vec();
+    let mut d = b"LG\x02\x08".to_vec();
     d.extend_from_slice(&nonce.to_be_bytes());
     d.extend_from_slice(sealed);
     d.resize(1200, 0);
@@ -640,7 +640,7 @@ fn random_datagrams_at_a_secure_pair_change_nothing() {
                 let len = rng.gen_range(4..1300) as usize;
                 let mut d = vec![0u8; len];
                 rng.fill_bytes(&mut d);
-                d[..3].copy_from_slice(b"LG\x01");
+                d[..3].copy_from_slice(b"LG\x02");
                 d[3] = rng.gen_range(0..16) as u8;
                 if rng.chance(0.3) {
                     d.resize(1200, 0);

@@ -5,6 +5,8 @@
 //! message. Ids from the oldest unacked one up to 1024 past it form the send
 //! window; later messages wait in the same ring. A message longer than the
 //! fragment size is sent as fragments, each acked and resent on its own.
+//! With feedback on, a message's number is reported once all its parts are
+//! acked.
 
 use std::collections::VecDeque;
 
@@ -16,7 +18,10 @@ use crate::seq::seq_diff;
 /// Ids a channel may have in flight past its oldest unacked message.
 pub(crate) const WINDOW: u16 = 1024;
 
-/// A reference from a sent packet to what it carried.
+/// A reference from a sent packet to what it carried: a message (id) or
+/// fragment (id, frag) of a reliable channel, or on an unreliable channel
+/// with feedback the low 32 bits of a message's number (`id` the low half,
+/// `frag` the high half).
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub(crate) struct MsgRef {
     pub(crate) channel: Channel,
@@ -69,13 +74,26 @@ pub(crate) struct SendChannel {
     pub(crate) resends: u64,
     /// First transmissions (of messages or fragments).
     pub(crate) first_sends: u64,
+    /// Messages whose every part has been sent at least once.
+    pub(crate) sent_messages: u64,
+    /// The number of the message `base_id` (numbers do not wrap).
+    base_number: u64,
+    /// Report fully acked messages in `acked`.
+    feedback: bool,
+    /// Numbers of messages fully acked since the owner last took them.
+    pub(crate) acked: Vec<u64>,
 }
 
 impl SendChannel {
     /// A channel that splits messages longer than `frag_size` and keeps at
     /// most `byte_window` bytes of messages past its oldest unacked one in
     /// flight (so the peer's reassembly and reorder buffers never overflow).
-    pub(crate) fn new(channel: Channel, frag_size: usize, byte_window: usize) -> Self {
+    pub(crate) fn new(
+        channel: Channel,
+        frag_size: usize,
+        byte_window: usize,
+        feedback: bool,
+    ) -> Self {
         SendChannel {
             channel,
             frag_size,
@@ -90,7 +108,16 @@ impl SendChannel {
             pending_acks: 0,
             resends: 0,
             first_sends: 0,
+            sent_messages: 0,
+            base_number: 0,
+            feedback,
+            acked: Vec::new(),
         }
+    }
+
+    /// Messages queued and not yet sent in full once.
+    pub(crate) fn unsent_messages(&self) -> usize {
+        self.messages.len() - self.next_unsent
     }
 
     /// Bytes of messages queued or sent but not yet acked.
@@ -103,8 +130,8 @@ impl SendChannel {
         self.pending_acks
     }
 
-    /// Queues an encoded message (type id and fields).
-    pub(crate) fn push(&mut self, bytes: &[u8]) {
+    /// Queues an encoded message (type id and fields); returns its number.
+    pub(crate) fn push(&mut self, bytes: &[u8]) -> u64 {
         let count = if bytes.len() > self.frag_size {
             bytes.len().div_ceil(self.frag_size)
         } else {
@@ -121,6 +148,7 @@ impl SendChannel {
             sent_parts: 0,
         });
         self.ring.extend(bytes);
+        self.base_number + self.messages.len() as u64 - 1
     }
 
     /// Whether anything is waiting to be sent (resends or new parts in the window).
@@ -140,16 +168,16 @@ impl SendChannel {
             && (self.next_unsent == 0 || end <= self.byte_window as u64)
     }
 
-    /// Writes queued resends that fit, then new messages; records what each
-    /// frame carried in `refs`. Returns whether anything was written.
-    pub(crate) fn write_frames(
+    /// Writes the channel's next frame if it fits: its oldest queued
+    /// resend, else its next new part; records what it carried in `refs`.
+    /// Returns the frame's length, or `None` when nothing was written.
+    pub(crate) fn write_next(
         &mut self,
         w: &mut Writer<'_>,
         packet_seq: u16,
         refs: &mut Vec<MsgRef>,
-        resends_only: bool,
-    ) -> Result<bool, EncodeError> {
-        let mut wrote = false;
+    ) -> Result<Option<usize>, EncodeError> {
+        let before = w.position();
         while let Some(&(id, frag)) = self.resend.front() {
             let Some(index) = self.index_of(id) else {
                 self.resend.pop_front();
@@ -162,40 +190,38 @@ impl SendChannel {
                 continue;
             }
             if !self.write_part(w, index, frag, packet_seq)? {
-                return Ok(wrote);
+                return Ok(None);
             }
             self.resend.pop_front();
             let msg = &mut self.messages[index];
             msg.parts[usize::from(frag)].queued = false;
             self.resends += 1;
             refs.push(self.msg_ref(id, frag));
-            wrote = true;
+            return Ok(Some(w.position() - before));
         }
-        if resends_only {
-            return Ok(wrote);
+        if !self.new_sendable() {
+            return Ok(None);
         }
-        while self.new_sendable() {
-            let index = self.next_unsent;
-            debug_assert!(index < usize::from(WINDOW), "sending past the window");
-            let msg = &self.messages[index];
-            let frag = msg.sent_parts as u16;
-            if !self.write_part(w, index, frag, packet_seq)? {
-                break;
-            }
-            let msg = &mut self.messages[index];
-            if msg.sent_parts == 0 {
-                self.pending_acks += 1;
-            }
-            msg.sent_parts += 1;
-            self.first_sends += 1;
-            if msg.sent_parts == msg.parts.len() {
-                self.next_unsent += 1;
-            }
-            let id = self.id_at(index);
-            refs.push(self.msg_ref(id, frag));
-            wrote = true;
+        let index = self.next_unsent;
+        debug_assert!(index < usize::from(WINDOW), "sending past the window");
+        let msg = &self.messages[index];
+        let frag = msg.sent_parts as u16;
+        if !self.write_part(w, index, frag, packet_seq)? {
+            return Ok(None);
         }
-        Ok(wrote)
+        let msg = &mut self.messages[index];
+        if msg.sent_parts == 0 {
+            self.pending_acks += 1;
+        }
+        msg.sent_parts += 1;
+        self.first_sends += 1;
+        if msg.sent_parts == msg.parts.len() {
+            self.next_unsent += 1;
+            self.sent_messages += 1;
+        }
+        let id = self.id_at(index);
+        refs.push(self.msg_ref(id, frag));
+        Ok(Some(w.position() - before))
     }
 
     /// Writes one message or fragment if it fits; returns whether it did.
@@ -220,7 +246,7 @@ impl SendChannel {
         } else {
             FrameKind::Message
         };
-        if packet::frame_overhead(kind, len) + len > w.remaining() {
+        if packet::frame_overhead(kind, len, self.channel.short) + len > w.remaining() {
             return Ok(false);
         }
         if fragmented {
@@ -252,6 +278,9 @@ impl SendChannel {
         msg.unacked_parts -= 1;
         if msg.unacked_parts == 0 {
             self.pending_acks = self.pending_acks.saturating_sub(1);
+            if self.feedback {
+                self.acked.push(self.base_number + index as u64);
+            }
         }
         self.drop_acked_front();
     }
@@ -280,6 +309,7 @@ impl SendChannel {
             self.ring.drain(..msg.len);
             self.ring_start += msg.len as u64;
             self.base_id = self.base_id.wrapping_add(1);
+            self.base_number += 1;
             self.next_unsent = self.next_unsent.saturating_sub(1);
             self.spare_parts.push(msg.parts);
         }
@@ -329,7 +359,7 @@ mod tests {
         let mut buf = vec![0u8; size];
         let mut w = Writer::new(&mut buf);
         let mut refs = Vec::new();
-        ch.write_frames(&mut w, seq, &mut refs, false).unwrap();
+        while ch.write_next(&mut w, seq, &mut refs).unwrap().is_some() {}
         let n = w.position();
         buf.truncate(n);
         (buf, refs)
@@ -337,7 +367,7 @@ mod tests {
 
     #[test]
     fn sends_acks_and_frees() {
-        let mut ch = SendChannel::new(Channel::Ordered, 100, usize::MAX);
+        let mut ch = SendChannel::new(Channel::short(2), 100, usize::MAX, false);
         ch.push(&[20, 1]);
         ch.push(&[20, 2]);
         let (bytes, refs) = packet(&mut ch, 0, 1000);
@@ -346,7 +376,7 @@ mod tests {
         assert_eq!(
             frames[1],
             Frame::Message {
-                channel: Channel::Ordered,
+                channel: Channel::short(2),
                 id: 1,
                 msg: &[20, 2]
             }
@@ -360,7 +390,7 @@ mod tests {
 
     #[test]
     fn lost_parts_are_resent_once() {
-        let mut ch = SendChannel::new(Channel::Reliable, 100, usize::MAX);
+        let mut ch = SendChannel::new(Channel::short(1), 100, usize::MAX, false);
         ch.push(&[20; 10]);
         let (_, refs) = packet(&mut ch, 5, 1000);
         assert_eq!(refs.len(), 1);
@@ -377,7 +407,7 @@ mod tests {
 
     #[test]
     fn fragments_large_messages() {
-        let mut ch = SendChannel::new(Channel::Reliable, 100, usize::MAX);
+        let mut ch = SendChannel::new(Channel::short(1), 100, usize::MAX, false);
         let big: Vec<u8> = (0..250).map(|i| i as u8).collect();
         ch.push(&big);
         let (bytes, refs) = packet(&mut ch, 0, 1000);
@@ -397,7 +427,7 @@ mod tests {
     fn counts_first_sends_and_resends_per_part() {
         // `first_sends` against `resends` is what the retransmission-storm
         // warning (observe.rs) compares.
-        let mut ch = SendChannel::new(Channel::Ordered, 100, usize::MAX);
+        let mut ch = SendChannel::new(Channel::short(2), 100, usize::MAX, false);
         ch.push(&[20; 250]);
         ch.push(&[20; 10]);
         let (_, refs) = packet(&mut ch, 0, 1000);
@@ -415,7 +445,7 @@ mod tests {
 
     #[test]
     fn acks_and_losses_of_ids_never_queued_are_ignored() {
-        let mut ch = SendChannel::new(Channel::Reliable, 100, usize::MAX);
+        let mut ch = SendChannel::new(Channel::short(1), 100, usize::MAX, false);
         ch.push(&[20; 10]);
         ch.push(&[20; 10]);
         packet(&mut ch, 0, 1000);
@@ -435,7 +465,7 @@ mod tests {
 
     #[test]
     fn window_limits_new_ids() {
-        let mut ch = SendChannel::new(Channel::Reliable, 100, usize::MAX);
+        let mut ch = SendChannel::new(Channel::short(1), 100, usize::MAX, false);
         for _ in 0..1100 {
             ch.push(&[20]);
         }
@@ -450,7 +480,7 @@ mod tests {
 
     #[test]
     fn byte_window_limits_large_messages() {
-        let mut ch = SendChannel::new(Channel::Reliable, 100, 250);
+        let mut ch = SendChannel::new(Channel::short(1), 100, 250, false);
         for _ in 0..3 {
             ch.push(&[20; 200]);
         }

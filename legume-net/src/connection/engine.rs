@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use legume_core::AnyMessage;
 
+use crate::channel::{ChannelId, MessageHandle};
 use crate::config::Protocol;
 use crate::delivery::Delivery;
 use crate::event::{Event, SendError, State, Stats};
@@ -80,6 +81,12 @@ pub(crate) trait Engine: fmt::Debug {
     /// The connection's metrics.
     fn stats(&self) -> Stats;
 
+    /// The metrics without [`Stats::channels`], which the periodic samples
+    /// do not use: building that list allocates.
+    fn sampled_stats(&self) -> Stats {
+        self.stats()
+    }
+
     /// Counters for the observer beyond the stats.
     fn counters(&self) -> EngineCounters;
 
@@ -91,6 +98,14 @@ pub(crate) trait Engine: fmt::Debug {
 
     /// Queues a message; nothing is queued when it returns an error.
     fn send(&mut self, msg: &dyn AnyMessage, delivery: Delivery) -> Result<(), SendError>;
+
+    /// Queues a message on a channel of `Config::channels`; returns its
+    /// handle. Nothing is queued when it returns an error.
+    fn send_on(
+        &mut self,
+        channel: ChannelId,
+        msg: &dyn AnyMessage,
+    ) -> Result<MessageHandle, SendError>;
 
     /// Queues a message already encoded (type id and fields, as
     /// `AnyMessage::encode_message` writes it), with the same checks as

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use legume_core::{AnyMessage, MessageFactory};
 
+use crate::channel::{ChannelId, MessageHandle};
 use crate::config::{Config, Protocol};
 use crate::delivery::Delivery;
 use crate::event::{Event, SendError, State, Stats};
@@ -277,7 +278,7 @@ impl Connection {
     }
 
     fn observe(&mut self, now: Instant) {
-        let stats = self.stats();
+        let stats = self.engine.get().sampled_stats();
         let counters = self.engine.get().counters();
         self.obs.tick(now, &stats, &counters);
     }
@@ -303,6 +304,27 @@ impl Connection {
             // Counted here, summarised at the next sample (debug).
             Err(SendError::QueueFull { .. }) => self.obs.queue_full += 1,
             Err(_) => {}
+        }
+        result
+    }
+
+    /// Queues a message on `channel`, one of [`Config::channels`], and
+    /// returns its handle: the channel and the message's number on it, which
+    /// [`Event::Acked`] and [`Event::Lost`] name on a channel with
+    /// feedback. Nothing is queued when it returns an error; a channel id
+    /// the list does not have is [`SendError::UnknownChannel`].
+    ///
+    /// `send(msg, delivery)` is `send_on` with the first channel of the
+    /// delivery's kind (with the default list: [`ChannelId::UNRELIABLE`],
+    /// [`ChannelId::RELIABLE`], [`ChannelId::ORDERED`]).
+    pub fn send_on(
+        &mut self,
+        channel: ChannelId,
+        msg: &dyn AnyMessage,
+    ) -> Result<MessageHandle, SendError> {
+        let result = self.engine.get_mut().send_on(channel, msg);
+        if let Err(SendError::QueueFull { .. }) = result {
+            self.obs.queue_full += 1;
         }
         result
     }

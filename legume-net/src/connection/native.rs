@@ -15,14 +15,16 @@ use std::time::{Duration, Instant};
 use legume_core::{AnyMessage, MessageFactory};
 
 use crate::ack::AckTracker;
-use crate::channel::Received;
+use crate::channel::{
+    channel_for, max_unreliable_size, ChannelId, Channels, MessageHandle, Received, Sizes,
+};
 use crate::config::{Config, Protocol};
 use crate::congestion::Congestion;
 use crate::delivery::Delivery;
 use crate::event::{DisconnectReason, Event, SendError, State, Stats};
 use crate::observe::{self, EngineCounters, Faults};
-use crate::packet::{self, FrameKind, Packet, DATA_HEADER_LEN, FRAGMENT_OVERHEAD};
-use crate::recovery::{Outcome, Recovery};
+use crate::packet::{Packet, DATA_HEADER_LEN, FRAGMENT_OVERHEAD};
+use crate::recovery::Recovery;
 use crate::secure::session::SecureSession;
 use crate::secure::ConnectToken;
 
@@ -30,10 +32,7 @@ use super::protection::Protection;
 use super::Engine;
 
 mod receive;
-mod streams;
 mod transmit;
-
-use streams::{Inbound, Outbound};
 
 /// Copies of DISCONNECT sent on a local disconnect.
 const DISCONNECT_COPIES: u8 = 10;
@@ -49,17 +48,18 @@ pub(crate) struct NativeConnection {
     frag_size: usize,
     recovery: Recovery,
     acks: AckTracker,
-    /// The send channels, from the first `send` on (`native/streams.rs`).
-    outbound: Option<Box<Outbound>>,
-    /// The receive channels, from the first message frame on.
-    inbound: Option<Box<Inbound>>,
+    /// Every channel's send and receive side, and the scheduler; allocated
+    /// on the first send or message frame (an idle connection holds none).
+    channels: Option<Box<Channels>>,
     events: VecDeque<Event>,
     received: Vec<Received>,
     scratch: Vec<u8>,
     last_recv: Instant,
     last_eliciting_sent: Instant,
+    /// The latest `now` the connection was given: when a message sent now
+    /// counts as queued, for channel lifetimes.
+    clock: Instant,
     ping_due: bool,
-    ordered_first: bool,
     /// What the client sends after the cookie: its schema summary.
     handshake_extension: Vec<u8>,
     /// Plain or sealed packets: everything the secure mode changes.
@@ -100,18 +100,12 @@ enum Phase {
 }
 
 impl NativeConnection {
-    /// Whether a message of `len` encoded bytes may be queued now.
-    fn check_send(&self, len: usize, delivery: Delivery) -> Result<(), SendError> {
+    /// Whether a message of `len` encoded bytes may be queued on `channel` now.
+    fn check_send(&mut self, len: usize, channel: ChannelId) -> Result<(), SendError> {
         if self.is_closed() {
             return Err(SendError::NotConnected);
         }
-        let max = match delivery {
-            Delivery::Unreliable => self.max_unreliable_size(),
-            _ => self.config.limits.max_message_size,
-        };
-        if len > max {
-            return Err(SendError::TooLarge { len, max });
-        }
+        self.channels().check_send(channel, len)?;
         let queued = self.queued_bytes();
         if queued + len > self.config.limits.max_send_queue_bytes {
             return Err(SendError::QueueFull {
@@ -123,15 +117,31 @@ impl NativeConnection {
     }
 
     /// Queues an encoded message that passed [`check_send`](Self::check_send).
-    fn push_message(&mut self, message: &[u8], delivery: Delivery) {
-        let out = Outbound::get(&mut self.outbound, &self.config, self.frag_size);
-        match delivery {
-            Delivery::Unreliable => out.unreliable.push(message),
-            Delivery::Reliable => out.reliable.push(message),
-            Delivery::ReliableOrdered => out.ordered.push(message),
+    fn push_message(&mut self, message: &[u8], channel: ChannelId) -> MessageHandle {
+        let clock = self.clock;
+        let handle = self.channels().push(channel, message, clock);
+        // Queueing drops the channel's expired messages: report them.
+        if let Some(channels) = self.channels.as_deref_mut() {
+            channels.take_feedback(&mut self.events);
         }
         self.stats.out_messages += 1;
         debug_assert!(self.queued_bytes() <= self.config.limits.max_send_queue_bytes);
+        handle
+    }
+
+    /// Encodes and queues a message on `channel`.
+    fn send_message(
+        &mut self,
+        msg: &dyn AnyMessage,
+        channel: ChannelId,
+    ) -> Result<MessageHandle, SendError> {
+        self.check_send(msg.message_len(), channel)?;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.resize(msg.message_len(), 0);
+        let encoded = msg.encode_message(&mut scratch);
+        let handle = encoded.map(|n| self.push_message(&scratch[..n], channel));
+        self.scratch = scratch;
+        handle.map_err(SendError::from)
     }
 
     /// A client connection that starts its handshake at `now`.
@@ -203,7 +213,9 @@ impl NativeConnection {
             Phase::Connected,
             protection,
         );
-        conn.events.push_back(Event::Connected);
+        if !conn.is_closed() {
+            conn.events.push_back(Event::Connected);
+        }
         conn
     }
 
@@ -218,6 +230,7 @@ impl NativeConnection {
     ) -> Self {
         let mtu = config.effective_mtu();
         let frag_size = mtu - DATA_HEADER_LEN - FRAGMENT_OVERHEAD - protection.overhead();
+        let invalid = config.validate().err();
         // The sent-packet ring must outlast every packet in flight, or
         // packets still in flight would be overwritten and counted lost.
         let ring_limit = (crate::recovery::SENT_WINDOW - 64) * mtu;
@@ -229,20 +242,21 @@ impl NativeConnection {
             config.initial_rtt,
             nonce,
         );
-        NativeConnection {
+        let mut conn = NativeConnection {
             recovery: Recovery::new(config.initial_rtt, config.max_ack_delay, cc),
             acks: AckTracker::new(),
-            outbound: None,
-            inbound: None,
+            channels: None,
             events: VecDeque::new(),
             received: Vec::new(),
             scratch: Vec::new(),
             last_recv: now,
             last_eliciting_sent: now,
+            clock: now,
             ping_due: false,
-            ordered_first: true,
             handshake_extension: match state {
-                Phase::Connecting { .. } => crate::handshake::extension::schema_of(&factory),
+                Phase::Connecting { .. } => {
+                    crate::handshake::extension::of(&factory, &config.channels)
+                }
                 _ => Vec::new(),
             },
             protection,
@@ -256,22 +270,34 @@ impl NativeConnection {
             nonce,
             session,
             frag_size,
+        };
+        if let Some(e) = invalid {
+            conn.close(DisconnectReason::InvalidConfig(e), 0);
         }
+        conn
+    }
+
+    /// The channels, created on first use. A connection whose config
+    /// failed validation is closed at once and never sends or receives.
+    fn channels(&mut self) -> &mut Channels {
+        self.channels
+            .get_or_insert_with(|| Channels::boxed(&self.config, &self.protection))
     }
 
     /// What the lazily allocated parts hold (for the idle-footprint test).
     #[cfg(test)]
     pub(crate) fn lazy_storage(&self) -> super::LazyStorage {
+        let channels = self.channels.is_some();
         super::LazyStorage {
             sent_slots: self.recovery.sent_slots(),
             samples: (0, 0),
-            channels: (self.outbound.is_some(), self.inbound.is_some()),
+            channels: (channels, channels),
             buffers: self.events.capacity() + self.received.capacity() + self.scratch.capacity(),
         }
     }
 
     fn queued_bytes(&self) -> usize {
-        self.outbound.as_ref().map_or(0, |o| o.buffered_bytes())
+        self.channels.as_ref().map_or(0, |c| c.queued_bytes())
     }
 
     fn close(&mut self, reason: DisconnectReason, copies: u8) {
@@ -329,18 +355,26 @@ impl Engine for NativeConnection {
 
     /// The connection's metrics.
     fn stats(&self) -> Stats {
+        let mut s = self.sampled_stats();
+        s.channels = match &self.channels {
+            Some(channels) => channels.stats(),
+            None => Channels::unused_stats(&self.config.channels),
+        };
+        s
+    }
+
+    fn sampled_stats(&self) -> Stats {
         let mut s = self.stats.clone();
         s.latency_ms = self.recovery.rtt.srtt().as_secs_f64() * 1000.0;
         s.latency_variation_ms = self.recovery.rtt.rttvar().as_secs_f64() * 1000.0;
         s.packet_loss = self.recovery.loss_rate;
-        if let Some(out) = &self.outbound {
-            s.resends = out.reliable.resends + out.ordered.resends;
-            s.pending_acks = out.reliable.pending_acks() + out.ordered.pending_acks();
-        }
         s.out_buffer_bytes = self.queued_bytes();
-        if let Some(inb) = &self.inbound {
-            s.reorder_queue = inb.ordered.reorder_queue();
-            s.reassembly_bytes = inb.reassembly.in_use;
+        if let Some(channels) = &self.channels {
+            let (resends, _, pending_acks, reorder_queue) = channels.reliable_totals();
+            s.resends = resends;
+            s.pending_acks = pending_acks;
+            s.reorder_queue = reorder_queue;
+            s.reassembly_bytes = channels.reassembly.in_use;
         }
         s.lost_packets = self.recovery.lost_packets;
         s.spurious_losses = self.recovery.spurious_losses;
@@ -359,10 +393,7 @@ impl Engine for NativeConnection {
     /// Counters for the observer beyond the stats.
     fn counters(&self) -> EngineCounters {
         EngineCounters {
-            first_sends: self
-                .outbound
-                .as_ref()
-                .map_or(0, |o| o.reliable.first_sends + o.ordered.first_sends),
+            first_sends: self.channels.as_ref().map_or(0, |c| c.reliable_totals().1),
             faults: self.faults,
         }
     }
@@ -375,28 +406,38 @@ impl Engine for NativeConnection {
     /// The largest unreliable message, which must fit in one packet.
     fn max_unreliable_size(&self) -> usize {
         let room = self.config.effective_mtu() - DATA_HEADER_LEN - self.protection.overhead();
-        room - packet::frame_overhead(FrameKind::Unreliable, room)
+        let list = &self.config.channels;
+        channel_for(list, Delivery::Unreliable).map_or(0, |c| max_unreliable_size(list, c, room))
     }
 
-    /// Queues a message. Nothing is queued when it returns an error.
+    /// Queues a message on the channel `delivery` sends on. Nothing is
+    /// queued when it returns an error.
     ///
     /// Messages may be queued while connecting; they are sent once the
     /// handshake completes.
     fn send(&mut self, msg: &dyn AnyMessage, delivery: Delivery) -> Result<(), SendError> {
-        self.check_send(msg.message_len(), delivery)?;
-        let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.resize(msg.message_len(), 0);
-        let encoded = msg.encode_message(&mut scratch);
-        if let Ok(n) = encoded {
-            self.push_message(&scratch[..n], delivery);
+        if self.is_closed() {
+            return Err(SendError::NotConnected);
         }
-        self.scratch = scratch;
-        encoded.map(drop).map_err(SendError::from)
+        let channel = channel_for(&self.config.channels, delivery)?;
+        self.send_message(msg, channel).map(drop)
+    }
+
+    fn send_on(
+        &mut self,
+        channel: ChannelId,
+        msg: &dyn AnyMessage,
+    ) -> Result<MessageHandle, SendError> {
+        self.send_message(msg, channel)
     }
 
     fn send_encoded(&mut self, message: &[u8], delivery: Delivery) -> Result<(), SendError> {
-        self.check_send(message.len(), delivery)?;
-        self.push_message(message, delivery);
+        if self.is_closed() {
+            return Err(SendError::NotConnected);
+        }
+        let channel = channel_for(&self.config.channels, delivery)?;
+        self.check_send(message.len(), channel)?;
+        self.push_message(message, channel);
         Ok(())
     }
 
@@ -420,6 +461,7 @@ impl Engine for NativeConnection {
     fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
         // After a freeze longer than the timeout (the app stopped updating),
         // the peer has given up on us: time out rather than revive.
+        self.clock = self.clock.max(now);
         if self.is_connected() && now >= self.last_recv + self.config.timeout {
             self.close(DisconnectReason::TimedOut, 0);
         }
@@ -475,6 +517,7 @@ impl Engine for NativeConnection {
     /// Runs the timers that are due at `now`: handshake retry and timeout,
     /// idle timeout, loss detection and probes, keep-alive pings.
     fn handle_timeout(&mut self, now: Instant) {
+        self.clock = self.clock.max(now);
         match &mut self.state {
             Phase::Connecting {
                 started,
@@ -493,9 +536,16 @@ impl Engine for NativeConnection {
                     self.close(DisconnectReason::TimedOut, 0);
                     return;
                 }
-                let out = &mut self.outbound;
-                self.recovery
-                    .on_timeout(now, &mut |o| apply_outcome(out, o));
+                match self.channels.as_deref_mut() {
+                    Some(channels) => {
+                        self.recovery
+                            .on_timeout(now, &mut |o| channels.on_outcome(o));
+                        channels.drop_expired(now);
+                        channels.take_feedback(&mut self.events);
+                    }
+                    // Nothing was ever sent: no message part can be lost.
+                    None => self.recovery.on_timeout(now, &mut |_| {}),
+                }
                 if now >= self.last_eliciting_sent + self.config.keepalive_interval() {
                     self.ping_due = true;
                 }
@@ -510,6 +560,7 @@ impl Engine for NativeConnection {
     /// `buf` should hold at least the configured MTU; a datagram never
     /// exceeds `min(buf.len(), mtu)` bytes.
     fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        self.clock = self.clock.max(now);
         let len = match &self.state {
             Phase::Closed { copies: 0, .. } => return None,
             Phase::Closed { .. } => self.transmit_disconnect(buf)?,
@@ -567,12 +618,13 @@ impl Engine for NativeConnection {
     }
 }
 
-/// Routes an ack or loss outcome to the channel that sent the part.
-/// Hands an acked or lost message part back to its channel. Parts exist
-/// only once something was sent, so the send side exists then.
-fn apply_outcome(outbound: &mut Option<Box<Outbound>>, o: Outcome) {
-    if let Some(out) = outbound {
-        out.apply(o);
+impl Channels {
+    /// A connection's channels, sized for its packets.
+    fn boxed(config: &Config, protection: &Protection) -> Box<Channels> {
+        let sizes = Sizes {
+            room: config.effective_mtu() - DATA_HEADER_LEN - protection.overhead(),
+        };
+        Box::new(Channels::new(config, sizes))
     }
 }
 

@@ -12,6 +12,7 @@ use thiserror::Error;
 use super::batch::{RecvBatch, SendBatch};
 use super::impairment::Impairment;
 use super::socket::{is_would_block, random_u64, BufferSizes, DriverSocket};
+use crate::channel::{ChannelId, MessageHandle};
 use crate::config::Config;
 use crate::connection::Connection;
 use crate::delivery::Delivery;
@@ -465,6 +466,19 @@ impl Client {
             .as_mut()
             .ok_or(SendError::NotConnected)?
             .send(msg, delivery)
+    }
+
+    /// Queues a message on a channel of [`Config::channels`]; returns its
+    /// handle (see [`Connection::send_on`](crate::Connection::send_on)).
+    pub fn send_on(
+        &mut self,
+        channel: ChannelId,
+        msg: &dyn AnyMessage,
+    ) -> Result<MessageHandle, SendError> {
+        self.conn
+            .as_mut()
+            .ok_or(SendError::NotConnected)?
+            .send_on(channel, msg)
     }
 
     /// Queues an unreliable message (legume's `send_message`).

@@ -13,6 +13,7 @@ use thiserror::Error;
 use super::batch::{RecvBatch, SendBatch};
 use super::impairment::Impairment;
 use super::socket::{is_would_block, BufferSizes, DriverSocket, SocketStats};
+use crate::channel::{ChannelId, MessageHandle};
 use crate::client_id::{ClientId, PeerRef};
 use crate::config::Config;
 use crate::connection::Connection;
@@ -500,6 +501,21 @@ impl Server {
             .as_mut()
             .ok_or(SendError::NotConnected)?
             .send(peer, msg, delivery)
+    }
+
+    /// Queues a message to one peer on a channel of
+    /// [`Config::channels`](crate::Config::channels); returns its handle
+    /// (see [`ServerEndpoint::send_on`]).
+    pub fn send_on(
+        &mut self,
+        peer: impl Into<PeerRef>,
+        channel: ChannelId,
+        msg: &dyn AnyMessage,
+    ) -> Result<MessageHandle, SendError> {
+        self.endpoint
+            .as_mut()
+            .ok_or(SendError::NotConnected)?
+            .send_on(peer, channel, msg)
     }
 
     /// Queues a message to every connected peer, encoded once (legume's

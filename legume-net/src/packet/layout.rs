@@ -9,7 +9,7 @@
 /// The first two bytes of every datagram.
 pub(crate) const MAGIC: [u8; 2] = *b"LG";
 /// The protocol version in byte 2.
-pub(crate) const VERSION: u8 = 1;
+pub(crate) const VERSION: u8 = 2;
 /// The padded size of the client's handshake packets.
 pub(crate) const HANDSHAKE_LEN: usize = 300;
 /// Bytes after the cookie in a CHALLENGE_RESPONSE.
@@ -18,8 +18,11 @@ pub(crate) const CHALLENGE_EXTENSION_LEN: usize = HANDSHAKE_LEN - 44;
 pub(crate) const DATA_HEADER_LEN: usize = 18;
 /// The most bytes of a reason string (REJECT, DISCONNECT).
 pub(crate) const MAX_REASON_LEN: usize = 255;
-/// The frame overhead of a fragment: type, id, index, count, a 2-byte length.
+/// The frame overhead of a short fragment frame: type, id, index, count, a
+/// 2-byte length.
 pub(crate) const FRAGMENT_OVERHEAD: usize = 9;
+/// The frame overhead of a CHANNEL_FRAGMENT: a channel byte more.
+pub(crate) const CHANNEL_FRAGMENT_OVERHEAD: usize = 10;
 
 // Packet type bytes (byte 3).
 pub(super) const TYPE_CONNECT_REQUEST: u8 = 0x01;
@@ -41,6 +44,10 @@ pub(super) const FRAME_RELIABLE: u8 = 0x03;
 pub(super) const FRAME_ORDERED: u8 = 0x04;
 pub(super) const FRAME_RELIABLE_FRAGMENT: u8 = 0x05;
 pub(super) const FRAME_ORDERED_FRAGMENT: u8 = 0x06;
+pub(super) const FRAME_CHANNEL_UNRELIABLE: u8 = 0x07;
+pub(super) const FRAME_SEQUENCED: u8 = 0x08;
+pub(super) const FRAME_CHANNEL_MESSAGE: u8 = 0x09;
+pub(super) const FRAME_CHANNEL_FRAGMENT: u8 = 0x0A;
 
 // The secure mode (`docs/PROTOCOL.md` 8.2 and 8.8).
 

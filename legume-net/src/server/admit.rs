@@ -98,14 +98,17 @@ impl ServerEndpoint {
         }
     }
 
-    /// Checks the client's schema summary in a challenge response's
-    /// extension against the endpoint's messages, when configured to.
+    /// Checks the client's channel list in a challenge response's extension
+    /// against the endpoint's, and its schema summary against the
+    /// endpoint's messages when configured to.
     pub(super) fn check_schema(&self, extension: &[u8]) -> Result<(), String> {
-        if self.config.server.check_schema {
-            extension::check_schema(&self.factory, extension)
-        } else {
-            Ok(())
-        }
+        let check_schema = self.config.server.check_schema;
+        extension::check(
+            &self.factory,
+            &self.config.channels,
+            extension,
+            check_schema,
+        )
     }
 
     /// A client proved its address: ask the app, then accept or reject.

@@ -31,6 +31,7 @@ use std::time::Instant;
 
 use legume_core::{AnyMessage, MessageFactory};
 
+use crate::channel::{ChannelId, MessageHandle};
 use crate::client_id::{ClientId, PeerRef};
 use crate::config::{Config, Protocol};
 use crate::connection::Connection;
@@ -313,6 +314,18 @@ impl ServerEndpoint {
         delivery: Delivery,
     ) -> Result<(), SendError> {
         self.peers.send(peer.into(), msg, delivery)
+    }
+
+    /// Queues a message to one peer on a channel of
+    /// [`Config::channels`](crate::Config::channels); returns its handle
+    /// (see [`Connection::send_on`](crate::Connection::send_on)).
+    pub fn send_on(
+        &mut self,
+        peer: impl Into<PeerRef>,
+        channel: ChannelId,
+        msg: &dyn AnyMessage,
+    ) -> Result<MessageHandle, SendError> {
+        self.peers.send_on(peer.into(), channel, msg)
     }
 
     /// Queues a message to every connected peer, encoding it once. The

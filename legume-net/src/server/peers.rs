@@ -14,6 +14,7 @@ use std::time::Instant;
 use legume_core::AnyMessage;
 use tracing::debug;
 
+use crate::channel::{ChannelId, MessageHandle};
 use crate::client_id::{ClientId, PeerRef};
 use crate::connection::Connection;
 use crate::delivery::Delivery;
@@ -282,6 +283,21 @@ impl PeerTable {
         self.queues.touch(addr, p);
         self.compact_timers_if_stale();
         Ok(())
+    }
+
+    /// Queues a message to one peer on a channel of `Config::channels`.
+    pub(super) fn send_on(
+        &mut self,
+        peer: PeerRef,
+        channel: ChannelId,
+        msg: &dyn AnyMessage,
+    ) -> Result<MessageHandle, SendError> {
+        let addr = self.resolve(peer).ok_or(SendError::NotConnected)?;
+        let p = self.map.get_mut(&addr).ok_or(SendError::NotConnected)?;
+        let handle = p.conn.send_on(channel, msg)?;
+        self.queues.touch(addr, p);
+        self.compact_timers_if_stale();
+        Ok(handle)
     }
 
     /// Queues an encoded message to every open connection but `except`'s.

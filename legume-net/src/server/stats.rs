@@ -106,7 +106,7 @@ mod tests {
             request(1),
             response,
             other_protocol,
-            b"LG\x01\x06junk".to_vec(),
+            b"LG\x02\x06junk".to_vec(),
             Vec::new(),
         ];
         for (i, d) in datagrams.iter().enumerate() {

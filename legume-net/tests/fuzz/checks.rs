@@ -111,7 +111,7 @@ pub(crate) fn endpoint_counted(s: &legume_net::EndpointStats) -> u64 {
 /// retransmission) gets the ACCEPT again and reaches no connection.
 pub(crate) fn is_response_for(d: &[u8], nonce: u64) -> bool {
     d.len() == 300
-        && d[..4] == [b'L', b'G', 1, CHALLENGE_RESPONSE]
+        && d[..4] == [b'L', b'G', 2, CHALLENGE_RESPONSE]
         && d[12..20] == nonce.to_be_bytes()
 }
 
@@ -123,7 +123,7 @@ pub(crate) fn is_response_for(d: &[u8], nonce: u64) -> bool {
 /// The fuzz targets skip such datagrams so that they go on finding other
 /// things; remove this once that bug is fixed.
 pub(crate) fn hits_replay_bug(d: &[u8], now: Instant, epoch: Instant, lifetime: Duration) -> bool {
-    if d.len() != 300 || d[..4] != [b'L', b'G', 1, CHALLENGE_RESPONSE] {
+    if d.len() != 300 || d[..4] != [b'L', b'G', 2, CHALLENGE_RESPONSE] {
         return false;
     }
     let issued_at = u64::from_be_bytes(d[20..28].try_into().expect("8 bytes"));

@@ -78,7 +78,7 @@ fn out_of_window_frames_count_as_datagrams() {
     let c = w.add_client();
     assert!(w.connect_all(SEC));
     let session = w.clients[c].conn.session();
-    let mut d = vec![b'L', b'G', 1, DATA];
+    let mut d = vec![b'L', b'G', 2, DATA];
     d.extend(session.to_be_bytes());
     d.extend(500u16.to_be_bytes()); // a sequence number not seen yet
     d.extend(u16::MAX.to_be_bytes()); // acks nothing
@@ -228,7 +228,7 @@ fn reorder_buffer_memory_is_bounded_by_its_limit() {
         let mut m = vec![Blob::TYPE_ID, 0, 0];
         put_varint(&mut m, 1300);
         m.extend([0u8; 1300 + 17]);
-        let mut d = vec![b'L', b'G', 1, DATA];
+        let mut d = vec![b'L', b'G', 2, DATA];
         d.extend(p.gen.session.to_be_bytes());
         seq = seq.wrapping_add(1);
         d.extend(seq.to_be_bytes());

@@ -453,7 +453,7 @@ impl Gen {
             0 => rng.bytes_in(0, 1500),
             1 => {
                 let mut d = b"LG".to_vec();
-                d.push(if rng.chance(0.8) { 1 } else { rng.byte() });
+                d.push(if rng.chance(0.8) { 2 } else { rng.byte() });
                 d.push(rng.below(10) as u8);
                 d.extend(rng.bytes_in(0, 400));
                 d
@@ -512,7 +512,7 @@ impl Gen {
                 self.pending[from] = pending;
                 // A mutation may have made it a packet of the session again.
                 if d.len() >= 8
-                    && d[..3] == [b'L', b'G', 1]
+                    && d[..3] == [b'L', b'G', 2]
                     && matches!(d[3], DATA | DISCONNECT)
                     && d[4..8] == self.session.to_be_bytes()
                 {

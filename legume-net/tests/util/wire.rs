@@ -6,8 +6,8 @@
 //! Shared by `legume-net/tests/fuzz/` and the root `tests/hostile/` (which
 //! includes this file through `tests/common`), so it uses nothing but `std`.
 
-/// The first three bytes of every plain packet: magic `LG` and version 1.
-pub const PREFIX: [u8; 3] = [b'L', b'G', 1];
+/// The first three bytes of every plain packet: magic `LG` and version 2.
+pub const PREFIX: [u8; 3] = [b'L', b'G', 2];
 /// The padded length of CONNECT_REQUEST and CHALLENGE_RESPONSE.
 pub const HANDSHAKE_LEN: usize = 300;
 /// The length of a DATA packet's header, before its frames.

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use legume::net::sim::Rng;
 use legume::net::Stats;
 use legume::prelude::*;
-use legume_game_protocol::{Dir, PlayerId, Pos, PROTOCOL_ID};
+use legume_game_protocol::{Dir, PlayerId, Pos};
 
 use crate::session::{GameEvent, GameSession};
 
@@ -73,10 +73,7 @@ impl BotConfig {
             quiet_before_end: duration.mul_f64(0.4).min(Duration::from_secs(4)),
             expect_players: None,
             seed: 1,
-            net: Config {
-                protocol_id: PROTOCOL_ID,
-                ..Config::default()
-            },
+            net: legume_game_protocol::net_config(),
         }
     }
 }
@@ -247,6 +244,12 @@ pub fn run_bot(config: BotConfig) -> BotReport {
     report.moves = (session.moves_made(), session.inputs_sent());
     report.final_pos = session.my_position();
     report.snapshots = session.snapshot_counts();
+    if session.missing_bases() > 0 {
+        report.warnings.push(format!(
+            "{} snapshot deltas against a base this client never had",
+            session.missing_bases()
+        ));
+    }
     report.stats = session.stats();
     if !ended {
         session.disconnect("bot finished");

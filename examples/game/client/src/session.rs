@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use legume::net::{ConnectError, LiveStats, Stats};
 use legume::prelude::*;
+use legume_game_protocol::delta::{self, History};
 use legume_game_protocol::world::step;
 use legume_game_protocol::{
-    factory, sanitize, ChatSend, Dir, Hello, Input, PlayerId, Pos, ToClient, MAX_CHAT_LEN,
-    MAX_NAME_LEN, MAX_PENDING_MOVES, TICK_RATE,
+    factory, sanitize, ChatSend, Dir, Hello, Input, PlayerId, Pos, Snapshot, ToClient,
+    MAX_CHAT_LEN, MAX_NAME_LEN, MAX_PENDING_MOVES, TICK_RATE,
 };
 
 /// What happened in the game, in the order it arrived, drained with
@@ -101,6 +102,11 @@ pub struct GameSession {
     last_tick: Option<u32>,
     snapshots: u64,
     stale_snapshots: u64,
+    /// Snapshots received (whole or rebuilt from a delta), stale ones too:
+    /// the bases of the server's deltas.
+    history: History,
+    /// Deltas whose base was not in the history (never, with a correct server).
+    missing_bases: u64,
     pending: VecDeque<(u32, Dir)>,
     next_seq: u32,
     last_input_sent: Option<Instant>,
@@ -130,6 +136,8 @@ impl GameSession {
             last_tick: None,
             snapshots: 0,
             stale_snapshots: 0,
+            history: History::default(),
+            missing_bases: 0,
             pending: VecDeque::new(),
             next_seq: 1,
             last_input_sent: None,
@@ -256,34 +264,50 @@ impl GameSession {
                 });
             }
             ToClient::Snapshot(s) => {
-                // Unreliable: late or duplicated ones are older than what we have.
-                if self.last_tick.is_some_and(|t| s.tick <= t) {
-                    self.stale_snapshots += 1;
+                self.history.insert(s.clone());
+                self.apply_snapshot(s);
+            }
+            ToClient::SnapshotDelta(d) => {
+                // The base is one we acknowledged, so we have it.
+                let Some(base) = self.history.get(d.base_tick) else {
+                    self.missing_bases += 1;
                     return;
-                }
-                self.last_tick = Some(s.tick);
-                self.snapshots += 1;
-                self.positions.clear();
-                for p in &s.players {
-                    self.positions.insert(p.id, p.pos);
-                    if Some(p.id) == self.my_id {
-                        // Moves the server applied are no longer ours to replay.
-                        while self
-                            .pending
-                            .front()
-                            .is_some_and(|&(seq, _)| seq <= p.last_move)
-                        {
-                            self.pending.pop_front();
-                        }
-                    }
-                }
-                let players = s.players.iter().map(|p| p.id).collect();
-                self.events.push_back(GameEvent::Snapshot {
-                    tick: s.tick,
-                    players,
-                });
+                };
+                let s = delta::apply(base, &d);
+                self.history.insert(s.clone());
+                self.apply_snapshot(s);
             }
         }
+    }
+
+    /// Shows a snapshot, unless it is older than one shown.
+    fn apply_snapshot(&mut self, s: Snapshot) {
+        // Unreliable: late or duplicated ones are older than what we have.
+        if self.last_tick.is_some_and(|t| s.tick <= t) {
+            self.stale_snapshots += 1;
+            return;
+        }
+        self.last_tick = Some(s.tick);
+        self.snapshots += 1;
+        self.positions.clear();
+        for p in &s.players {
+            self.positions.insert(p.id, p.pos);
+            if Some(p.id) == self.my_id {
+                // Moves the server applied are no longer ours to replay.
+                while self
+                    .pending
+                    .front()
+                    .is_some_and(|&(seq, _)| seq <= p.last_move)
+                {
+                    self.pending.pop_front();
+                }
+            }
+        }
+        let players = s.players.iter().map(|p| p.id).collect();
+        self.events.push_back(GameEvent::Snapshot {
+            tick: s.tick,
+            players,
+        });
     }
 
     fn send_inputs(&mut self, now: Instant) {
@@ -425,6 +449,12 @@ impl GameSession {
     /// Snapshots applied, and snapshots dropped as older than one applied.
     pub fn snapshot_counts(&self) -> (u64, u64) {
         (self.snapshots, self.stale_snapshots)
+    }
+
+    /// Snapshot deltas dropped because their base was not kept (a correct
+    /// server sends none: it uses only bases this client acknowledged).
+    pub fn missing_bases(&self) -> u64 {
+        self.missing_bases
     }
 
     /// Moves not yet applied by the server.

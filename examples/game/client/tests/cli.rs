@@ -60,6 +60,7 @@ fn a_rejected_bot_says_why_on_stderr_and_exits_at_once() {
     // A legume server of the game's protocol id that refuses everyone.
     let config = Config {
         protocol_id: legume_game_protocol::PROTOCOL_ID,
+        channels: legume_game_protocol::channels(),
         server: legume::net::ServerConfig {
             check_schema: false,
             ..legume::net::ServerConfig::default()

@@ -107,16 +107,16 @@ impl NetFlags {
         })
     }
 
-    /// The game's connection config: [`PROTOCOL_ID`](crate::PROTOCOL_ID)
-    /// and these impairments (seeded with `seed`).
+    /// The game's connection config ([`net_config`](crate::net_config):
+    /// its protocol id and channels) with these impairments (seeded with
+    /// `seed`).
     pub fn config(&self, seed: u64) -> Config {
         Config {
-            protocol_id: crate::PROTOCOL_ID,
             driver: legume::net::DriverConfig {
                 conditioner: self.conditioner(seed),
                 ..legume::net::DriverConfig::default()
             },
-            ..Config::default()
+            ..crate::net_config()
         }
     }
 

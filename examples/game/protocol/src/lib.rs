@@ -22,7 +22,7 @@
 //! | [`Input`] | client → server | unreliable, every tick | see below |
 //! | [`ChatSend`] | client → server | reliable ordered | lines in the order typed |
 //! | [`Welcome`], [`PlayerJoined`], [`PlayerLeft`], [`ChatLine`] | server → client | reliable ordered | events: each exactly once, and a join before that player's chat or leave |
-//! | [`Snapshot`] | server → client | unreliable, every tick | the next one replaces a lost one; stale ones are dropped by tick |
+//! | [`Snapshot`], [`SnapshotDelta`] | server → client | channel 3 ([`SNAPSHOT_CHANNEL`]): unreliable with delivery feedback, every tick | the next one replaces a lost one; stale ones are dropped by tick; a delta is against the newest snapshot the client acknowledged ([`delta`]) |
 //!
 //! Inputs are moves, numbered from 1. A client sends every move the server
 //! has not yet applied ([`Snapshot`] carries each player's last applied
@@ -58,6 +58,7 @@ use legume::prelude::*;
 #[path = "../../../support/args.rs"]
 mod args;
 pub mod cli;
+pub mod delta;
 #[path = "../../../support/logging.rs"]
 mod logging;
 pub mod rates;
@@ -75,10 +76,36 @@ pub const TICK_RATE: u32 = 30;
 /// The UDP port the server listens on and the client connects to by default.
 pub const DEFAULT_PORT: u16 = 40200;
 
-/// `Config::protocol_id` of this game, version 1: a server drops connect
-/// requests with another id. Change it whenever a message changes, so that
-/// an old client cannot join a new server.
-pub const PROTOCOL_ID: u64 = 0x6C65_6775_6D65_0001;
+/// `Config::protocol_id` of this game, version 2 (delta snapshots): a
+/// server drops connect requests with another id. Change it whenever a
+/// message changes, so that an old client cannot join a new server.
+pub const PROTOCOL_ID: u64 = 0x6C65_6775_6D65_0002;
+
+/// The channel snapshots travel on: unreliable, with delivery feedback, so
+/// that the server learns which snapshots each client has.
+pub const SNAPSHOT_CHANNEL: ChannelId = ChannelId(3);
+
+/// The game's channels: legume's default three (unreliable inputs,
+/// reliable-ordered events) and [`SNAPSHOT_CHANNEL`]. Both sides must use
+/// this list.
+pub fn channels() -> Vec<ChannelConfig> {
+    let mut channels = ChannelConfig::defaults();
+    channels.push(ChannelConfig {
+        feedback: true,
+        ..ChannelConfig::new(ChannelKind::Unreliable)
+    });
+    channels
+}
+
+/// The game's connection config: [`PROTOCOL_ID`] and [`channels`], the
+/// rest legume's defaults.
+pub fn net_config() -> Config {
+    Config {
+        protocol_id: PROTOCOL_ID,
+        channels: channels(),
+        ..Config::default()
+    }
+}
 
 /// The most players a server takes; a snapshot of this many fits in one packet.
 pub const MAX_PLAYERS: usize = 64;
@@ -195,6 +222,24 @@ pub struct Snapshot {
     pub players: Vec<PlayerState>,
 }
 
+/// Server → client, every tick once the client has acknowledged a
+/// snapshot: what changed since the snapshot of `base_tick` (see
+/// [`delta`]). Unreliable, on [`SNAPSHOT_CHANNEL`].
+#[derive(Clone, Debug, PartialEq, Eq, Message)]
+#[message(id = 48)]
+pub struct SnapshotDelta {
+    /// The server tick it describes.
+    pub tick: u32,
+    /// The tick of the snapshot it is relative to, one the client acknowledged.
+    pub base_tick: u32,
+    /// The players that are new or changed since the base.
+    #[field(max_len = 64)]
+    pub changed: Vec<PlayerState>,
+    /// The players gone since the base.
+    #[field(max_len = 64)]
+    pub removed: Vec<PlayerId>,
+}
+
 /// Server → clients: a chat line, relayed to every player, the sender included.
 /// Reliable ordered.
 #[derive(Clone, Debug, PartialEq, Eq, Message)]
@@ -231,6 +276,8 @@ pub enum ToClient {
     PlayerLeft(PlayerLeft),
     /// [`Snapshot`].
     Snapshot(Snapshot),
+    /// [`SnapshotDelta`].
+    SnapshotDelta(SnapshotDelta),
     /// [`ChatLine`].
     ChatLine(ChatLine),
 }

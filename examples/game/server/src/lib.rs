@@ -3,8 +3,9 @@
 //! A [`GameServer`] owns a legume-rs `Server` and a [`World`]: it turns
 //! connections into players, queues their inputs, advances the world at
 //! [`TICK_RATE`] (30 Hz) and sends every player a snapshot each tick
-//! (unreliable: a lost one is replaced 33 ms later), and it sends joins,
-//! leaves and chat reliably and in order. See `legume_game_protocol` for
+//! (unreliable: a lost one is replaced 33 ms later), encoded against the
+//! newest snapshot that player acknowledged (legume's delivery feedback),
+//! and it sends joins, leaves and chat reliably and in order. See `legume_game_protocol` for
 //! the messages and why each has its delivery.
 //!
 //! [`spawn_bots`] starts scripted clients (from `legume_game_client::bot`)
@@ -24,7 +25,7 @@
 //! ```
 #![warn(missing_docs, unreachable_pub)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::thread::JoinHandle;
@@ -34,10 +35,11 @@ use legume::net::{ListenError, LiveStats};
 use legume::prelude::*;
 use legume_game_client::bot::{run_bot, BotConfig, BotReport};
 use legume_game_protocol::cli::NetFlags;
+use legume_game_protocol::delta::{self, History, HISTORY};
 use legume_game_protocol::rates::human_rate;
 use legume_game_protocol::{
-    factory, sanitize, ChatLine, PlayerId, PlayerInfo, PlayerJoined, PlayerLeft, ToServer, Welcome,
-    MAX_CHAT_LEN, MAX_PLAYERS, PROTOCOL_ID, TICK_RATE,
+    factory, net_config, sanitize, ChatLine, PlayerId, PlayerInfo, PlayerJoined, PlayerLeft,
+    ToServer, Welcome, MAX_CHAT_LEN, MAX_PLAYERS, SNAPSHOT_CHANNEL, TICK_RATE,
 };
 
 pub mod world;
@@ -57,6 +59,9 @@ pub struct ServerOptions {
     pub stats_every: Option<Duration>,
     /// Seed of the spawn points.
     pub seed: u64,
+    /// Send each player's snapshots as deltas against the newest one it
+    /// acknowledged (default); off, every snapshot is sent whole.
+    pub delta_snapshots: bool,
 }
 
 impl ServerOptions {
@@ -64,13 +69,11 @@ impl ServerOptions {
     pub fn local(port: u16) -> Self {
         ServerOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], port)),
-            net: Config {
-                protocol_id: PROTOCOL_ID,
-                ..Config::default()
-            },
+            net: net_config(),
             log: false,
             stats_every: None,
             seed: 1,
+            delta_snapshots: true,
         }
     }
 }
@@ -93,6 +96,34 @@ pub struct ServerCounters {
     pub ignored: u64,
     /// Reliable sends refused (the peer's queue was full); that peer was disconnected.
     pub send_failures: u64,
+    /// Snapshots sent whole, and as deltas.
+    pub snapshots: (u64, u64),
+    /// Bytes of the snapshot messages sent (encoded, before packet headers).
+    pub snapshot_bytes: u64,
+}
+
+/// What the server knows of one player's snapshots.
+#[derive(Debug, Default)]
+struct Baseline {
+    /// The newest snapshot tick the client acknowledged.
+    acked: Option<u32>,
+    /// Snapshots sent and not yet acknowledged or lost: message number on
+    /// [`SNAPSHOT_CHANNEL`], tick. At most [`HISTORY`].
+    sent: VecDeque<(u64, u32)>,
+}
+
+impl Baseline {
+    /// Snapshot message `number` was acknowledged (`acked`) or lost.
+    fn on_fate(&mut self, number: u64, acked: bool) {
+        let Some(at) = self.sent.iter().position(|&(n, _)| n == number) else {
+            return;
+        };
+        let (_, tick) = self.sent[at];
+        self.sent.remove(at);
+        if acked && self.acked.is_none_or(|t| tick > t) {
+            self.acked = Some(tick);
+        }
+    }
 }
 
 /// The game server: a legume-rs `Server`, the [`World`], and the fixed tick.
@@ -100,6 +131,10 @@ pub struct GameServer {
     server: Server,
     world: World,
     players: HashMap<SocketAddr, PlayerId>,
+    /// Each player's acknowledged snapshot, for deltas.
+    baselines: HashMap<SocketAddr, Baseline>,
+    /// The last snapshots sent, the bases of deltas.
+    history: History,
     options: ServerOptions,
     started: Instant,
     next_tick: Instant,
@@ -134,6 +169,8 @@ impl GameServer {
             server,
             world: World::new(options.seed),
             players: HashMap::new(),
+            baselines: HashMap::new(),
+            history: History::default(),
             // A little past the second, so that the first rates are in.
             next_stats: options
                 .stats_every
@@ -236,6 +273,12 @@ impl GameServer {
                     }
                 },
                 Event::Disconnected(reason) => self.player_gone(peer, &reason),
+                Event::Acked(h) | Event::Lost(h) if h.channel == SNAPSHOT_CHANNEL => {
+                    let acked = matches!(event, Event::Acked(_));
+                    if let Some(b) = self.baselines.get_mut(&peer) {
+                        b.on_fate(h.number, acked);
+                    }
+                }
                 Event::Error(e) => self.log(format_args!("{peer}: message dropped: {e}")),
                 Event::Io(e) => self.log(format_args!("{peer}: socket error: {e}")),
                 other => self.log(format_args!("{peer}: {other:?}")),
@@ -300,6 +343,7 @@ impl GameServer {
     }
 
     fn player_gone(&mut self, peer: SocketAddr, reason: &DisconnectReason) {
+        self.baselines.remove(&peer);
         let Some(id) = self.players.remove(&peer) else {
             return;
         };
@@ -339,12 +383,45 @@ impl GameServer {
         }
     }
 
+    /// Sends every player this tick's snapshot: as a delta against the
+    /// newest one it acknowledged while that is still in the history,
+    /// whole otherwise.
     fn send_snapshots(&mut self) {
         let snapshot = self.world.snapshot();
         for &peer in self.players.keys() {
+            let baseline = self.baselines.entry(peer).or_default();
+            let base = baseline
+                .acked
+                .filter(|_| self.options.delta_snapshots)
+                .and_then(|t| self.history.get(t));
+            let (sent, bytes) = match base {
+                Some(base) => {
+                    let d = delta::diff(base, &snapshot);
+                    (
+                        self.server.send_on(peer, SNAPSHOT_CHANNEL, &d),
+                        d.message_len(),
+                    )
+                }
+                None => (
+                    self.server.send_on(peer, SNAPSHOT_CHANNEL, &snapshot),
+                    snapshot.message_len(),
+                ),
+            };
             // Unreliable: a refused one (queue full) is replaced next tick.
-            let _ = self.server.send(peer, &snapshot, Delivery::Unreliable);
+            if let Ok(handle) = sent {
+                if base.is_some() {
+                    self.counters.snapshots.1 += 1;
+                } else {
+                    self.counters.snapshots.0 += 1;
+                }
+                self.counters.snapshot_bytes += bytes as u64;
+                if baseline.sent.len() == HISTORY {
+                    baseline.sent.pop_front();
+                }
+                baseline.sent.push_back((handle.number, snapshot.tick));
+            }
         }
+        self.history.insert(snapshot);
     }
 
     /// A table of the peers with their connection's live statistics (from

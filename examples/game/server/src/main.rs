@@ -13,7 +13,7 @@ use legume_game_server::{join_bots, spawn_bots, BotSpec, GameServer, ServerOptio
 
 fn usage() -> String {
     format!(
-        "usage: game-server [--host HOST] [--port PORT] [--seconds S] [--bots N] [--stats] [conditioner flags]\n       \
+        "usage: game-server [--host HOST] [--port PORT] [--seconds S] [--bots N] [--stats] [--full-snapshots] [conditioner flags]\n       \
          game-server --demo [--bots N] [--seconds S] [--stats] [conditioner flags]\n\n  \
          --host HOST       address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)\n  \
          --port PORT       UDP port (default {DEFAULT_PORT}; with --demo, any free port)\n  \
@@ -21,6 +21,7 @@ fn usage() -> String {
          --bots N          start N bot players in this process (with --demo, default 4)\n  \
          --demo            play a short game with bots, print what each saw, exit 0 if all is well\n  \
          --stats           print a table of the peers every second (legume's live stats)\n  \
+         --full-snapshots  send every snapshot whole, not as a delta against the client's last acknowledged one\n  \
          --seed N          seed of the spawn points, the bots and the conditioner (default 1)\n\
          {NET_USAGE}\n  \
          (the conditioner impairs the server's socket, so every client's traffic)\n\n\
@@ -37,7 +38,7 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> Result<ExitCode, String> {
     let mut with_value = vec!["--host", "--port", "--seconds", "--bots", "--seed"];
     with_value.extend(NET_FLAGS);
-    args.check(&with_value, &["--demo", "--stats"])?;
+    args.check(&with_value, &["--demo", "--stats", "--full-snapshots"])?;
     let demo = args.flag("--demo");
     let host: String = args.value("--host")?.unwrap_or_else(|| "127.0.0.1".into());
     let port: u16 = args
@@ -68,6 +69,7 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         log: true,
         stats_every: args.flag("--stats").then_some(Duration::from_secs(1)),
         seed,
+        delta_snapshots: !args.flag("--full-snapshots"),
     };
     let mut game = GameServer::start(options).map_err(|e| format!("{listen}: {e}"))?;
     let addr = game.local_addr();

@@ -16,14 +16,23 @@ const BOTS: usize = 8;
 const SECONDS: u64 = 10;
 
 struct Outcome {
+    delta_snapshots: bool,
     reports: Vec<BotReport>,
     server: legume_game_server::ServerCounters,
     table: String,
 }
 
 fn play(net: NetFlags, seed: u64) -> Outcome {
+    play_with(net, seed, true)
+}
+
+fn play_with(net: NetFlags, seed: u64, delta_snapshots: bool) -> Outcome {
     let start = Instant::now();
-    let mut game = GameServer::start(ServerOptions::local(0)).expect("listen on 127.0.0.1:0");
+    let options = ServerOptions {
+        delta_snapshots,
+        ..ServerOptions::local(0)
+    };
+    let mut game = GameServer::start(options).expect("listen on 127.0.0.1:0");
     let mut spec = BotSpec::new(BOTS, Duration::from_secs(SECONDS));
     spec.net = net;
     spec.seed = seed;
@@ -39,6 +48,7 @@ fn play(net: NetFlags, seed: u64) -> Outcome {
     let reports = join_bots(bots);
     eprintln!("played {:.1} s", start.elapsed().as_secs_f64());
     Outcome {
+        delta_snapshots,
         reports,
         server: game.counters(),
         table,
@@ -59,6 +69,17 @@ fn check(o: &Outcome) {
     assert_eq!(o.server.chats, sent as u64);
     assert_eq!(o.server.send_failures, 0);
     assert_eq!(o.server.ignored, 0);
+    // Snapshots went as deltas against acknowledged ones, and the bots
+    // rebuilt every one (a missing base is a warning, checked below).
+    if o.delta_snapshots {
+        assert!(
+            o.server.snapshots.1 > o.server.snapshots.0,
+            "{:?}",
+            o.server.snapshots
+        );
+    } else {
+        assert_eq!(o.server.snapshots.1, 0);
+    }
     for r in &o.reports {
         assert_eq!(r.max_players_at_once, BOTS, "{}", r.name);
         assert_eq!(r.received.len(), sent, "{}", r.name);
@@ -102,4 +123,31 @@ fn eight_bots_at_10_percent_loss_and_50_ms_latency() {
     assert!(lost > 0, "no loss measured under a 10% lossy link");
     let rtt_ok = o.reports.iter().all(|r| r.stats.latency_ms >= 100.0);
     assert!(rtt_ok, "the RTT includes the 2 x 50 ms of latency");
+}
+
+/// Snapshot bytes per client per second with deltas and without, at 0% and
+/// 10% loss (8 bots, 10 s each): the figures of `docs/CHANNELS.md`. By hand
+/// (`cargo test -p legume-game-server --test headless -- --ignored
+/// --nocapture`): it takes 40 s.
+#[test]
+#[ignore = "measurement, 40 s: figures for docs/CHANNELS.md"]
+fn snapshot_bandwidth_with_and_without_deltas() {
+    for loss in [0.0, 0.1] {
+        for delta in [false, true] {
+            let net = NetFlags {
+                loss,
+                latency_ms: 25,
+                ..NetFlags::default()
+            };
+            let o = play_with(net, 3_000, delta);
+            check(&o);
+            let (whole, deltas) = o.server.snapshots;
+            let per_client = o.server.snapshot_bytes as f64 / BOTS as f64 / SECONDS as f64;
+            println!(
+                "loss {:>3}%, deltas {delta:>5}: {per_client:>6.0} snapshot bytes/s per client \
+                 ({whole} whole, {deltas} deltas)",
+                loss * 100.0
+            );
+        }
+    }
 }

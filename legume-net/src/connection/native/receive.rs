@@ -4,11 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use super::{apply_outcome, Inbound, NativeConnection, Phase, DISCONNECT_COPIES};
+use super::{NativeConnection, Phase, DISCONNECT_COPIES};
 use crate::ack::SeqCheck;
-use crate::channel::Arrival;
+use crate::channel::{frame_fits, Arrival, Channels};
 use crate::connection::Engine;
-use crate::event::{DisconnectReason, Event, MessageError};
+use crate::event::{DisconnectReason, Event};
 use crate::observe::{self, PeerLabel, CONNECTION};
 use crate::packet::{DataHeader, Frame, Frames};
 
@@ -118,8 +118,10 @@ impl NativeConnection {
     /// The plaintext frames of a DATA packet that passed every check.
     fn handle_frames(&mut self, now: Instant, header: DataHeader, frames: &[u8]) {
         // Validate every frame before acting on any, so a malformed packet
-        // is dropped whole and never acked.
-        if Frames::new(frames).any(|f| f.is_err()) {
+        // (or one naming a channel we lack, or of another kind) is dropped
+        // whole and never acked.
+        let list = &self.config.channels;
+        if Frames::new(frames).any(|f| f.map_or(true, |f| !frame_fits(list, &f))) {
             self.stats.dropped_invalid += 1;
             return;
         }
@@ -129,11 +131,19 @@ impl NativeConnection {
         self.last_recv = now;
         self.stats.in_packets += 1;
         let ack_delay = Duration::from_micros(u64::from(header.ack_delay) * 10);
-        let out = &mut self.outbound;
-        self.recovery
-            .on_ack(now, header.ack, header.ack_bits, ack_delay, &mut |o| {
-                apply_outcome(out, o)
-            });
+        match self.channels.as_deref_mut() {
+            Some(channels) => {
+                self.recovery
+                    .on_ack(now, header.ack, header.ack_bits, ack_delay, &mut |o| {
+                        channels.on_outcome(o)
+                    });
+                channels.take_feedback(&mut self.events);
+            }
+            // Nothing was ever sent: acks can name no message part.
+            None => self
+                .recovery
+                .on_ack(now, header.ack, header.ack_bits, ack_delay, &mut |_| {}),
+        }
         for frame in Frames::new(frames).flatten() {
             self.handle_frame(frame);
             if !self.is_connected() {
@@ -144,40 +154,14 @@ impl NativeConnection {
     }
 
     fn handle_frame(&mut self, frame: Frame<'_>) {
-        let arrival = match frame {
-            Frame::Ping => {
-                self.stats.keepalive_count += 1;
-                Arrival::New
-            }
-            Frame::Unreliable(bytes) => {
-                let msg = self.factory.decode(bytes).map_err(MessageError::Decode);
-                self.received.push(msg);
-                Arrival::New
-            }
-            Frame::Message { channel, id, msg } => {
-                let (ch, _) = Inbound::get(&mut self.inbound, &self.config).channel(channel);
-                ch.on_message(id, msg, &self.factory, &mut self.received)
-            }
-            Frame::Fragment {
-                channel,
-                id,
-                index,
-                count,
-                bytes,
-            } => {
-                let (ch, reassembly) =
-                    Inbound::get(&mut self.inbound, &self.config).channel(channel);
-                ch.on_fragment(
-                    id,
-                    index,
-                    count,
-                    bytes,
-                    &self.factory,
-                    reassembly,
-                    &mut self.received,
-                )
-            }
-        };
+        if frame == Frame::Ping {
+            self.stats.keepalive_count += 1;
+            return;
+        }
+        let channels = self
+            .channels
+            .get_or_insert_with(|| Channels::boxed(&self.config, &self.protection));
+        let arrival = channels.on_frame(frame, &self.factory, &mut self.received);
         match arrival {
             Arrival::OutOfWindow => self.stats.dropped_frames += 1,
             Arrival::OverLimit if self.is_connected() => {

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use legume_core::Writer;
 
-use super::{apply_outcome, NativeConnection, Phase};
+use super::{NativeConnection, Phase};
 use crate::channel::MsgRef;
 use crate::event::DisconnectReason;
 use crate::observe::{PeerLabel, CONNECTION};
@@ -71,7 +71,7 @@ impl NativeConnection {
 
     /// Whether anything waits for a DATA packet: a ping or messages.
     fn has_data(&self) -> bool {
-        self.ping_due || self.outbound.as_ref().is_some_and(|o| o.has_sendable())
+        self.ping_due || self.channels.as_ref().is_some_and(|c| c.has_data())
     }
 
     /// When the pacer will let waiting data out, if it alone holds it back
@@ -98,6 +98,11 @@ impl NativeConnection {
     /// congestion window and the pacer let out, or an ack is due.
     pub(super) fn transmit_data(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         let mtu = self.config.effective_mtu().min(buf.len());
+        // Stale unreliable messages go before they can count as data.
+        if let Some(channels) = self.channels.as_deref_mut() {
+            channels.drop_expired(now);
+            channels.take_feedback(&mut self.events);
+        }
         let overhead = self.protection.overhead();
         if mtu < DATA_HEADER_LEN + overhead + self.frag_size.min(64) {
             return None;
@@ -133,7 +138,11 @@ impl NativeConnection {
         .ok()?;
         let mut refs = self.recovery.take_refs();
         let mut w = Writer::new(&mut buf[header_len..mtu - overhead]);
-        if send_data && self.write_frames(&mut w, header.seq, &mut refs).is_err() {
+        if send_data
+            && self
+                .write_frames(&mut w, header.seq, now, &mut refs)
+                .is_err()
+        {
             // Invariant: writers check room before each frame; an error here
             // would be a bug, and sending nothing is the safe reaction.
             self.recovery.recycle_refs(refs);
@@ -152,11 +161,18 @@ impl NativeConnection {
         if owed.is_none() {
             self.acks.on_ack_sent();
         }
-        let out = &mut self.outbound;
-        self.recovery
-            .on_sent(now, len, refs, ack_eliciting, &mut |o| {
-                apply_outcome(out, o)
-            });
+        match self.channels.as_deref_mut() {
+            Some(channels) => {
+                self.recovery
+                    .on_sent(now, len, refs, ack_eliciting, &mut |o| {
+                        channels.on_outcome(o)
+                    });
+                channels.take_feedback(&mut self.events);
+            }
+            None => self
+                .recovery
+                .on_sent(now, len, refs, ack_eliciting, &mut |_| {}),
+        }
         if ack_eliciting {
             self.last_eliciting_sent = now;
         }
@@ -165,12 +181,13 @@ impl NativeConnection {
         Some(len)
     }
 
-    /// Fills a packet: a due ping, resends, unreliable messages, then new
-    /// reliable messages (the two channels take turns going first).
+    /// Fills a packet: a due ping, then the channels' frames as their
+    /// scheduler picks them (`docs/PROTOCOL.md` 4, "Scheduling").
     fn write_frames(
         &mut self,
         w: &mut Writer<'_>,
         seq: u16,
+        now: Instant,
         refs: &mut Vec<MsgRef>,
     ) -> Result<(), legume_core::EncodeError> {
         if self.ping_due {
@@ -178,19 +195,9 @@ impl NativeConnection {
             self.ping_due = false;
             self.stats.keepalive_count += 1;
         }
-        if let Some(out) = self.outbound.as_deref_mut() {
-            out.reliable.write_frames(w, seq, refs, true)?;
-            out.ordered.write_frames(w, seq, refs, true)?;
-            out.unreliable.write_frames(w)?;
-            let (first, second) = if self.ordered_first {
-                (&mut out.ordered, &mut out.reliable)
-            } else {
-                (&mut out.reliable, &mut out.ordered)
-            };
-            first.write_frames(w, seq, refs, false)?;
-            second.write_frames(w, seq, refs, false)?;
+        match self.channels.as_deref_mut() {
+            Some(channels) => channels.write_frames(w, seq, now, refs),
+            None => Ok(()),
         }
-        self.ordered_first = !self.ordered_first;
-        Ok(())
     }
 }

@@ -17,6 +17,7 @@ use legume_core::{AnyMessage, MessageFactory, Writer};
 
 use super::ids::IdWindow;
 use super::wire::{Body, Control, Header, Messages, ParseFault, FLAG_RELIABLE, HEADER_LEN};
+use crate::channel::{ChannelId, MessageHandle};
 use crate::config::{Config, Protocol};
 use crate::connection::Engine;
 use crate::delivery::Delivery;
@@ -161,6 +162,8 @@ pub(crate) struct V4Connection {
     /// Reliable messages sent for the first time.
     first_sends: u64,
     faults: Faults,
+    /// Messages sent on each default channel: the next handle's number.
+    sent_on_channel: [u64; 3],
 }
 
 impl V4Connection {
@@ -198,6 +201,7 @@ impl V4Connection {
                 passed: false,
             },
         );
+        c.refuse_invalid_config();
         c
     }
 
@@ -209,8 +213,19 @@ impl V4Connection {
         let _ = Control::Accepted.write(&mut Writer::new(&mut bytes));
         c.queue(bytes, FLAG_RELIABLE, 0);
         c.validated = false;
-        c.events.push_back(Event::Connected);
+        c.refuse_invalid_config();
+        if !c.is_closed() {
+            c.events.push_back(Event::Connected);
+        }
         c
+    }
+
+    /// Closes at once a connection whose config legume v4 cannot carry
+    /// (another channel list than the default one: `docs/PROTOCOL.md` 4).
+    fn refuse_invalid_config(&mut self) {
+        if let Err(e) = self.config.validate() {
+            self.close(DisconnectReason::InvalidConfig(e), 0);
+        }
     }
 
     /// The state shared by both roles, connected until the caller says
@@ -267,6 +282,7 @@ impl V4Connection {
             peer: None,
             first_sends: 0,
             faults: Faults::default(),
+            sent_on_channel: [0; 3],
         }
     }
 }
@@ -331,6 +347,33 @@ impl Engine for V4Connection {
         bytes.truncate(n);
         self.push_message(bytes, delivery);
         Ok(())
+    }
+
+    /// Channels 0, 1 and 2 of the default list, the only list legume v4
+    /// carries, send as `Delivery::{Unreliable, Reliable, ReliableOrdered}`.
+    fn send_on(
+        &mut self,
+        channel: ChannelId,
+        msg: &dyn AnyMessage,
+    ) -> Result<MessageHandle, SendError> {
+        let delivery = match channel.0 {
+            0 => Delivery::Unreliable,
+            1 => Delivery::Reliable,
+            2 => Delivery::ReliableOrdered,
+            other => {
+                return Err(SendError::UnknownChannel {
+                    channel: other,
+                    count: self.sent_on_channel.len(),
+                })
+            }
+        };
+        self.send(msg, delivery)?;
+        let number = &mut self.sent_on_channel[usize::from(channel.0)];
+        *number += 1;
+        Ok(MessageHandle {
+            channel,
+            number: *number - 1,
+        })
     }
 
     fn send_encoded(&mut self, message: &[u8], delivery: Delivery) -> Result<(), SendError> {
