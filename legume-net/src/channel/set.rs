@@ -68,6 +68,10 @@ pub(crate) struct Channels {
     pub(crate) reassembly: Reassembly,
     max_message_size: usize,
     room: usize,
+    /// Whether any channel reports feedback (most lists have none).
+    any_feedback: bool,
+    /// Whether any channel has a lifetime.
+    any_lifetime: bool,
 }
 
 impl Channels {
@@ -103,17 +107,9 @@ impl Channels {
             },
             max_message_size: limits.max_message_size,
             room: sizes.room,
+            any_feedback: config.channels.iter().any(|c| c.feedback),
+            any_lifetime: config.channels.iter().any(|c| c.lifetime.is_some()),
         }
-    }
-
-    /// The largest message `channel` takes: one packet's room for the
-    /// unreliable kinds, `max_message_size` for the reliable ones.
-    pub(crate) fn max_size(&self, channel: ChannelId) -> Result<usize, SendError> {
-        let c = self.get(channel)?;
-        Ok(match &c.send {
-            SendSide::Unreliable(q) => self.room - q.overhead(self.room),
-            SendSide::Reliable(_) => self.max_message_size,
-        })
     }
 
     fn get(&self, channel: ChannelId) -> Result<&ChannelState, SendError> {
@@ -128,11 +124,14 @@ impl Channels {
     /// The channel's own checks of a message of `len` bytes: its size and
     /// the channel's queue limit.
     pub(crate) fn check_send(&self, channel: ChannelId, len: usize) -> Result<(), SendError> {
-        let max = self.max_size(channel)?;
+        let c = self.get(channel)?;
+        let max = match &c.send {
+            SendSide::Unreliable(q) => self.room - q.overhead(self.room),
+            SendSide::Reliable(_) => self.max_message_size,
+        };
         if len > max {
             return Err(SendError::TooLarge { len, max });
         }
-        let c = self.get(channel)?;
         let queued = c.buffered_bytes();
         if queued + len > c.config.max_queued_bytes {
             return Err(SendError::QueueFull {
@@ -219,6 +218,9 @@ impl Channels {
 
     /// Drops the unreliable messages that have outlived their lifetime.
     pub(crate) fn drop_expired(&mut self, now: Instant) {
+        if !self.any_lifetime {
+            return;
+        }
         for c in &mut self.list {
             if let SendSide::Unreliable(q) = &mut c.send {
                 q.drop_expired(now);
@@ -244,6 +246,9 @@ impl Channels {
 
     /// Moves the feedback decided since the last call into `events`.
     pub(crate) fn take_feedback(&mut self, events: &mut VecDeque<Event>) {
+        if !self.any_feedback {
+            return;
+        }
         for (i, c) in self.list.iter_mut().enumerate() {
             if !c.config.feedback {
                 continue;
@@ -268,12 +273,12 @@ impl Channels {
     /// `out`, counting what its channel delivered.
     pub(crate) fn on_frame(
         &mut self,
-        frame: Frame<'_>,
+        frame: &Frame<'_>,
         factory: &MessageFactory,
         out: &mut Vec<Received>,
     ) -> Arrival {
         let before = out.len();
-        let id = match frame {
+        let id = match *frame {
             Frame::Ping => return Arrival::New,
             Frame::Unreliable { channel, .. } => channel.id,
             Frame::Sequenced { channel, .. } => channel,
@@ -293,6 +298,7 @@ impl Channels {
             }
             (RecvSide::Sequenced(newest), Frame::Sequenced { number, msg, .. }) => {
                 // Serial order on 32 bits: newer when less than 2^31 ahead.
+                let number = *number;
                 let newer = newest.is_none_or(|n| (number.wrapping_sub(n) as i32) > 0);
                 if newer {
                     *newest = Some(number);
@@ -307,7 +313,7 @@ impl Channels {
                 Arrival::New
             }
             (RecvSide::Reliable(r), Frame::Message { id, msg, .. }) => {
-                r.on_message(id, msg, factory, out)
+                r.on_message(*id, msg, factory, out)
             }
             (
                 RecvSide::Reliable(r),
@@ -318,7 +324,15 @@ impl Channels {
                     bytes,
                     ..
                 },
-            ) => r.on_fragment(id, index, count, bytes, factory, &mut self.reassembly, out),
+            ) => r.on_fragment(
+                *id,
+                *index,
+                *count,
+                bytes,
+                factory,
+                &mut self.reassembly,
+                out,
+            ),
             // `frame_fits` refused every other pairing.
             _ => Arrival::OutOfWindow,
         };
@@ -499,6 +513,7 @@ pub(crate) fn max_unreliable_size(
 
 /// Whether a frame names a channel of `list` with the frame's kind; a
 /// packet with a frame that does not is invalid (`docs/PROTOCOL.md` 3).
+#[inline]
 pub(crate) fn frame_fits(list: &[ChannelConfig], frame: &Frame<'_>) -> bool {
     let (id, wanted): (u8, &[ChannelKind]) = match *frame {
         Frame::Ping => return true,

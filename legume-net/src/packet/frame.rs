@@ -75,6 +75,7 @@ impl<'a> Frames<'a> {
         }
     }
 
+    #[inline]
     fn next_frame(&mut self) -> Result<Frame<'a>, PacketError> {
         let r = &mut self.r;
         let kind = r.read_u8()?;
@@ -124,6 +125,7 @@ impl<'a> Frames<'a> {
 impl<'a> Iterator for Frames<'a> {
     type Item = Result<Frame<'a>, PacketError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.r.is_empty() {
             return None;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::{NativeConnection, Phase, DISCONNECT_COPIES};
 use crate::ack::SeqCheck;
-use crate::channel::{frame_fits, Arrival, Channels};
+use crate::channel::{frame_fits, Arrival, ChannelConfig, Channels};
 use crate::connection::Engine;
 use crate::event::{DisconnectReason, Event};
 use crate::observe::{self, PeerLabel, CONNECTION};
@@ -120,8 +120,7 @@ impl NativeConnection {
         // Validate every frame before acting on any, so a malformed packet
         // (or one naming a channel we lack, or of another kind) is dropped
         // whole and never acked.
-        let list = &self.config.channels;
-        if Frames::new(frames).any(|f| f.map_or(true, |f| !frame_fits(list, &f))) {
+        if !all_fit(&self.config.channels, frames) {
             self.stats.dropped_invalid += 1;
             return;
         }
@@ -144,7 +143,8 @@ impl NativeConnection {
                 .recovery
                 .on_ack(now, header.ack, header.ack_bits, ack_delay, &mut |_| {}),
         }
-        for frame in Frames::new(frames).flatten() {
+        let mut it = Frames::new(frames);
+        while let Some(Ok(ref frame)) = it.next() {
             self.handle_frame(frame);
             if !self.is_connected() {
                 break; // a limit closed the connection
@@ -153,8 +153,8 @@ impl NativeConnection {
         self.deliver_received();
     }
 
-    fn handle_frame(&mut self, frame: Frame<'_>) {
-        if frame == Frame::Ping {
+    fn handle_frame(&mut self, frame: &Frame<'_>) {
+        if matches!(frame, Frame::Ping) {
             self.stats.keepalive_count += 1;
             return;
         }
@@ -184,6 +184,20 @@ impl NativeConnection {
                     self.events.push_back(Event::Error(e));
                 }
             }
+        }
+    }
+}
+
+/// Whether every frame of a payload parses and names a channel of `list`
+/// of its kind. (A loop over borrowed items rather than `Iterator::any`,
+/// which would copy each frame out.)
+fn all_fit(list: &[ChannelConfig], frames: &[u8]) -> bool {
+    let mut it = Frames::new(frames);
+    loop {
+        match it.next() {
+            None => return true,
+            Some(Ok(ref frame)) if frame_fits(list, frame) => {}
+            Some(_) => return false,
         }
     }
 }
