@@ -47,6 +47,8 @@ struct ChannelState {
     recv: RecvSide,
     /// The scheduler's virtual time of the channel.
     vtime: u64,
+    /// What one byte sent adds to `vtime`: [`VTIME_PER_BYTE`] / weight.
+    vtime_per_byte: u64,
     delivered: u64,
     dropped_stale: u64,
 }
@@ -196,7 +198,7 @@ impl Channels {
                 return Ok(());
             };
             let c = &mut self.list[i];
-            let weight = u64::from(c.config.weight.max(1));
+            let per_byte = c.vtime_per_byte;
             loop {
                 let written = match &mut c.send {
                     SendSide::Unreliable(q) => q.write_next(w, now, refs)?,
@@ -207,7 +209,7 @@ impl Channels {
                     break;
                 };
                 self.vnow = vtime;
-                vtime += n as u64 * VTIME_PER_BYTE / weight;
+                vtime += n as u64 * per_byte;
                 c.vtime = vtime;
                 if second.is_some_and(|s| (vtime, priority, i) > s) || !c.is_ready() {
                     break;
@@ -217,10 +219,14 @@ impl Channels {
     }
 
     /// Drops the unreliable messages that have outlived their lifetime.
+    #[inline]
     pub(crate) fn drop_expired(&mut self, now: Instant) {
-        if !self.any_lifetime {
-            return;
+        if self.any_lifetime {
+            self.drop_expired_on_all(now);
         }
+    }
+
+    fn drop_expired_on_all(&mut self, now: Instant) {
         for c in &mut self.list {
             if let SendSide::Unreliable(q) = &mut c.send {
                 q.drop_expired(now);
@@ -245,10 +251,14 @@ impl Channels {
     }
 
     /// Moves the feedback decided since the last call into `events`.
+    #[inline]
     pub(crate) fn take_feedback(&mut self, events: &mut VecDeque<Event>) {
-        if !self.any_feedback {
-            return;
+        if self.any_feedback {
+            self.take_feedback_from_all(events);
         }
+    }
+
+    fn take_feedback_from_all(&mut self, events: &mut VecDeque<Event>) {
         for (i, c) in self.list.iter_mut().enumerate() {
             if !c.config.feedback {
                 continue;
@@ -416,6 +426,7 @@ impl ChannelState {
             send,
             recv,
             vtime: 0,
+            vtime_per_byte: VTIME_PER_BYTE / u64::from(c.weight.max(1)),
             delivered: 0,
             dropped_stale: 0,
         }

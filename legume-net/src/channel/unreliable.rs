@@ -83,7 +83,9 @@ impl UnreliableQueue {
 
     /// Queues a message at `now`; returns its number.
     pub(crate) fn push(&mut self, msg: &[u8], now: Instant) -> u64 {
-        self.drop_expired(now);
+        if self.lifetime.is_some() {
+            self.drop_expired(now);
+        }
         let number = self.next_number;
         self.next_number += 1;
         self.bytes.extend(msg);
@@ -135,7 +137,9 @@ impl UnreliableQueue {
         now: Instant,
         refs: &mut Vec<MsgRef>,
     ) -> Result<Option<usize>, EncodeError> {
-        self.drop_expired(now);
+        if self.lifetime.is_some() {
+            self.drop_expired(now);
+        }
         let Some(&e) = self.entries.front() else {
             return Ok(None);
         };
