@@ -194,27 +194,29 @@ impl Channels {
                     second = Some(key);
                 }
             }
-            let Some((mut vtime, priority, i)) = best else {
+            let Some((vtime, priority, i)) = best else {
                 return Ok(());
             };
             let c = &mut self.list[i];
             let per_byte = c.vtime_per_byte;
-            loop {
+            // It stays first while its virtual time is below the runner-up's,
+            // or equal to it when it wins the tie.
+            let limit = second.map_or(u64::MAX, |s| s.0 + u64::from((priority, i) < (s.1, s.2)));
+            let mut start = vtime;
+            while start < limit {
                 let written = match &mut c.send {
                     SendSide::Unreliable(q) => q.write_next(w, now, refs)?,
                     SendSide::Reliable(s) => s.write_next(w, seq, refs)?,
                 };
                 let Some(n) = written else {
+                    // Nothing more that fits (or nothing more at all).
                     full |= 1 << i;
                     break;
                 };
-                self.vnow = vtime;
-                vtime += n as u64 * per_byte;
-                c.vtime = vtime;
-                if second.is_some_and(|s| (vtime, priority, i) > s) || !c.is_ready() {
-                    break;
-                }
+                self.vnow = start;
+                start += n as u64 * per_byte;
             }
+            c.vtime = start;
         }
     }
 
