@@ -135,9 +135,10 @@ impl NativeConnection {
         msg: &dyn AnyMessage,
         channel: ChannelId,
     ) -> Result<MessageHandle, SendError> {
-        self.check_send(msg.message_len(), channel)?;
+        let len = msg.message_len();
+        self.check_send(len, channel)?;
         let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.resize(msg.message_len(), 0);
+        scratch.resize(len, 0);
         let encoded = msg.encode_message(&mut scratch);
         let handle = encoded.map(|n| self.push_message(&scratch[..n], channel));
         self.scratch = scratch;

@@ -134,8 +134,28 @@ impl PeerTable {
 
     /// The connection of a peer.
     pub(super) fn get(&self, peer: PeerRef) -> Option<&Connection> {
-        let addr = self.resolve(peer)?;
-        self.map.get(&addr).map(|p| &p.conn)
+        self.peer(peer).map(|p| &p.conn)
+    }
+
+    /// A peer's entry: one map lookup by address, two by identity.
+    fn peer(&self, peer: PeerRef) -> Option<&Peer> {
+        self.map.get(&address_of(&self.ids, peer)?)
+    }
+
+    /// Runs `act` on a peer's connection, then takes in what it changed
+    /// (events, the transmit queue, its timer). One lookup of the peer for
+    /// all of it: a server echoing many small messages spent an eighth of
+    /// its time hashing addresses.
+    fn act_on<T>(
+        &mut self,
+        peer: PeerRef,
+        act: impl FnOnce(&mut Connection) -> Result<T, SendError>,
+    ) -> Result<T, SendError> {
+        let (addr, p) = entry_mut(&mut self.map, &self.ids, peer).ok_or(SendError::NotConnected)?;
+        let out = act(&mut p.conn)?;
+        self.queues.touch(addr, p);
+        self.compact_timers_if_stale();
+        Ok(out)
     }
 
     /// Every peer with its connection.
@@ -161,12 +181,10 @@ impl PeerTable {
     /// What is attached to a peer, in the table or departed with its
     /// `Disconnected` event not yet polled.
     fn attached(&self, peer: PeerRef) -> Option<&Attached> {
-        if let Some(addr) = self.resolve(peer) {
-            return self.map.get(&addr)?.attached.as_deref();
-        }
-        match peer {
-            PeerRef::Client(id) => self.departed.get(&id).map(|a| &**a),
-            PeerRef::Addr(_) => None,
+        match (self.peer(peer), peer) {
+            (Some(p), _) => p.attached.as_deref(),
+            (None, PeerRef::Client(id)) => self.departed.get(&id).map(|a| &**a),
+            (None, PeerRef::Addr(_)) => None,
         }
     }
 
@@ -182,12 +200,10 @@ impl PeerTable {
 
     /// The app's value attached to a peer, mutably, if it is a `T`.
     pub(super) fn peer_data_mut<T: Any>(&mut self, peer: PeerRef) -> Option<&mut T> {
-        let attached = match self.resolve(peer) {
-            Some(addr) => self.map.get_mut(&addr)?.attached.as_deref_mut(),
-            None => match peer {
-                PeerRef::Client(id) => self.departed.get_mut(&id).map(|a| &mut **a),
-                PeerRef::Addr(_) => None,
-            },
+        let attached = match (entry_mut(&mut self.map, &self.ids, peer), peer) {
+            (Some((_, p)), _) => p.attached.as_deref_mut(),
+            (None, PeerRef::Client(id)) => self.departed.get_mut(&id).map(|a| &mut **a),
+            (None, PeerRef::Addr(_)) => None,
         }?;
         attached.data.as_mut()?.downcast_mut()
     }
@@ -195,16 +211,11 @@ impl PeerTable {
     /// Attaches the app's value to a peer in the table, replacing any
     /// earlier one; false when there is no such peer.
     pub(super) fn set_peer_data(&mut self, peer: PeerRef, data: PeerData) -> bool {
-        let Some(addr) = self.resolve(peer) else {
+        let Some((_, p)) = entry_mut(&mut self.map, &self.ids, peer) else {
             return false;
         };
-        match self.map.get_mut(&addr) {
-            Some(p) => {
-                p.attached.get_or_insert_with(Box::default).data = Some(data);
-                true
-            }
-            None => false,
-        }
+        p.attached.get_or_insert_with(Box::default).data = Some(data);
+        true
     }
 
     /// Adds a new connection and takes in its first events and timer. Its
@@ -275,14 +286,7 @@ impl PeerTable {
         msg: &dyn AnyMessage,
         delivery: Delivery,
     ) -> Result<(), SendError> {
-        let addr = self.resolve(peer).ok_or(SendError::NotConnected)?;
-        let p = self.map.get_mut(&addr).ok_or(SendError::NotConnected)?;
-        p.conn.send(msg, delivery)?;
-        // One map lookup per send: a server echoing many small messages
-        // spent an eighth of its time hashing addresses.
-        self.queues.touch(addr, p);
-        self.compact_timers_if_stale();
-        Ok(())
+        self.act_on(peer, |c| c.send(msg, delivery))
     }
 
     /// Queues a message to one peer on a channel of `Config::channels`.
@@ -292,12 +296,7 @@ impl PeerTable {
         channel: ChannelId,
         msg: &dyn AnyMessage,
     ) -> Result<MessageHandle, SendError> {
-        let addr = self.resolve(peer).ok_or(SendError::NotConnected)?;
-        let p = self.map.get_mut(&addr).ok_or(SendError::NotConnected)?;
-        let handle = p.conn.send_on(channel, msg)?;
-        self.queues.touch(addr, p);
-        self.compact_timers_if_stale();
-        Ok(handle)
+        self.act_on(peer, |c| c.send_on(channel, msg))
     }
 
     /// Queues an encoded message to every open connection but `except`'s.
@@ -326,14 +325,11 @@ impl PeerTable {
 
     /// Disconnects one peer with a reason.
     pub(super) fn disconnect(&mut self, peer: PeerRef, reason: &str) {
-        let Some(addr) = self.resolve(peer) else {
-            return;
-        };
-        if let Some(p) = self.map.get_mut(&addr) {
-            p.conn.disconnect(reason);
-            self.queues.touch(addr, p);
-            self.compact_timers_if_stale();
-        }
+        // No such peer: nothing to end.
+        let _ = self.act_on(peer, |c| {
+            c.disconnect(reason);
+            Ok(())
+        });
     }
 
     /// Hands a datagram from `addr` to its connection, unless `answer`
@@ -464,6 +460,26 @@ impl PeerTable {
                 .collect();
         }
     }
+}
+
+/// The address `peer` names: itself, or the address of that identity.
+/// Whether a peer is there is for the map lookup that follows.
+fn address_of(ids: &HashMap<ClientId, SocketAddr>, peer: PeerRef) -> Option<SocketAddr> {
+    match peer {
+        PeerRef::Addr(a) => Some(a),
+        PeerRef::Client(id) => ids.get(&id).copied(),
+    }
+}
+
+/// A peer's address and entry, mutably (the table's fields apart, so the
+/// caller can still reach its queues).
+fn entry_mut<'a>(
+    map: &'a mut HashMap<SocketAddr, Peer>,
+    ids: &HashMap<ClientId, SocketAddr>,
+    peer: PeerRef,
+) -> Option<(SocketAddr, &'a mut Peer)> {
+    let addr = address_of(ids, peer)?;
+    map.get_mut(&addr).map(|p| (addr, p))
 }
 
 impl Queues {
